@@ -1,0 +1,40 @@
+"""The one exception hierarchy of pimdram: every error a user can cause is a PimdramError."""
+
+
+class PimdramError(Exception):
+    """Base class of all errors pimdram raises on bad input or a failed run."""
+
+
+class ConfigError(PimdramError):
+    """A configuration (memory standard, PIM design, model, system) is invalid.
+
+    The message names the file and the dotted path of the offending key.
+    """
+
+
+class TraceError(PimdramError):
+    """A trace (request or kernel trace) is malformed; the message names file and line."""
+
+
+class FileFormatError(PimdramError):
+    """A file is not of the expected format (wrong magic string, missing parts)."""
+
+
+class VersionTooOldError(FileFormatError):
+    """A file's format version is older than this pimdram can read."""
+
+
+class VersionTooNewError(FileFormatError):
+    """A file's format version is newer than this pimdram can read; upgrade pimdram."""
+
+
+class WorkloadError(PimdramError):
+    """A model or workload is invalid or does not fit the system."""
+
+
+class SimulationError(PimdramError):
+    """The engine stopped with an error (a deadlock, an illegal program)."""
+
+
+class OutputExistsError(PimdramError):
+    """The output file exists and overwriting was not requested."""
