@@ -1,0 +1,572 @@
+"""Reads a memory-standard YAML, validates it, and resolves it to integer cycles and plain tables.
+
+The result, a MemorySpec, is everything the engine and the checker need: the organisation as a
+tree of levels, commands with their scope and bus, the timing-constraint rows in cycles, refresh,
+controller policy and address mapping. ns -> cycles conversion happens here and nowhere else.
+"""
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import yaml
+
+from ..errors import ConfigError
+from . import expr
+from .files import find_config, load_yaml
+from .section import Section
+
+# Command kinds the engine implements once; a standard's commands each name one of these.
+COMMAND_KINDS = (
+    "activate",          # open a row in every bank of its scope
+    "precharge",         # close the open row in every bank of its scope
+    "read",              # column read
+    "write",             # column write
+    "read_precharge",    # column read with auto-precharge
+    "write_precharge",   # column write with auto-precharge
+    "refresh",           # refresh every bank of its scope (all must be closed)
+)
+BUSES = ("row", "column")
+SCHEDULERS = ("frfcfs", "fcfs")
+ROW_POLICIES = ("open", "closed")
+REFRESH_MODES = ("all_bank", "per_bank", "none")
+
+# DRAMsim3-style two-letter field names and the level names they stand for.
+FIELD_ALIASES = {
+    "ch": "channel", "pc": "pseudo_channel", "ra": "rank", "si": "sid",
+    "bg": "bank_group", "ba": "bank", "ro": "row", "co": "column",
+}
+
+CONTROLLER_DEFAULTS = {
+    "read_queue": 32,
+    "write_queue": 32,
+    "bank_queue": 0,
+    "scheduler": "frfcfs",
+    "row_hit_cap": 0,
+    "row_policy": "open",
+    "write_high_watermark": 0.8,
+    "write_low_watermark": 0.2,
+    "refresh": "all_bank",
+}
+
+
+@dataclass
+class Command:
+    name: str
+    kind: str
+    scope: int          # level index of the node the command addresses
+    bus: int            # 0 = row command bus, 1 = column command bus
+    bus_cycles: int     # cycles the command occupies its bus
+
+
+@dataclass
+class Constraint:
+    level: int
+    from_cmd: int
+    to_cmd: int
+    latency: int
+    window: int = 1     # >1: the `window`-th most recent `from` bounds the next `to` (tFAW: 4)
+    sibling: bool = False   # applies between different nodes of `level` under one parent
+    text: str = ""      # the expression it came from, for messages
+
+
+@dataclass
+class Refresh:
+    command: int
+    scope: int          # level index of the refreshed node (rank: all-bank; bank: per-bank)
+    interval: int       # cycles between two refreshes of the same node
+
+
+@dataclass
+class Controller:
+    read_queue: int
+    write_queue: int
+    bank_queue: int
+    scheduler: str
+    row_hit_cap: int
+    row_policy: str
+    write_high_watermark: float
+    write_low_watermark: float
+    refresh: str
+
+
+@dataclass
+class MemorySpec:
+    name: str
+    standard: str
+    description: str
+    source: str
+    levels: List[str]
+    counts: List[int]
+    rows: int
+    columns: int
+    access_bytes: int
+    request_bytes: int
+    data_bus_level: int
+    tck_ns: float
+    timing: Dict[str, int]
+    commands: List[Command]
+    constraints: List[Constraint]
+    refresh: Optional[Refresh]
+    refresh_options: Dict[str, Refresh]
+    separate_row_column_bus: bool
+    read_latency: int
+    write_latency: int
+    power: Dict[str, float]
+    controller: Controller
+    address_mapping: List[Tuple[str, int]]
+    offset_bits: int
+    raw: dict = field(default_factory=dict, repr=False)
+
+    # --- derived views -------------------------------------------------------------------
+    @property
+    def n_channels(self):
+        return self.counts[0]
+
+    @property
+    def bank_level(self):
+        return len(self.levels) - 1
+
+    @property
+    def banks_per_channel(self):
+        return int(np.prod(self.counts[1:]))
+
+    @property
+    def command_names(self):
+        return [c.name for c in self.commands]
+
+    def command_index(self, name):
+        for i, c in enumerate(self.commands):
+            if c.name == name:
+                return i
+        raise KeyError(name)
+
+    def commands_of_kind(self, kind):
+        return [i for i, c in enumerate(self.commands) if c.kind == kind]
+
+    @property
+    def peak_bandwidth(self):
+        """Bytes per second with every data bus streaming bursts back to back."""
+        buses = int(np.prod(self.counts[: self.data_bus_level + 1]))
+        return buses * self.access_bytes / (self.timing["nBL"] * self.tck_ns * 1e-9)
+
+    @property
+    def capacity_bytes(self):
+        return self.n_channels * self.banks_per_channel * self.rows * self.columns * self.access_bytes
+
+    def to_dict(self):
+        """The fully resolved configuration (every timing in cycles) as plain data."""
+        names = self.command_names
+        return {
+            "name": self.name,
+            "standard": self.standard,
+            "description": self.description,
+            "source": self.source,
+            "organization": {
+                "levels": [{"name": n, "count": c} for n, c in zip(self.levels, self.counts)],
+                "rows": self.rows,
+                "columns": self.columns,
+                "access_bytes": self.access_bytes,
+                "request_bytes": self.request_bytes,
+                "data_bus": self.levels[self.data_bus_level],
+                "capacity_bytes": self.capacity_bytes,
+                "peak_bandwidth_bytes_per_s": self.peak_bandwidth,
+            },
+            "timing": {"tCK": self.tck_ns, **self.timing},
+            "read_latency": self.read_latency,
+            "write_latency": self.write_latency,
+            "commands": {
+                c.name: {"kind": c.kind, "scope": self.levels[c.scope], "bus": BUSES[c.bus], "bus_cycles": c.bus_cycles}
+                for c in self.commands
+            },
+            "command_bus": {"separate_row_column": self.separate_row_column_bus},
+            "constraints": [
+                {"level": self.levels[r.level], "from": names[r.from_cmd], "to": names[r.to_cmd],
+                 "latency": r.latency, **({"window": r.window} if r.window > 1 else {}),
+                 **({"sibling": True} if r.sibling else {})}
+                for r in self.constraints
+            ],
+            "refresh": None if self.refresh is None else {
+                "command": names[self.refresh.command], "scope": self.levels[self.refresh.scope],
+                "interval": self.refresh.interval},
+            "power": dict(self.power),
+            "controller": dict(vars(self.controller)),
+            "address_mapping": [[f, b] for f, b in self.address_mapping],
+            "offset_bits": self.offset_bits,
+        }
+
+    def to_yaml(self):
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+
+    def constraint_table(self):
+        """The constraint rows as a structured numpy array (for the engine and the checker)."""
+        dt = np.dtype([("level", np.int32), ("from_cmd", np.int32), ("to_cmd", np.int32),
+                       ("latency", np.int64), ("window", np.int32), ("sibling", np.int32)])
+        return np.array([(r.level, r.from_cmd, r.to_cmd, r.latency, r.window, int(r.sibling))
+                         for r in self.constraints], dtype=dt)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def load_memory(name_or_path, overrides=None):
+    """Find, read, override and resolve a memory standard (configs/dram or configs/compare)."""
+    path = find_config("dram", name_or_path, kinds=("dram", "compare"))
+    raw = load_yaml(path)
+    raw = apply_overrides(raw, overrides or {}, source=path)
+    return resolve_memory(raw, source=str(path))
+
+
+def parse_set_options(items):
+    """`--set KEY=VALUE` strings to a dict of dotted path -> YAML-parsed value."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. controller.read_queue=64)")
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set {item!r}: empty key")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key] = value
+    return out
+
+
+def apply_overrides(raw, overrides, source=""):
+    """Set dotted paths in a copy of the raw config. Timing keys replace their t/n twin."""
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = raw
+        for p in parts[:-1]:
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: {key}: cannot set a key inside a non-mapping")
+            node = node.setdefault(p, {})
+        leaf = parts[-1]
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source}: {key}: cannot set a key inside a non-mapping")
+        if parts[0] == "timing" and len(parts) == 2 and leaf[:1] in "tn" and len(leaf) > 1:
+            twin = ("n" if leaf[0] == "t" else "t") + leaf[1:]
+            if twin != "tCK":
+                node.pop(twin, None)
+        node[leaf] = value
+    return raw
+
+
+def resolve_memory(raw, source="config"):
+    root = Section(raw, source=source)
+    name = root.require("name", str)
+    standard = root.require("standard", str)
+    description = root.get("description", "", str)
+    root.get("sources")  # free-form citations, kept in raw
+
+    levels, counts, org = _organization(root.section("organization", required=True))
+    timing_sec = root.section("timing", required=True)
+    tck, timing = _timings(timing_sec)
+
+    rows = org["rows"]
+    columns = org["columns"]
+    access_bytes = org["access_bytes"]
+
+    cmd_sec = root.section("commands", required=True)
+    commands = []
+    for cname in cmd_sec.keys():
+        c = cmd_sec.section(cname)
+        kind = c.choice("kind", COMMAND_KINDS)
+        scope = c.choice("scope", levels)
+        bus = c.choice("bus", BUSES)
+        bus_cycles = c.number("bus_cycles", 1, positive=True, integer=True)
+        c.done()
+        commands.append(Command(str(cname), kind, levels.index(scope), BUSES.index(bus), bus_cycles))
+    cmd_sec.done()
+    names = [c.name for c in commands]
+    if not commands:
+        raise cmd_sec.error("", "no commands defined")
+    for kind in ("activate", "precharge", "read", "write"):
+        if not any(c.kind == kind and c.scope == len(levels) - 1 for c in commands):
+            raise ConfigError(f"{source}: commands: a bank-scope '{kind}' command is required")
+
+    bus_sec = root.section("command_bus")
+    separate = bus_sec.get("separate_row_column", False, bool)
+    bus_sec.done()
+
+    constraints = _constraints(root, levels, names, timing)
+
+    refresh_options = _refresh(root.section("refresh"), levels, commands, timing)
+
+    lat_sec = root.section("latency", required=True)
+    read_latency = _int_expr(lat_sec, "read", timing)
+    write_latency = _int_expr(lat_sec, "write", timing)
+    lat_sec.done()
+
+    power = _power(root.section("power"))
+    controller = _controller(root.section("controller"))
+    if controller.refresh == "none":
+        refresh = None
+    else:
+        refresh = refresh_options.get(controller.refresh)
+        if refresh is None:
+            raise ConfigError(f"{source}: controller.refresh: '{controller.refresh}' refresh is not defined "
+                              f"under refresh: (defined: {', '.join(refresh_options) or 'none'})")
+    if controller.row_policy == "closed" and not (
+            any(c.kind == "read_precharge" for c in commands) and any(c.kind == "write_precharge" for c in commands)):
+        raise ConfigError(f"{source}: controller.row_policy: 'closed' needs read_precharge and write_precharge commands")
+
+    request_bytes = org["request_bytes"] or access_bytes
+    if request_bytes % access_bytes:
+        raise ConfigError(f"{source}: organization.request_bytes: {request_bytes} is not a multiple of access_bytes {access_bytes}")
+    mapping, offset_bits = _address_mapping(root, levels, counts, rows, columns, access_bytes)
+    root.done()
+
+    data_bus = org["data_bus"] or levels[0]
+    if data_bus not in levels:
+        raise ConfigError(f"{source}: organization.data_bus: unknown level {data_bus!r}")
+
+    return MemorySpec(
+        name=name, standard=standard, description=description, source=str(source),
+        levels=levels, counts=counts, rows=rows, columns=columns, access_bytes=access_bytes,
+        request_bytes=request_bytes, data_bus_level=levels.index(data_bus),
+        tck_ns=tck, timing=timing, commands=commands, constraints=constraints,
+        refresh=refresh, refresh_options=refresh_options, separate_row_column_bus=separate,
+        read_latency=read_latency, write_latency=write_latency, power=power,
+        controller=controller, address_mapping=mapping, offset_bits=offset_bits, raw=raw,
+    )
+
+
+def _organization(org):
+    lv = org.require("levels", list)
+    levels, counts = [], []
+    for i, item in enumerate(lv):
+        s = Section(item, f"{org.dotted('levels')}[{i}]", org.source)
+        n = s.require("name", str)
+        c = s.number("count", positive=True, integer=True)
+        s.done()
+        if n in levels or n in ("row", "column"):
+            raise s.error("name", f"duplicate or reserved level name {n!r}")
+        levels.append(n)
+        counts.append(c)
+    if len(levels) < 2 or levels[0] != "channel" or levels[-1] != "bank":
+        raise org.error("levels", "must run from 'channel' (outermost) to 'bank' (innermost)")
+    if len(levels) > 6:
+        raise org.error("levels", "at most 6 levels are supported")
+    out = {
+        "rows": org.number("rows", positive=True, integer=True),
+        "columns": org.number("columns", positive=True, integer=True),
+        "access_bytes": org.number("access_bytes", positive=True, integer=True),
+        "request_bytes": org.number("request_bytes", None, positive=True, integer=True),
+        "data_bus": org.get("data_bus", None, str),
+    }
+    org.get("density")  # informative only (e.g. "8Gb"); capacity is derived
+    org.done()
+    return levels, counts, out
+
+
+def _timings(sec):
+    tck = sec.number("tCK", positive=True)
+    raw = {k: sec.data[k] for k in sec.keys() if k != "tCK"}
+    for k in raw:
+        sec.get(k)
+        if not (isinstance(k, str) and len(k) > 1 and k[0] in "tn"):
+            raise sec.error(k, "timing names start with t (ns) or n (cycles)")
+        twin = ("n" if k[0] == "t" else "t") + k[1:]
+        if twin in raw and k[0] == "n":
+            raise sec.error(k, f"given both as {k} and {twin}; keep one")
+    sec.done()
+    resolved = {}
+    pending = dict(raw)
+    # resolve in dependency order; n-names visible to expressions, t-names converted first
+    for _ in range(len(pending) + 1):
+        progressed = False
+        for k in list(pending):
+            v = pending[k]
+            nname = "n" + k[1:]
+            env = dict(resolved)
+            env["tCK"] = tck
+            try:
+                deps = expr.names_in(v) if isinstance(v, str) else set()
+            except ValueError as exc:
+                raise sec.error(k, str(exc)) from None
+            if deps - set(env):
+                unknown = deps - set(env) - {("n" + d[1:]) for d in raw} - set(raw)
+                if unknown:
+                    raise sec.error(k, f"unknown name {sorted(unknown)[0]!r} in {v!r}")
+                continue
+            try:
+                value = expr.evaluate(v, env) if isinstance(v, str) else v
+            except (ValueError, ZeroDivisionError) as exc:
+                raise sec.error(k, str(exc)) from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise sec.error(k, f"expected a number or an expression, got {v!r}")
+            if k[0] == "t":
+                cycles = math.ceil(value / tck - 1e-9)
+            else:
+                if value != int(value):
+                    raise sec.error(k, f"cycle counts are whole numbers, got {value!r}")
+                cycles = int(value)
+            if cycles < 0:
+                raise sec.error(k, f"must not be negative, got {v!r}")
+            resolved[nname] = int(cycles)
+            del pending[k]
+            progressed = True
+        if not pending:
+            break
+        if not progressed:
+            k = sorted(pending)[0]
+            raise sec.error(k, f"circular or unresolvable definition {pending[k]!r}")
+    for required in ("nBL", "nCL", "nRCD", "nRP", "nRAS"):
+        if required not in resolved:
+            raise sec.error(required, "missing")
+    return tck, resolved
+
+
+def _int_expr(sec, key, timing):
+    value = sec.require(key)
+    try:
+        out = expr.evaluate(value, timing) if isinstance(value, str) else value
+    except (ValueError, ZeroDivisionError) as exc:
+        raise sec.error(key, str(exc)) from None
+    if isinstance(out, bool) or not isinstance(out, (int, float)) or out != int(out) or out < 0:
+        raise sec.error(key, f"must resolve to a non-negative whole number of cycles, got {value!r}")
+    return int(out)
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _constraints(root, levels, names, timing):
+    rows = []
+    items = root.require("constraints", list)
+    for i, item in enumerate(items):
+        s = Section(item, f"constraints[{i}]", root.source)
+        level = s.choice("level", levels)
+        frm = _as_list(s.require("from"))
+        to = _as_list(s.require("to"))
+        for c in frm + to:
+            if c not in names:
+                raise s.error("from" if c in frm else "to", f"unknown command {c!r}")
+        latency = _int_expr(s, "latency", timing)
+        window = s.number("window", 1, positive=True, integer=True)
+        sibling = s.get("sibling", False, bool)
+        s.done()
+        if sibling and levels.index(level) == 0:
+            raise s.error("sibling", "channels are simulated independently; sibling rows need a level below channel")
+        for f in frm:
+            for t in to:
+                rows.append(Constraint(levels.index(level), names.index(f), names.index(t), latency, window,
+                                       sibling, str(item.get("latency"))))
+    return rows
+
+
+def _refresh(sec, levels, commands, timing):
+    names = [c.name for c in commands]
+    out = {}
+    for mode in list(sec.keys()):
+        if mode not in REFRESH_MODES[:2]:
+            raise sec.error(mode, f"expected one of {', '.join(REFRESH_MODES[:2])}")
+        s = sec.section(mode)
+        cmd = s.choice("command", names)
+        ci = names.index(cmd)
+        if commands[ci].kind != "refresh":
+            raise s.error("command", f"{cmd} is not a refresh command")
+        interval = _int_expr(s, "interval", timing)
+        if interval <= 0:
+            raise s.error("interval", "must be positive")
+        s.done()
+        out[mode] = Refresh(ci, commands[ci].scope, interval)
+    sec.done()
+    return out
+
+
+def _power(sec):
+    out = {}
+    for k in list(sec.keys()):
+        v = sec.number(k)
+        if v < 0:
+            raise sec.error(k, "must not be negative")
+        out[k] = float(v)
+    sec.done()
+    return out
+
+
+def _controller(sec):
+    vals = dict(CONTROLLER_DEFAULTS)
+    vals["read_queue"] = sec.number("read_queue", vals["read_queue"], positive=True, integer=True)
+    vals["write_queue"] = sec.number("write_queue", vals["write_queue"], positive=True, integer=True)
+    vals["bank_queue"] = sec.number("bank_queue", vals["bank_queue"], integer=True)
+    if vals["bank_queue"] < 0:
+        raise sec.error("bank_queue", "must be 0 (no per-bank command queues) or positive")
+    vals["scheduler"] = sec.choice("scheduler", SCHEDULERS, vals["scheduler"])
+    vals["row_hit_cap"] = sec.number("row_hit_cap", vals["row_hit_cap"], integer=True)
+    if vals["row_hit_cap"] < 0:
+        raise sec.error("row_hit_cap", "must be 0 (no cap) or positive")
+    vals["row_policy"] = sec.choice("row_policy", ROW_POLICIES, vals["row_policy"])
+    for k in ("write_high_watermark", "write_low_watermark"):
+        vals[k] = float(sec.number(k, vals[k]))
+        if not 0.0 <= vals[k] <= 1.0:
+            raise sec.error(k, "must be a fraction of the write queue between 0 and 1")
+    if vals["write_low_watermark"] > vals["write_high_watermark"]:
+        raise sec.error("write_low_watermark", "must not exceed write_high_watermark")
+    vals["refresh"] = sec.choice("refresh", REFRESH_MODES, vals["refresh"])
+    sec.done()
+    return Controller(**vals)
+
+
+def _address_mapping(root, levels, counts, rows, columns, access_bytes):
+    value = root.require("address_mapping", (str, list))
+    where = f"{root.source}: address_mapping"
+    sizes = dict(zip(levels, counts))
+    sizes["row"] = rows
+    sizes["column"] = columns
+    for fname, n in sizes.items():
+        if n & (n - 1):
+            raise ConfigError(f"{where}: {fname} count {n} is not a power of two")
+    bits = {k: int(n).bit_length() - 1 for k, n in sizes.items()}
+    if access_bytes & (access_bytes - 1):
+        raise ConfigError(f"{where}: access_bytes {access_bytes} is not a power of two")
+    offset = access_bytes.bit_length() - 1
+    if isinstance(value, list):
+        fields = []
+        for i, item in enumerate(value):
+            if not (isinstance(item, list) and len(item) == 2 and item[0] in sizes and isinstance(item[1], int)):
+                raise ConfigError(f"{where}[{i}]: expected [field, bits] with field one of {', '.join(sizes)}")
+            fields.append((item[0], item[1]))
+    else:
+        fields = _mapping_from_string(value, levels, bits, where)
+    got = {}
+    for f, b in fields:
+        got[f] = got.get(f, 0) + b
+    for f in sizes:
+        if got.get(f, 0) != bits[f]:
+            raise ConfigError(f"{where}: {f} needs {bits[f]} bits, the mapping gives {got.get(f, 0)}")
+    return [(f, b) for f, b in fields if b > 0], offset
+
+
+def _mapping_from_string(text, levels, bits, where):
+    """DRAMsim3-style 'rorabgbachco' or Ramulator-style 'RoBaRaCoCh', MSB first."""
+    if text[:1].islower():
+        if len(text) % 2:
+            raise ConfigError(f"{where}: {text!r}: expected two-letter fields such as rorabgbachco")
+        fields = []
+        for i in range(0, len(text), 2):
+            tok = text[i:i + 2]
+            name = FIELD_ALIASES.get(tok)
+            if name is None or name not in bits:
+                raise ConfigError(f"{where}: {text!r}: unknown field {tok!r} for levels {', '.join(levels)}")
+            fields.append((name, bits[name]))
+        return fields
+    tokens = [text[i:i + 2] for i in range(0, len(text), 2)]
+    middle = [lv for lv in levels[1:] if lv not in ("bank_group", "bank")]
+    expand = {
+        "Ch": ["channel"], "Ra": middle, "Bg": ["bank_group"] if "bank_group" in levels else [],
+        "Ba": (["bank"] if "Bg" in tokens else [lv for lv in ("bank_group", "bank") if lv in levels]),
+        "Ro": ["row"], "Co": ["column"],
+    }
+    fields = []
+    for tok in tokens:
+        if tok not in expand:
+            raise ConfigError(f"{where}: {text!r}: unknown field {tok!r} (use Ch, Ra, Bg, Ba, Ro, Co)")
+        fields.extend((name, bits[name]) for name in expand[tok])
+    return fields
