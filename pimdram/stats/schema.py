@@ -1,0 +1,169 @@
+"""The pimdram.stats HDF5 schema: format name and version, paths, root attributes, standard tables.
+
+This module is the one place that spells the layout of a stats file. The writer and reader
+(`writer.py`, `reader.py`) are generic over tables; the standard tables a replay writes, with
+the dtype and unit of every column, are declared here as data so that the replay never repeats a
+unit or a dtype and the spec (docs/stats-format.md) can be checked against the code.
+"""
+import numpy as np
+
+FORMAT = "pimdram.stats"
+FORMAT_VERSION = (1, 0)
+
+#: Group under which every table lives: table `channels` is the group `/tables/channels`.
+TABLES_GROUP = "tables"
+
+# Root attribute names (hyphenated, as in cooler/H5MD).
+ATTR_FORMAT = "format"
+ATTR_FORMAT_VERSION = "format-version"
+ATTR_GENERATED_BY = "generated-by"
+ATTR_CREATION_DATE = "creation-date"
+ATTR_CONFIG = "config"
+ATTR_TRACE_SHA256 = "trace-sha256"
+ATTR_TRACE_PATH = "trace-path"
+ATTR_SEED = "seed"
+ATTR_COMMAND_NAMES = "command-names"
+ATTR_LEVELS = "levels"
+
+#: Written by the writer itself; a caller may not set them.
+WRITER_ATTRS = (ATTR_FORMAT, ATTR_FORMAT_VERSION, ATTR_GENERATED_BY, ATTR_CREATION_DATE)
+
+#: Every 1.x file has these root attributes, supplied by the caller of the writer.
+REQUIRED_ATTRS = (ATTR_CONFIG, ATTR_TRACE_SHA256, ATTR_TRACE_PATH, ATTR_SEED,
+                  ATTR_COMMAND_NAMES, ATTR_LEVELS)
+
+#: Optional root attributes and the value a reader gives them when a file lacks them. An
+#: attribute added in a later minor version goes here (with its "since" in the spec) so that
+#: files written before it existed still read.
+ATTR_DEFAULTS = {
+    "description": "",
+}
+
+# Table attributes (on the group /tables/<name>).
+TABLE_ATTR_COLUMNS = "columns"   # column names in order (HDF5 lists members alphabetically)
+COLUMN_ATTR_UNIT = "unit"
+
+#: A column longer than this is stored chunked with gzip+shuffle; shorter ones contiguous.
+COMPRESS_MIN_ROWS = 1024
+#: Rows per chunk of a compressed column (at most; short columns get one chunk).
+CHUNK_ROWS = 1 << 16
+GZIP_LEVEL = 4
+
+#: Column kinds a table may hold, by numpy dtype kind: bool, signed, unsigned, float, str.
+COLUMN_KINDS = "biufU"
+
+# --- standard tables (what a replay writes) -----------------------------------------------
+
+SUMMARY = "summary"
+CHANNELS = "channels"
+LATENCY_HISTOGRAM = "latency_histogram"
+BANDWIDTH = "bandwidth"
+ENERGY = "energy"
+COMMAND_LOG = "command_log"
+KERNELS = "kernels"
+
+#: latency_histogram.kind values, in order (also stored as that table's `kind-names` attribute).
+LATENCY_KINDS = ("read", "write")
+
+_I64, _I32, _U8, _F64 = np.dtype("int64"), np.dtype("int32"), np.dtype("uint8"), np.dtype("float64")
+
+_LATENCY_STATS = ("mean", "p50", "p90", "p99", "max")
+
+_STANDARD = {
+    SUMMARY: [
+        ("cycles", _I64, "cycle"),
+        ("tck_ns", _F64, "ns"),
+        ("simulated_seconds", _F64, "s"),
+        ("requests", _I64, "count"),
+        ("reads", _I64, "count"),
+        ("writes", _I64, "count"),
+        ("bytes_read", _I64, "B"),
+        ("bytes_written", _I64, "B"),
+        ("row_hits", _I64, "count"),
+        ("row_misses", _I64, "count"),
+        ("row_conflicts", _I64, "count"),
+        ("read_latency_mean", _F64, "cycle"),
+        ("write_latency_mean", _F64, "cycle"),
+        ("bandwidth", _F64, "B/s"),
+        ("peak_bandwidth", _F64, "B/s"),
+        ("energy_j", _F64, "J"),
+        ("wall_seconds", _F64, "s"),
+        ("requests_per_second", _F64, "1/s"),
+    ],
+    # cmd_<NAME> columns are inserted after `channel`, one per command (see standard_columns)
+    CHANNELS: [
+        ("channel", _I32, "1"),
+        ("reads", _I64, "count"),
+        ("writes", _I64, "count"),
+        ("bytes_read", _I64, "B"),
+        ("bytes_written", _I64, "B"),
+        ("row_hits", _I64, "count"),
+        ("row_misses", _I64, "count"),
+        ("row_conflicts", _I64, "count"),
+        ("busy_cycles", _I64, "cycle"),
+    ] + [(f"read_latency_{s}", _F64, "cycle") for s in _LATENCY_STATS]
+      + [(f"write_latency_{s}", _F64, "cycle") for s in _LATENCY_STATS]
+      + [("energy_j", _F64, "J")],
+    LATENCY_HISTOGRAM: [
+        ("channel", _I32, "1"),
+        ("kind", _U8, "1"),
+        ("bin_start", _I64, "cycle"),
+        ("bin_end", _I64, "cycle"),
+        ("count", _I64, "count"),
+    ],
+    BANDWIDTH: [
+        ("step", _I64, "cycle"),
+        ("bytes_read", _I64, "B"),
+        ("bytes_written", _I64, "B"),
+    ],
+    ENERGY: [
+        ("channel", _I32, "1"),
+        ("activate_j", _F64, "J"),
+        ("read_j", _F64, "J"),
+        ("write_j", _F64, "J"),
+        ("refresh_j", _F64, "J"),
+        ("background_j", _F64, "J"),
+        ("total_j", _F64, "J"),
+    ],
+    # level columns are inserted after `command`, one per organisation level
+    COMMAND_LOG: [
+        ("cycle", _I64, "cycle"),
+        ("command", _U8, "1"),
+        ("row", _I32, "1"),
+        ("column", _I32, "1"),
+    ],
+}
+
+#: Table attributes each standard table must have (name -> meaning), checked by standard_table.
+_STANDARD_TABLE_ATTRS = {
+    BANDWIDTH: ("window",),
+}
+
+STANDARD_TABLES = tuple(_STANDARD)
+
+
+def command_column(name):
+    """The `channels` column that counts command `name`."""
+    return f"cmd_{name}"
+
+
+def standard_columns(table, command_names=(), levels=()):
+    """The columns of a standard table in order, as a list of (name, numpy dtype, unit).
+
+    `command_names` gives the `cmd_<NAME>` columns of `channels`; `levels` the per-level
+    columns of `command_log` (in organisation order, starting with `channel`).
+    """
+    if table not in _STANDARD:
+        raise KeyError(f"{table!r} is not a standard pimdram.stats table "
+                       f"(standard tables: {', '.join(STANDARD_TABLES)})")
+    columns = list(_STANDARD[table])
+    if table == CHANNELS:
+        columns[1:1] = [(command_column(n), _I64, "count") for n in command_names]
+    elif table == COMMAND_LOG:
+        columns[2:2] = [(str(level), _I32, "1") for level in levels]
+    return columns
+
+
+def standard_table_attrs(table):
+    """Names of the table attributes a standard table must carry."""
+    return _STANDARD_TABLE_ATTRS.get(table, ())

@@ -1,0 +1,271 @@
+"""Writing pimdram.stats HDF5 files atomically: whole tables, or long tables appended in chunks."""
+import datetime
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from ..errors import OutputExistsError
+from . import schema
+from .attrs import encode_attr
+from .errors import StatsContentError
+from .table import Table, cast_column, check_name, check_unit
+
+_STR = h5py.string_dtype("utf-8")
+
+
+def _storage_dtype(dtype):
+    return _STR if np.dtype(dtype).kind == "U" else np.dtype(dtype)
+
+
+def _filters(n_rows, dtype):
+    """Dataset creation options: gzip+shuffle in chunks for long numeric columns, none for short."""
+    if np.dtype(dtype).kind == "U" or n_rows < schema.COMPRESS_MIN_ROWS:
+        return {}
+    return {"chunks": (min(n_rows, schema.CHUNK_ROWS),), "compression": "gzip",
+            "compression_opts": schema.GZIP_LEVEL, "shuffle": True}
+
+
+def _write_attrs(h5obj, attrs):
+    for key, value in attrs.items():
+        if not isinstance(key, str) or not key:
+            raise StatsContentError(f"attribute names must be non-empty strings, got {key!r}")
+        h5obj.attrs[key] = encode_attr(key, value)
+
+
+def _column_data(array):
+    return array.astype(object) if array.dtype.kind == "U" else array
+
+
+class TableWriter:
+    """Appends rows to one table in chunks, so a long table (the command log) never sits in memory.
+
+    Obtained from `StatsWriter.append_table`; every `append` must hold exactly the declared
+    columns, all of equal length. Values are cast to the declared dtypes (refusing lossy casts).
+    """
+
+    def __init__(self, group, dtypes, units):
+        self._group = group
+        self._dtypes = {name: np.dtype(d) for name, d in dtypes.items()}
+        self.rows = 0
+        for name, dtype in self._dtypes.items():
+            if dtype.kind not in schema.COLUMN_KINDS:
+                raise StatsContentError(f"column {name!r}: dtype {dtype} cannot be stored")
+            if dtype.kind != "U":
+                options = {"chunks": (schema.CHUNK_ROWS,), "compression": "gzip",
+                           "compression_opts": schema.GZIP_LEVEL, "shuffle": True}
+            else:
+                options = {"chunks": (schema.CHUNK_ROWS,)}
+            ds = group.create_dataset(name, shape=(0,), maxshape=(None,),
+                                      dtype=_storage_dtype(dtype), **options)
+            ds.attrs[schema.COLUMN_ATTR_UNIT] = units[name]
+
+    def append(self, chunk):
+        """Append a chunk: a `Table` or a mapping column name -> 1-D array."""
+        columns = chunk.columns if isinstance(chunk, Table) else chunk
+        if set(columns) != set(self._dtypes):
+            missing = sorted(set(self._dtypes) - set(columns))
+            extra = sorted(set(columns) - set(self._dtypes))
+            raise StatsContentError(f"table {self._group.name.rsplit('/', 1)[-1]!r}: chunk columns "
+                                    f"differ from the declared ones (missing {missing}, unknown {extra})")
+        # cast and check everything first, so a bad chunk leaves the table unchanged
+        cast = {name: cast_column(name, columns[name], dtype) for name, dtype in self._dtypes.items()}
+        lengths = {len(a) for a in cast.values()}
+        if len(lengths) != 1:
+            raise StatsContentError(f"chunk columns differ in length: "
+                                    f"{ {n: len(a) for n, a in cast.items()} }")
+        n = lengths.pop()
+        if n == 0:
+            return
+        for name, array in cast.items():
+            ds = self._group[name]
+            ds.resize((self.rows + n,))
+            ds[self.rows:self.rows + n] = _column_data(array)
+        self.rows += n
+
+    def __len__(self):
+        return self.rows
+
+
+class StatsWriter:
+    """Writes one stats file: tables go to a temporary file that is renamed when complete.
+
+    Use as a context manager: leaving the block normally commits (validates the root
+    attributes, closes, renames onto `path`); leaving it with an exception, or calling
+    `abort()`, removes the temporary file. `attrs` may be updated until the commit (e.g. the
+    wall time, known only at the end).
+    """
+
+    def __init__(self, path, attrs, overwrite=False):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.attrs = dict(attrs)
+        reserved = [k for k in self.attrs if k in schema.WRITER_ATTRS]
+        if reserved:
+            raise StatsContentError(f"root attribute(s) {', '.join(reserved)} are written by pimdram, "
+                                    "not by the caller")
+        if not overwrite and self.path.exists():
+            raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        self.temp_path = Path(tmp)
+        try:
+            # mkstemp makes the file private; give it the mode a plain open() would
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.temp_path, 0o666 & ~umask)
+            self._file = h5py.File(self.temp_path, "w")
+            self._tables = self._file.create_group(schema.TABLES_GROUP, track_order=True)
+        except BaseException:
+            self.temp_path.unlink(missing_ok=True)
+            raise
+        self._open = True
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def _new_group(self, name, attrs, columns):
+        self._check_open()
+        check_name("table", name)
+        if name in self._tables:
+            raise StatsContentError(f"table {name!r} written twice")
+        group = self._tables.create_group(name)
+        _write_attrs(group, attrs)
+        group.attrs[schema.TABLE_ATTR_COLUMNS] = encode_attr(schema.TABLE_ATTR_COLUMNS, list(columns))
+        return group
+
+    def write_table(self, name, table):
+        """Write a whole `Table` as `/tables/<name>`."""
+        if not isinstance(table, Table):
+            raise StatsContentError(f"table {name!r}: expected a Table, got {type(table).__name__}")
+        group = self._new_group(name, table.attrs, table.names)
+        n = len(table)
+        for column, array in table.columns.items():
+            ds = group.create_dataset(column, data=_column_data(array),
+                                      dtype=_storage_dtype(array.dtype), **_filters(n, array.dtype))
+            ds.attrs[schema.COLUMN_ATTR_UNIT] = table.units[column]
+
+    def append_table(self, name, dtypes, units, attrs=None):
+        """Start table `name` with columns `dtypes` (name -> dtype, in order) and `units`;
+        returns a `TableWriter` to append chunks to."""
+        if not dtypes:
+            raise StatsContentError(f"table {name!r}: needs at least one column")
+        for column in dtypes:
+            check_name("column", column)
+            if column not in units:
+                raise StatsContentError(f"table {name!r}: no unit given for column {column!r}")
+            check_unit(column, units[column])
+        extra = [c for c in units if c not in dtypes]
+        if extra:
+            raise StatsContentError(f"table {name!r}: unit given for unknown column(s) {', '.join(extra)}")
+        group = self._new_group(name, attrs or {}, dtypes)
+        return TableWriter(group, dtypes, units)
+
+    # -- finishing ---------------------------------------------------------------------------
+
+    def _check_open(self):
+        if not self._open:
+            raise StatsContentError(f"stats writer for {self.path} is already closed")
+
+    def _root_attrs(self):
+        missing = [k for k in schema.REQUIRED_ATTRS if k not in self.attrs]
+        if missing:
+            raise StatsContentError(f"missing root attribute(s) {', '.join(missing)}")
+        attrs = {
+            schema.ATTR_FORMAT: schema.FORMAT,
+            schema.ATTR_FORMAT_VERSION: list(schema.FORMAT_VERSION),
+            schema.ATTR_GENERATED_BY: f"pimdram {__version__}",
+            schema.ATTR_CREATION_DATE: datetime.datetime.now(datetime.timezone.utc)
+            .isoformat(timespec="seconds"),
+        }
+        attrs.update(self.attrs)
+        return attrs
+
+    def commit(self):
+        """Finish the file and move it to its final name (the only way it ever gets there)."""
+        self._check_open()
+        try:
+            _write_attrs(self._file, self._root_attrs())
+            self._file.close()
+            self._open = False
+            fd = os.open(self.temp_path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._move_into_place()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _move_into_place(self):
+        if self.overwrite:
+            os.replace(self.temp_path, self.path)
+            return
+        try:
+            # a hard link fails if the name exists: no window in which another file is clobbered
+            os.link(self.temp_path, self.path)
+        except FileExistsError:
+            raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) "
+                                    "to replace it") from None
+        except OSError:
+            # file systems without hard links: check, then rename
+            if self.path.exists():
+                raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) "
+                                        "to replace it") from None
+            os.replace(self.temp_path, self.path)
+            return
+        self.temp_path.unlink()
+
+    def abort(self):
+        """Discard everything written so far; the final path is left untouched."""
+        if self._open:
+            self._open = False
+            try:
+                self._file.close()
+            except Exception:  # closing a broken file must not hide the original error
+                pass
+        self.temp_path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
+
+def write_stats(path, attrs, tables, overwrite=False):
+    """Write a stats file with root attributes `attrs` and `tables` (name -> Table).
+
+    A table's value may also be an iterable of `Table` chunks (same columns, units, attributes
+    in each; the first chunk's are used), appended one at a time so a long command log never
+    needs to be in memory at once. The file appears under `path` only when complete.
+    """
+    with StatsWriter(path, attrs, overwrite=overwrite) as writer:
+        for name, table in tables.items():
+            if isinstance(table, Table):
+                writer.write_table(name, table)
+                continue
+            appender = None
+            for chunk in table:
+                if not isinstance(chunk, Table):
+                    raise StatsContentError(f"table {name!r}: chunks must be Tables, "
+                                            f"got {type(chunk).__name__}")
+                if appender is None:
+                    units = chunk.units
+                    appender = writer.append_table(
+                        name, {c: a.dtype for c, a in chunk.columns.items()}, units, chunk.attrs)
+                elif chunk.units != units:
+                    raise StatsContentError(f"table {name!r}: chunks disagree on units")
+                appender.append(chunk)
+            if appender is None:
+                raise StatsContentError(f"table {name!r}: no chunks given (an empty table needs "
+                                        "one Table with zero rows, to fix its columns and units)")
+    return Path(path)
