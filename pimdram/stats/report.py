@@ -1,0 +1,263 @@
+"""The report of a stats file: `summarize` gathers the figures as plain data, `format_report` prints them."""
+import math
+
+import numpy as np
+
+from ..errors import FileFormatError
+from . import schema
+from .reader import open_stats
+
+_LATENCY_STATS = ("mean", "p50", "p90", "p99", "max")
+_CHANNEL_FIELDS = ("reads", "writes", "bytes_read", "bytes_written", "row_hits", "row_misses",
+                   "row_conflicts", "busy_cycles") \
+    + tuple(f"{k}_latency_{s}" for k in ("read", "write") for s in _LATENCY_STATS) + ("energy_j",)
+_ENERGY_PARTS = ("activate_j", "read_j", "write_j", "refresh_j", "background_j")
+_KERNEL_FIELDS = ("name", "layer", "device", "start_cycle", "end_cycle")
+
+
+def _plain(value):
+    """A numpy scalar as Python; NaN and infinities as None (JSON has no NaN)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _ratio(numerator, denominator):
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def _columns(sf, table, names):
+    """Columns `names` of `table`, or FileFormatError naming what is missing."""
+    have = sf.columns(table)
+    missing = [c for c in names if c not in have]
+    if missing:
+        raise FileFormatError(f"{sf.path}: table {table!r} lacks column(s) {', '.join(missing)}")
+    return sf.table(table, columns=list(names))
+
+
+# --- sections: each adds keys to the summary; optional ones run only if their table exists ----
+
+def _run_section(sf, out):
+    attrs = sf.attrs
+    out.update({
+        "file": str(sf.path),
+        "format_version": ".".join(map(str, sf.format_version)),
+        "generated_by": attrs.get(schema.ATTR_GENERATED_BY),
+        "creation_date": attrs.get(schema.ATTR_CREATION_DATE),
+        "trace_path": attrs[schema.ATTR_TRACE_PATH],
+        "trace_sha256": attrs[schema.ATTR_TRACE_SHA256],
+        "seed": attrs[schema.ATTR_SEED],
+        "description": attrs.get("description", ""),
+    })
+
+
+def _summary_section(sf, out):
+    names = [c for c, _, _ in schema.standard_columns(schema.SUMMARY)]
+    table = _columns(sf, schema.SUMMARY, names)
+    if len(table["cycles"]) != 1:
+        raise FileFormatError(f"{sf.path}: table 'summary' must have one row, "
+                              f"has {len(table['cycles'])}")
+    summary = {c: _plain(a[0]) for c, a in table.items()}
+    out.update(summary)
+    accesses = summary["row_hits"] + summary["row_misses"] + summary["row_conflicts"]
+    out["row_hit_rate"] = _ratio(summary["row_hits"], accesses)
+    out["bandwidth_utilization"] = _ratio(summary["bandwidth"], summary["peak_bandwidth"])
+
+
+def _channels_section(sf, out):
+    names = sf.command_names
+    have = sf.columns(schema.CHANNELS)
+    listed = [n for n in names if schema.command_column(n) in have]
+    # cmd_ columns not named in command-names still count (a writer bug should not hide commands)
+    unlisted = [c[len("cmd_"):] for c in have
+                if c.startswith("cmd_") and c[len("cmd_"):] not in listed]
+    commands = listed + unlisted
+    table = _columns(sf, schema.CHANNELS,
+                     ["channel"] + [schema.command_column(n) for n in commands] + list(_CHANNEL_FIELDS))
+    cycles = out.get("cycles")
+    rows = []
+    for i in range(len(table["channel"])):
+        row = {"channel": _plain(table["channel"][i])}
+        row.update({f: _plain(table[f][i]) for f in _CHANNEL_FIELDS})
+        accesses = row["row_hits"] + row["row_misses"] + row["row_conflicts"]
+        row["row_hit_rate"] = _ratio(row["row_hits"], accesses)
+        row["busy_fraction"] = _ratio(row["busy_cycles"], cycles)
+        row["commands"] = {n: _plain(table[schema.command_column(n)][i]) for n in commands}
+        rows.append(row)
+    out["commands"] = {n: int(table[schema.command_column(n)].sum()) for n in commands}
+    out["channels"] = rows
+    for kind in ("read", "write"):
+        column = table[f"{kind}_latency_max"]
+        finite = column[np.isfinite(column)]
+        out[f"{kind}_latency_max"] = float(finite.max()) if len(finite) else None
+
+
+def _energy_section(sf, out):
+    table = _columns(sf, schema.ENERGY, _ENERGY_PARTS + ("total_j",))
+    out["energy_breakdown"] = {part: float(table[part].sum()) for part in _ENERGY_PARTS + ("total_j",)}
+
+
+def _bandwidth_section(sf, out):
+    table = _columns(sf, schema.BANDWIDTH, ["step", "bytes_read", "bytes_written"])
+    window = sf.table_attrs(schema.BANDWIDTH).get("window")
+    series = {"window_cycles": window, "windows": len(table["step"]), "max_bandwidth": None}
+    tck_ns = out.get("tck_ns")
+    if window and tck_ns and len(table["step"]):
+        per_window = table["bytes_read"] + table["bytes_written"]
+        series["max_bandwidth"] = float(per_window.max()) / (window * tck_ns * 1e-9)
+    out["bandwidth_series"] = series
+
+
+def _command_log_section(sf, out):
+    out["command_log_rows"] = sf.nrows(schema.COMMAND_LOG)
+
+
+def _kernels_section(sf, out):
+    table = _columns(sf, schema.KERNELS, _KERNEL_FIELDS)
+    out["kernels"] = [{f: _plain(table[f][i]) for f in _KERNEL_FIELDS}
+                      for i in range(len(table["name"]))]
+
+
+_REQUIRED_SECTIONS = (_run_section, _summary_section, _channels_section)
+#: table name -> section, for tables a file may or may not have
+_OPTIONAL_SECTIONS = {
+    schema.ENERGY: _energy_section,
+    schema.BANDWIDTH: _bandwidth_section,
+    schema.COMMAND_LOG: _command_log_section,
+    schema.KERNELS: _kernels_section,
+}
+
+
+def summarize_file(sf):
+    """The report's figures from an open `StatsFile`, as JSON-ready plain data."""
+    out = {}
+    for section in _REQUIRED_SECTIONS:
+        section(sf, out)
+    tables = set(sf.tables)
+    for table, section in _OPTIONAL_SECTIONS.items():
+        if table in tables:
+            section(sf, out)
+    return out
+
+
+def summarize(path):
+    """The report's figures for the stats file at `path` (see `summarize_file`)."""
+    with open_stats(path) as sf:
+        return summarize_file(sf)
+
+
+# --- text ------------------------------------------------------------------------------------
+
+_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "µ"),
+       (1e-9, "n"), (1e-12, "p"))
+
+
+def _si(value, unit, digits=3):
+    if value is None:
+        return "-"
+    if value == 0:
+        return f"0 {unit}"
+    for scale, prefix in _SI:
+        if abs(value) >= scale:
+            break
+    return f"{value / scale:.{digits}g} {prefix}{unit}"
+
+
+def _int(value):
+    return "-" if value is None else f"{value:,}"
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value, digits=1):
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _grid(headers, rows, indent="  "):
+    """Right-aligned columns (the first left-aligned)."""
+    cells = [list(headers)] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for r in cells:
+        parts = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append(indent + "  ".join(parts).rstrip())
+    return lines
+
+
+def format_report(s):
+    """`summarize`'s result as a readable multi-line text."""
+    lines = [f"pimdram stats {s['file']}",
+             f"  format {s['format_version']}, written by {s['generated_by']} on {s['creation_date']}",
+             f"  trace {s['trace_path']} (sha256 {s['trace_sha256'][:16]}…), seed {s['seed']}"]
+    if s.get("description"):
+        lines.append(f"  {s['description']}")
+
+    simulated = f"{_int(s['cycles'])} cycles × {s['tck_ns']:g} ns = {_si(s['simulated_seconds'], 's')}"
+    lines += ["", "Run",
+              f"  simulated   {simulated}",
+              f"  requests    {_int(s['requests'])} ({_int(s['reads'])} reads, {_int(s['writes'])} writes)",
+              f"  data        {_int(s['bytes_read'])} B read ({_si(s['bytes_read'], 'B')}), "
+              f"{_int(s['bytes_written'])} B written ({_si(s['bytes_written'], 'B')})",
+              f"  wall time   {_si(s['wall_seconds'], 's')} ({_num(s['requests_per_second'], 0)} requests/s)"]
+
+    lines += ["", "Row buffer",
+              f"  hits {_int(s['row_hits'])}, misses {_int(s['row_misses'])}, "
+              f"conflicts {_int(s['row_conflicts'])}: hit rate {_pct(s['row_hit_rate'])}"]
+
+    lines += ["", "Bandwidth",
+              f"  achieved {_si(s['bandwidth'], 'B/s')} of peak {_si(s['peak_bandwidth'], 'B/s')} "
+              f"({_pct(s['bandwidth_utilization'])})"]
+    series = s.get("bandwidth_series")
+    if series and series["max_bandwidth"] is not None:
+        lines.append(f"  busiest window of {_int(series['window_cycles'])} cycles: "
+                     f"{_si(series['max_bandwidth'], 'B/s')} ({_int(series['windows'])} windows)")
+
+    lines += ["", "Latency (cycles)",
+              f"  read  mean {_num(s['read_latency_mean'])}, max {_num(s['read_latency_max'], 0)}",
+              f"  write mean {_num(s['write_latency_mean'])}, max {_num(s['write_latency_max'], 0)}"]
+    rows = []
+    for ch in s["channels"]:
+        for kind in ("read", "write"):
+            rows.append([str(ch["channel"]), kind]
+                        + [_num(ch[f"{kind}_latency_{st}"], 1 if st == "mean" else 0)
+                           for st in _LATENCY_STATS])
+    lines += _grid(["channel", "kind", "mean", "p50", "p90", "p99", "max"], rows)
+
+    lines += ["", "Commands (all channels)"]
+    if s["commands"]:
+        lines += _grid(["command", "count"], [[n, _int(c)] for n, c in s["commands"].items()])
+    else:
+        lines.append("  none recorded")
+
+    lines += ["", "Channels"]
+    rows = [[str(ch["channel"]), _int(ch["reads"]), _int(ch["writes"]), _si(ch["bytes_read"], "B"),
+             _si(ch["bytes_written"], "B"), _pct(ch["row_hit_rate"]), _pct(ch["busy_fraction"]),
+             _si(ch["energy_j"], "J")] for ch in s["channels"]]
+    lines += _grid(["channel", "reads", "writes", "read", "written", "row hits", "bus busy",
+                    "energy"], rows)
+
+    lines += ["", "Energy", f"  total {_si(s['energy_j'], 'J')}"]
+    parts = s.get("energy_breakdown")
+    if parts:
+        total = parts["total_j"]
+        lines += _grid(["part", "energy", "share"],
+                       [[p[:-2], _si(parts[p], "J"), _pct(_ratio(parts[p], total))]
+                        for p in _ENERGY_PARTS])
+
+    if "command_log_rows" in s:
+        lines += ["", f"Command log: {_int(s['command_log_rows'])} commands"]
+
+    kernels = s.get("kernels")
+    if kernels:
+        lines += ["", f"Kernels ({len(kernels)})"]
+        lines += _grid(["name", "layer", "device", "start", "end", "cycles"],
+                       [[k["name"], str(k["layer"]), str(k["device"]), _int(k["start_cycle"]),
+                         _int(k["end_cycle"]), _int(k["end_cycle"] - k["start_cycle"])]
+                        for k in kernels])
+    return "\n".join(lines) + "\n"

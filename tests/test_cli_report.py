@@ -1,0 +1,203 @@
+"""`pimdram report` through click's CliRunner, on stats files built with the stats writer."""
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pimdram.cli import cli
+from pimdram.stats import Table, standard_table, write_stats
+from pimdram.stats.report import format_report, summarize
+
+COMMANDS = ["ACT", "PRE", "RD", "WR", "REFab"]
+LEVELS = ["channel", "bank_group", "bank"]
+
+# two channels; channel 1 served no writes (its write latencies are NaN)
+CMD_COUNTS = {"ACT": [120, 80], "PRE": [118, 79], "RD": [900, 700], "WR": [300, 0], "REFab": [4, 4]}
+CHANNELS = {
+    "channel": [0, 1],
+    "reads": [900, 700], "writes": [300, 0],
+    "bytes_read": [900 * 64, 700 * 64], "bytes_written": [300 * 64, 0],
+    "row_hits": [1000, 620], "row_misses": [80, 50], "row_conflicts": [120, 30],
+    "busy_cycles": [4800, 2800],
+    "read_latency_mean": [41.5, 38.0], "read_latency_p50": [36, 33], "read_latency_p90": [60, 55],
+    "read_latency_p99": [97, 90], "read_latency_max": [131, 122],
+    "write_latency_mean": [29.25, math.nan], "write_latency_p50": [27, math.nan],
+    "write_latency_p90": [40, math.nan], "write_latency_p99": [52, math.nan],
+    "write_latency_max": [77, math.nan],
+    "energy_j": [2.5e-6, 1.5e-6],
+    **{f"cmd_{n}": c for n, c in CMD_COUNTS.items()},
+}
+SUMMARY = {
+    "cycles": [9600], "tck_ns": [1.0], "simulated_seconds": [9.6e-6],
+    "requests": [1900], "reads": [1600], "writes": [300],
+    "bytes_read": [1600 * 64], "bytes_written": [300 * 64],
+    "row_hits": [1620], "row_misses": [130], "row_conflicts": [150],
+    "read_latency_mean": [39.97], "write_latency_mean": [29.25],
+    "bandwidth": [1900 * 64 / 9.6e-6], "peak_bandwidth": [64e9],
+    "energy_j": [4.0e-6], "wall_seconds": [0.125], "requests_per_second": [15200.0],
+}
+ENERGY = {"channel": [0, 1], "activate_j": [1e-6, 0.5e-6], "read_j": [0.8e-6, 0.6e-6],
+          "write_j": [0.3e-6, 0.0], "refresh_j": [0.1e-6, 0.1e-6], "background_j": [0.3e-6, 0.3e-6],
+          "total_j": [2.5e-6, 1.5e-6]}
+
+
+def attrs():
+    return {"config": "memory: {standard: HBM2, channels: 2}\n", "trace-sha256": "ab" * 32,
+            "trace-path": "traces/mixed.trace", "seed": 7, "command-names": COMMANDS,
+            "levels": LEVELS}
+
+
+def make_stats(path, extra_tables=None, with_optional=True):
+    tables = {
+        "summary": standard_table("summary", SUMMARY),
+        "channels": standard_table("channels", CHANNELS, command_names=COMMANDS),
+    }
+    if with_optional:
+        tables["energy"] = standard_table("energy", ENERGY)
+        tables["bandwidth"] = standard_table(
+            "bandwidth", {"step": [0, 4800], "bytes_read": [60000, 42400],
+                          "bytes_written": [19200, 0]}, attrs={"window": 4800})
+        tables["latency_histogram"] = standard_table(
+            "latency_histogram", {"channel": [0, 0, 1], "kind": [0, 1, 0], "bin_start": [32, 16, 32],
+                                  "bin_end": [48, 32, 48], "count": [900, 300, 700]})
+        tables["command_log"] = standard_table(
+            "command_log", {"cycle": [0, 14, 15], "command": [0, 2, 4], "channel": [0, 0, 1],
+                            "bank_group": [1, 1, -1], "bank": [3, 3, -1], "row": [17, -1, -1],
+                            "column": [-1, 8, -1]}, command_names=COMMANDS, levels=LEVELS)
+    tables.update(extra_tables or {})
+    write_stats(path, attrs(), tables)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+def test_json_has_the_figures(tmp_path):
+    path = make_stats(tmp_path / "run.h5")
+    result = run("report", path, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["cycles"] == 9600
+    assert data["requests"] == 1900
+    assert data["reads"] == 1600 and data["writes"] == 300
+    assert data["commands"] == {n: sum(c) for n, c in CMD_COUNTS.items()}
+    assert list(data["commands"]) == COMMANDS
+    assert (data["row_hits"], data["row_misses"], data["row_conflicts"]) == (1620, 130, 150)
+    assert data["row_hit_rate"] == pytest.approx(1620 / 1900)
+    assert data["bytes_read"] == 1600 * 64 and data["bytes_written"] == 300 * 64
+    assert data["energy_j"] == pytest.approx(4.0e-6)
+    assert data["wall_seconds"] == 0.125
+    assert data["bandwidth"] == pytest.approx(1900 * 64 / 9.6e-6)
+    assert data["bandwidth_utilization"] == pytest.approx(1900 * 64 / 9.6e-6 / 64e9)
+    assert data["read_latency_mean"] == pytest.approx(39.97)
+    assert data["read_latency_max"] == 131 and data["write_latency_max"] == 77
+    assert data["seed"] == 7 and data["trace_path"] == "traces/mixed.trace"
+    assert data["format_version"] == "1.0"
+    ch1 = data["channels"][1]
+    assert ch1["channel"] == 1 and ch1["commands"]["WR"] == 0
+    assert ch1["write_latency_p99"] is None             # NaN in the file, null in JSON
+    assert ch1["busy_fraction"] == pytest.approx(2800 / 9600)
+    assert data["energy_breakdown"]["activate_j"] == pytest.approx(1.5e-6)
+    assert data["bandwidth_series"]["window_cycles"] == 4800
+    assert data["bandwidth_series"]["max_bandwidth"] == pytest.approx(79200 / 4.8e-6)
+    assert data["command_log_rows"] == 3
+    assert "kernels" not in data
+
+
+def test_text_report_shows_the_key_figures(tmp_path):
+    path = make_stats(tmp_path / "run.h5")
+    result = run("report", path)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "9,600 cycles" in out
+    assert "1,900 (1,600 reads, 300 writes)" in out
+    assert "hit rate 85.3%" in out                          # 1620 / 1900
+    assert "achieved 12.7 GB/s of peak 64 GB/s (19.8%)" in out
+    for name, counts in CMD_COUNTS.items():
+        assert any(line.split() == [name, f"{sum(counts):,}"] for line in out.splitlines()), name
+    assert "total 4 µJ" in out
+    assert "traces/mixed.trace" in out
+    assert "125 ms (15,200 requests/s)" in out
+    # per-channel latency percentiles: channel 0 reads p50 36, p90 60, p99 97, max 131
+    assert any(line.split() == ["0", "read", "41.5", "36", "60", "97", "131"]
+               for line in out.splitlines())
+    assert any(line.split() == ["1", "write", "-", "-", "-", "-", "-"] for line in out.splitlines())
+    assert "Command log: 3 commands" in out
+
+
+def test_report_without_optional_tables(tmp_path):
+    path = make_stats(tmp_path / "bare.h5", with_optional=False)
+    data = summarize(path)
+    for key in ("energy_breakdown", "bandwidth_series", "command_log_rows", "kernels"):
+        assert key not in data
+    text = format_report(data)
+    assert "Command log" not in text and "busiest window" not in text
+    assert "hit rate 85.3%" in text
+
+
+def test_kernels_are_listed_when_present(tmp_path):
+    kernels = Table({"name": ["qkv_proj", "attention_score"], "layer": [0, 0],
+                     "device": ["pim", "xpu"], "start_cycle": [0, 5000], "end_cycle": [5000, 9600]},
+                    {"name": "1", "layer": "1", "device": "1", "start_cycle": "cycle",
+                     "end_cycle": "cycle"})
+    path = make_stats(tmp_path / "k.h5", extra_tables={"kernels": kernels})
+    result = run("report", path, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["kernels"] == [
+        {"name": "qkv_proj", "layer": 0, "device": "pim", "start_cycle": 0, "end_cycle": 5000},
+        {"name": "attention_score", "layer": 0, "device": "xpu", "start_cycle": 5000,
+         "end_cycle": 9600}]
+    text = run("report", path).output
+    assert any(line.split() == ["attention_score", "0", "xpu", "5,000", "9,600", "4,600"]
+               for line in text.splitlines())
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_missing_file_is_a_one_line_error(tmp_path):
+    _one_line_error(run("report", tmp_path / "absent.h5"), "absent.h5", "no such file")
+
+
+def test_non_hdf5_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "trace.txt"
+    path.write_text("0x1000 READ 5\n")
+    _one_line_error(run("report", path, "--json"), "not an HDF5 file")
+
+
+def test_foreign_hdf5_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "HDF5::Cooler"
+    _one_line_error(run("report", path), "not a pimdram.stats file")
+
+
+def test_newer_major_version_is_a_one_line_error(tmp_path):
+    path = make_stats(tmp_path / "v9.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["format-version"] = np.array([9, 0])
+    _one_line_error(run("report", path), "9.0", "upgrade")
+
+
+def test_file_without_summary_is_a_one_line_error(tmp_path):
+    path = tmp_path / "nosummary.h5"
+    write_stats(path, attrs(), {"channels": standard_table("channels", CHANNELS,
+                                                           command_names=COMMANDS)})
+    _one_line_error(run("report", path), "no table 'summary'")
+
+
+def test_help_names_the_json_option():
+    result = run("report", "--help")
+    assert result.exit_code == 0
+    assert "--json" in result.output
