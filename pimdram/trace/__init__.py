@@ -1,0 +1,1 @@
+"""Trace formats: request traces (requests.py) and kernel traces; read, write, validate."""
