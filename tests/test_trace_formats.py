@@ -152,6 +152,13 @@ def test_convert_refuses_to_overwrite_its_source(tmp_path):
     assert src.read_text() == "0x40 READ 1\n"
 
 
+
+def test_convert_of_a_malformed_trace_leaves_no_output(tmp_path):
+    src = write_text(tmp_path, "t.dramsim3", good_lines(10) + "0x40 READ\n")
+    with pytest.raises(TraceError, match=":11: '0x40 READ' has no arrival cycle"):
+        convert_request_trace(src, tmp_path / "t.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.dramsim3"]
+
 # --- chunking and blocks -----------------------------------------------------------------------
 
 separators = st.sampled_from([" ", "\t", "  ", " \t "])
@@ -507,3 +514,23 @@ def test_example_generator_is_deterministic_and_matches_the_shipped_files(tmp_pa
                    check=True, capture_output=True)
     for name in ("example_hbm2.dramsim3", "example.ramulator"):
         assert (tmp_path / name).read_bytes() == (REPO / "traces" / name).read_bytes()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200) | st.text(alphabet="0123456789abcdefxXLDSTRWEAIrw #\t\r\n-",
+                                               max_size=200).map(str.encode),
+       format=st.sampled_from(["dramsim3", "ramulator"]), block_size=st.integers(1, 64))
+def test_arbitrary_bytes_either_read_or_fail_with_a_line_number(tmp_path, data, format, block_size):
+    path = tmp_path / "fuzz.trace"
+    path.write_bytes(data)
+    try:
+        requests = read(path, format=format, block_size=block_size)
+    except FileFormatError:
+        assert data.startswith(BINARY_MAGIC)
+    except TraceError as e:
+        message = str(e)
+        if "holds no requests" not in message:
+            line = int(message[len(str(path)) + 1:].split(":")[0])
+            assert 1 <= line <= data.count(b"\n") + 1
+    else:
+        assert requests.n_requests == len(reference_parse(data.decode("latin-1"), format)[1])
