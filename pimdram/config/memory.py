@@ -28,7 +28,7 @@ COMMAND_KINDS = (
     "refresh",           # refresh every bank of its scope (all must be closed)
 )
 BUSES = ("row", "column")
-SCHEDULERS = ("frfcfs", "fcfs")
+SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # same order as the engine's codes
 ROW_POLICIES = ("open", "closed")
 REFRESH_MODES = ("all_bank", "per_bank", "none")
 

@@ -1,0 +1,151 @@
+# Declarations of the event-driven memory-controller engine (see _engine.pyx).
+from pimdram._types cimport cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t
+
+
+cdef class Engine:
+    # --- organisation ---------------------------------------------------------------------
+    cdef int n_channels, n_levels, bank_level, n_nodes, n_banks, n_cmd
+    cdef int level_count[8]        # children per parent, per level
+    cdef int level_offset[8]       # first node id of each level (within one channel)
+    cdef int level_size[8]         # nodes of each level per channel
+    cdef int64_t level_span[64]    # [l * 8 + m]: nodes of level m under one node of level l (m >= l)
+    cdef int32_t* node_level       # [node] -> level of the node
+    cdef int32_t* node_anc         # [node * n_levels + level] -> ancestor node id
+    cdef int32_t* node_first_bank  # [node] -> first bank index under the node
+    cdef int32_t* node_n_banks     # [node] -> banks under the node
+    cdef int32_t* bank_node        # [bank] -> node id of the bank
+
+    # --- commands and timing ------------------------------------------------------------------
+    cdef int32_t* cmd_kind
+    cdef int32_t* cmd_scope
+    cdef int32_t* cmd_bus
+    cdef int32_t* cmd_bus_cycles
+    cdef int32_t* row_start        # [cmd] first constraint row with from == cmd (rows sorted by from)
+    cdef int32_t* row_level
+    cdef int32_t* row_to
+    cdef int64_t* row_latency
+    cdef int32_t* row_window
+    cdef int32_t* row_sibling
+    cdef int64_t* row_pos_off      # [row] offset into hist_pos for window rows, -1 otherwise
+    cdef int64_t* row_hist_off     # [row] offset into hist for window rows
+    cdef int64_t* hist             # window ring buffers: [row_hist_off + (ch * n_nodes + node) * window + k]
+    cdef int64_t* hist_pos         # [row_pos_off + ch * n_nodes + node]: issues recorded so far
+    cdef int64_t* earliest         # [(ch * n_nodes + node) * n_cmd + cmd]
+    cdef int64_t* bus_free         # [ch * 2 + bus]
+    cdef bint separate_bus
+    cdef int64_t read_latency, write_latency
+    cdef int cmd_act, cmd_pre, cmd_rd, cmd_wr, cmd_rda, cmd_wra, cmd_pre_refresh
+
+    # --- refresh ------------------------------------------------------------------------------
+    cdef int ref_cmd, ref_level, n_ref_nodes
+    cdef int64_t ref_interval
+    cdef int64_t* ref_due          # [ch * n_ref_nodes + i]
+    cdef uint8_t* ref_pending
+    cdef uint8_t* bank_blocked     # [ch * n_banks + b] refresh pending on the bank's node
+
+    # --- controller policy --------------------------------------------------------------------
+    cdef int read_queue, write_queue, bank_queue, scheduler, row_hit_cap, closed_page
+    cdef int wq_high, wq_low
+
+    # --- request slots and queues (per channel) -------------------------------------------------
+    cdef int n_slots
+    cdef int32_t* s_row
+    cdef int32_t* s_col
+    cdef int32_t* s_bank
+    cdef uint8_t* s_write
+    cdef uint8_t* s_class          # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
+    cdef int64_t* s_seq
+    cdef int64_t* s_arrive
+    cdef int32_t* s_next
+    cdef int32_t* free_head        # [ch]
+    cdef int32_t* q_head           # [(ch * n_banks + b) * 2 + list]
+    cdef int32_t* q_tail
+    cdef int32_t* q_count
+    cdef int32_t* q_hits
+    cdef int32_t* open_row         # [ch * n_banks + b]
+    cdef int32_t* served           # column commands since the row opened
+    cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
+    cdef int32_t* rr_next          # [ch] round-robin scheduler: bank to look at first
+    cdef int32_t* rq_count         # [ch] reads waiting in the channel's read queue
+    cdef int32_t* wq_count
+    cdef int32_t* stage            # [ch * (rq + wq) + i]: staging FIFOs (bank_queue > 0)
+    cdef int32_t* bankq_total      # [ch] entries in all bank queues
+    cdef int32_t* drain            # [ch] writes left to drain (bank_queue mode) / write mode flag
+    cdef int32_t* outstanding      # [ch] accesses accepted and not yet issued
+    cdef int64_t* wake             # [ch] next cycle the channel must be looked at
+
+    # --- power bookkeeping ----------------------------------------------------------------------
+    cdef int pw_level, n_pw_nodes
+    cdef int32_t* pw_open          # [ch * n_pw_nodes + i] open banks
+    cdef int64_t* pw_since
+    cdef int64_t* active_cycles    # [ch]
+
+    # --- frontend -----------------------------------------------------------------------------
+    cdef object _feed_arrays
+    cdef int64_t f_n, f_pos, f_base
+    cdef int32_t* f_ch
+    cdef int32_t* f_bank
+    cdef int32_t* f_row
+    cdef int32_t* f_col
+    cdef uint8_t* f_write
+    cdef int64_t* f_arrival
+    cdef int64_t now
+    cdef bint frontend_pending_at_now
+
+    # --- address mapping ------------------------------------------------------------------------
+    cdef int n_fields, offset_bits
+    cdef int field_id[24]
+    cdef int field_bits[24]
+
+    # --- statistics -----------------------------------------------------------------------------
+    cdef int64_t* cmd_count        # [ch * n_cmd + cmd]
+    cdef int64_t* n_read
+    cdef int64_t* n_write
+    cdef int64_t* row_hits
+    cdef int64_t* row_misses
+    cdef int64_t* row_conflicts
+    cdef int64_t* lat_sum          # [ch * 2 + kind]
+    cdef int64_t* lat_max
+    cdef int64_t* lat_hist         # [(ch * 2 + kind) * N_HIST + bin]
+    cdef int64_t last_done
+    cdef int64_t accepted
+    cdef int64_t bw_window
+    cdef int bw_bins
+    cdef int64_t* bw_read
+    cdef int64_t* bw_write
+    cdef int access_bytes
+
+    # --- command log ----------------------------------------------------------------------------
+    cdef bint logging
+    cdef int64_t log_n, log_cap
+    cdef int64_t* log_cycle
+    cdef uint8_t* log_cmd
+    cdef int32_t* log_ch
+    cdef int32_t* log_node
+    cdef int32_t* log_row
+    cdef int32_t* log_col
+
+    cdef list _keep
+    cdef object _active, _cmd_count, _n_read, _n_write, _row_hits, _row_misses, _row_conflicts
+    cdef object _lat_sum, _lat_max, _lat_hist, _bw_read, _bw_write
+
+    cdef object _keep_arr(self, a)
+    cdef object _i32(self, n, fill=*)
+    cdef object _i64(self, n, fill=*)
+    cdef object _u8(self, n, fill=*)
+
+    # --- methods --------------------------------------------------------------------------------
+    cdef int64_t _candidate(self, int ch, int b, int lst, int64_t t, int* out) noexcept nogil
+    cdef void _tick(self, int ch, int64_t t) noexcept nogil
+    cdef int _refresh_step(self, int ch, int64_t t, int64_t* wake) noexcept nogil
+    cdef int64_t _ready(self, int ch, int cmd, int node) noexcept nogil
+    cdef void _update_timing(self, int ch, int cmd, int node, int64_t t) noexcept nogil
+    cdef void _apply_row(self, int ch, int r, int node, int64_t t) noexcept nogil
+    cdef int _issue(self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil
+    cdef void _log(self, int ch, int cmd, int node, int row, int col, int64_t t) noexcept nogil
+    cdef void _set_open(self, int ch, int b, int row, int64_t t) noexcept nogil
+    cdef void _count_hits(self, int ch, int b) noexcept nogil
+    cdef void _bank_push(self, int ch, int b, int lst, int s) noexcept nogil
+    cdef bint _move_one(self, int ch) noexcept nogil
+    cdef int _frontend(self, int64_t t) noexcept nogil
+    cdef int _run(self, bint final) noexcept nogil

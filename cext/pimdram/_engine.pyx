@@ -1,0 +1,989 @@
+# cython: language_level=3
+"""Event-driven DRAM memory controller: queues, FR-FCFS scheduling, timing tables, refresh.
+
+The engine gets only resolved plain data (integer timing rows, organisation, address mapping)
+from pimdram.replay and requests as numpy arrays in chunks. Time advances from one event to the
+next: per channel it keeps the earliest cycle at which anything could happen (a command becoming
+legal, a refresh falling due, a request arriving) and never looks at the cycles in between.
+Legality of a command is a handful of integer comparisons against per-node earliest-issue
+tables that are updated only where a timing row says.
+"""
+import numpy as np
+cimport numpy as cnp
+
+from pimdram._types cimport (cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t, uint64_t,
+                             CYCLE_NEVER, KIND_ACTIVATE, KIND_PRECHARGE, KIND_READ, KIND_WRITE,
+                             KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH)
+from libc.stdlib cimport realloc, free
+from libc.string cimport memmove
+
+cnp.import_array()
+
+cdef enum:
+    SCHED_FRFCFS = 0
+    SCHED_FCFS = 1
+    SCHED_ROUND_ROBIN = 2
+
+SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # index = the engine's scheduler code
+
+cdef enum:
+    N_HIST = 1024 + 31 * 128      # latency histogram bins: exact below 1024, 128 per octave above
+    BW_BINS = 4096                # bandwidth time-series bins before the window doubles
+    MAXL = 8
+
+LATENCY_HISTOGRAM_BINS = N_HIST
+
+
+cdef inline int64_t imax(int64_t a, int64_t b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef inline int64_t imin(int64_t a, int64_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef inline int lat_bin(int64_t v) noexcept nogil:
+    cdef int e = 0
+    cdef int64_t x
+    if v < 1024:
+        return <int>(v if v > 0 else 0)
+    x = v
+    while x >= 2048:
+        x >>= 1
+        e += 1
+    if e > 30:
+        return N_HIST - 1
+    # v in [2^(10+e), 2^(11+e)): 128 sub-bins
+    return 1024 + e * 128 + <int>(((v >> (e + 3)) & 127))
+
+
+def latency_bin_edges():
+    """[start, end) cycles of every latency histogram bin."""
+    start = np.empty(N_HIST, dtype=np.int64)
+    end = np.empty(N_HIST, dtype=np.int64)
+    start[:1024] = np.arange(1024)
+    end[:1024] = np.arange(1, 1025)
+    for e in range(31):
+        w = 1 << (e + 3)
+        base = 1024 << e
+        for k in range(128):
+            i = 1024 + e * 128 + k
+            start[i] = base + k * w
+            end[i] = base + (k + 1) * w
+    return start, end
+
+
+cdef class Engine:
+    """One memory system: every channel's controller, a shared in-order frontend, statistics."""
+
+    def __init__(self, dict p):
+        cdef int l, m, i, r, n, ch, b, lvl
+        self._keep = []
+        counts = np.asarray(p["counts"], dtype=np.int32)
+        self.n_levels = len(counts)
+        if self.n_levels > MAXL or self.n_levels < 2:
+            raise ValueError("between 2 and 8 organisation levels are supported")
+        self.bank_level = self.n_levels - 1
+        self.n_channels = counts[0]
+        self.level_count[0] = 1
+        self.level_size[0] = 1
+        self.level_offset[0] = 0
+        for l in range(1, self.n_levels):
+            self.level_count[l] = counts[l]
+            self.level_size[l] = self.level_size[l - 1] * counts[l]
+            self.level_offset[l] = self.level_offset[l - 1] + self.level_size[l - 1]
+        self.n_nodes = self.level_offset[self.bank_level] + self.level_size[self.bank_level]
+        self.n_banks = self.level_size[self.bank_level]
+        for l in range(MAXL):
+            for m in range(MAXL):
+                self.level_span[l * MAXL + m] = 0
+        for l in range(self.n_levels):
+            self.level_span[l * MAXL + l] = 1
+            for m in range(l + 1, self.n_levels):
+                self.level_span[l * MAXL + m] = self.level_span[l * MAXL + m - 1] * self.level_count[m]
+
+        NL = self.n_levels
+        node_level = self._i32(self.n_nodes)
+        node_anc = self._i32(self.n_nodes * NL, -1)
+        self.node_level = <int32_t*> cnp.PyArray_DATA(node_level)
+        self.node_anc = <int32_t*> cnp.PyArray_DATA(node_anc)
+        self.node_first_bank = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_nodes))
+        self.node_n_banks = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_nodes))
+        self.bank_node = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_banks))
+        for l in range(self.n_levels):
+            for i in range(self.level_size[l]):
+                n = self.level_offset[l] + i
+                self.node_level[n] = l
+                for m in range(l + 1):
+                    self.node_anc[n * NL + m] = self.level_offset[m] + i // self.level_span[m * MAXL + l]
+                self.node_first_bank[n] = i * self.level_span[l * MAXL + self.bank_level]
+                self.node_n_banks[n] = self.level_span[l * MAXL + self.bank_level]
+        for b in range(self.n_banks):
+            self.bank_node[b] = self.level_offset[self.bank_level] + b
+
+        # commands
+        kinds = np.asarray(p["cmd_kind"], dtype=np.int32)
+        self.n_cmd = len(kinds)
+        self.cmd_kind = <int32_t*> cnp.PyArray_DATA(self._keep_arr(kinds.copy()))
+        self.cmd_scope = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p["cmd_scope"], dtype=np.int32).copy()))
+        self.cmd_bus = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p["cmd_bus"], dtype=np.int32).copy()))
+        self.cmd_bus_cycles = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p["cmd_bus_cycles"], dtype=np.int32).copy()))
+        self.separate_bus = bool(p["separate_bus"])
+        if not self.separate_bus:
+            for i in range(self.n_cmd):
+                self.cmd_bus[i] = 0
+        self.read_latency = p["read_latency"]
+        self.write_latency = p["write_latency"]
+        self.cmd_act = p["cmd_act"]
+        self.cmd_pre = p["cmd_pre"]
+        self.cmd_rd = p["cmd_rd"]
+        self.cmd_wr = p["cmd_wr"]
+        self.cmd_rda = p["cmd_rda"]
+        self.cmd_wra = p["cmd_wra"]
+        self.cmd_pre_refresh = p["cmd_pre_refresh"]
+
+        # constraint rows, sorted by `from`
+        rl = np.asarray(p["row_level"], dtype=np.int32)
+        rf = np.asarray(p["row_from"], dtype=np.int32)
+        order = np.argsort(rf, kind="stable")
+        rf = rf[order]
+        self.row_level = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(rl[order])))
+        self.row_to = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(np.asarray(p["row_to"], dtype=np.int32)[order])))
+        self.row_latency = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(np.asarray(p["row_latency"], dtype=np.int64)[order])))
+        windows = np.ascontiguousarray(np.asarray(p["row_window"], dtype=np.int32)[order])
+        self.row_window = <int32_t*> cnp.PyArray_DATA(self._keep_arr(windows))
+        self.row_sibling = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(np.asarray(p["row_sibling"], dtype=np.int32)[order])))
+        starts = np.searchsorted(rf, np.arange(self.n_cmd + 1)).astype(np.int32)
+        self.row_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(starts))
+        n_rows = len(rf)
+        pos_off = np.full(max(n_rows, 1), -1, dtype=np.int64)
+        hist_off = np.zeros(max(n_rows, 1), dtype=np.int64)
+        cn = self.n_channels * self.n_nodes
+        pos_total = 0
+        hist_total = 0
+        for r in range(n_rows):
+            if windows[r] > 1:
+                pos_off[r] = pos_total
+                hist_off[r] = hist_total
+                pos_total += cn
+                hist_total += cn * windows[r]
+        self.row_pos_off = <int64_t*> cnp.PyArray_DATA(self._keep_arr(pos_off))
+        self.row_hist_off = <int64_t*> cnp.PyArray_DATA(self._keep_arr(hist_off))
+        self.hist = <int64_t*> cnp.PyArray_DATA(self._i64(max(hist_total, 1)))
+        self.hist_pos = <int64_t*> cnp.PyArray_DATA(self._i64(max(pos_total, 1)))
+        self.earliest = <int64_t*> cnp.PyArray_DATA(self._i64(cn * self.n_cmd))
+        self.bus_free = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * 2))
+
+        # refresh
+        self.ref_cmd = p["refresh_cmd"]
+        self.ref_level = p["refresh_level"] if self.ref_cmd >= 0 else 1
+        self.ref_interval = p["refresh_interval"] if self.ref_cmd >= 0 else 0
+        self.n_ref_nodes = self.level_size[self.ref_level]
+        ref_due = self._i64(self.n_channels * self.n_ref_nodes)
+        self.ref_due = <int64_t*> cnp.PyArray_DATA(ref_due)
+        for ch in range(self.n_channels):
+            for i in range(self.n_ref_nodes):
+                self.ref_due[ch * self.n_ref_nodes + i] = (self.ref_interval + i * self.ref_interval // self.n_ref_nodes
+                                                           if self.ref_cmd >= 0 else CYCLE_NEVER)
+        self.ref_pending = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_ref_nodes))
+        self.bank_blocked = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_banks))
+
+        # controller policy
+        self.read_queue = p["read_queue"]
+        self.write_queue = p["write_queue"]
+        self.bank_queue = p["bank_queue"]
+        self.scheduler = p["scheduler"]
+        self.row_hit_cap = p["row_hit_cap"]
+        self.closed_page = p["closed_page"]
+        self.wq_high = p["wq_high"]
+        self.wq_low = p["wq_low"]
+
+        # request slots and queues
+        self.n_slots = self.read_queue + self.write_queue + self.n_banks * self.bank_queue
+        ns = self.n_channels * self.n_slots
+        self.s_row = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
+        self.s_col = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
+        self.s_bank = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
+        self.s_write = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
+        self.s_class = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
+        self.s_seq = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
+        self.s_arrive = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
+        self.s_next = <int32_t*> cnp.PyArray_DATA(self._i32(ns, -1))
+        self.free_head = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        for ch in range(self.n_channels):
+            for i in range(self.n_slots):
+                self.s_next[ch * self.n_slots + i] = ch * self.n_slots + i + 1 if i + 1 < self.n_slots else -1
+            self.free_head[ch] = ch * self.n_slots
+        nq = self.n_channels * self.n_banks * 2
+        self.q_head = <int32_t*> cnp.PyArray_DATA(self._i32(nq, -1))
+        self.q_tail = <int32_t*> cnp.PyArray_DATA(self._i32(nq, -1))
+        self.q_count = <int32_t*> cnp.PyArray_DATA(self._i32(nq))
+        self.q_hits = <int32_t*> cnp.PyArray_DATA(self._i32(nq))
+        self.open_row = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
+        self.served = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks))
+        self.cand_ready = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_banks))
+        self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.rq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.stage = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * (self.read_queue + self.write_queue)))
+        self.bankq_total = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.drain = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.outstanding = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.wake = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
+        for ch in range(self.n_channels):
+            self.wake[ch] = self.ref_due[ch * self.n_ref_nodes] if self.ref_cmd >= 0 else CYCLE_NEVER
+
+        # power bookkeeping: open banks per power node (rank-like level)
+        self.pw_level = p["power_level"]
+        self.n_pw_nodes = self.level_size[self.pw_level]
+        self.pw_open = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_pw_nodes))
+        self.pw_since = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_pw_nodes))
+        self._active = self._i64(self.n_channels)
+        self.active_cycles = <int64_t*> cnp.PyArray_DATA(self._active)
+
+        # address mapping
+        fid = list(p["field_id"])
+        fbits = list(p["field_bits"])
+        if len(fid) > 24:
+            raise ValueError("at most 24 address-mapping fields")
+        self.n_fields = len(fid)
+        for i in range(self.n_fields):
+            self.field_id[i] = fid[i]
+            self.field_bits[i] = fbits[i]
+        self.offset_bits = p["offset_bits"]
+
+        # statistics
+        self._cmd_count = self._i64(self.n_channels * self.n_cmd)
+        self.cmd_count = <int64_t*> cnp.PyArray_DATA(self._cmd_count)
+        self._n_read = self._i64(self.n_channels)
+        self._n_write = self._i64(self.n_channels)
+        self._row_hits = self._i64(self.n_channels)
+        self._row_misses = self._i64(self.n_channels)
+        self._row_conflicts = self._i64(self.n_channels)
+        self._lat_sum = self._i64(self.n_channels * 2)
+        self._lat_max = self._i64(self.n_channels * 2)
+        self._lat_hist = self._i64(self.n_channels * 2 * N_HIST)
+        self.n_read = <int64_t*> cnp.PyArray_DATA(self._n_read)
+        self.n_write = <int64_t*> cnp.PyArray_DATA(self._n_write)
+        self.row_hits = <int64_t*> cnp.PyArray_DATA(self._row_hits)
+        self.row_misses = <int64_t*> cnp.PyArray_DATA(self._row_misses)
+        self.row_conflicts = <int64_t*> cnp.PyArray_DATA(self._row_conflicts)
+        self.lat_sum = <int64_t*> cnp.PyArray_DATA(self._lat_sum)
+        self.lat_max = <int64_t*> cnp.PyArray_DATA(self._lat_max)
+        self.lat_hist = <int64_t*> cnp.PyArray_DATA(self._lat_hist)
+        self.bw_window = p.get("bandwidth_window", 1024)
+        self.bw_bins = 0
+        self._bw_read = self._i64(BW_BINS)
+        self._bw_write = self._i64(BW_BINS)
+        self.bw_read = <int64_t*> cnp.PyArray_DATA(self._bw_read)
+        self.bw_write = <int64_t*> cnp.PyArray_DATA(self._bw_write)
+        self.access_bytes = p["access_bytes"]
+        self.last_done = 0
+        self.accepted = 0
+
+        self.logging = bool(p.get("log", False))
+        self.log_n = 0
+        self.log_cap = 0
+        self.now = 0
+        self.frontend_pending_at_now = False
+        self.f_n = 0
+        self.f_pos = 0
+        self.f_base = 0
+
+    def __dealloc__(self):
+        free(self.log_cycle)
+        free(self.log_cmd)
+        free(self.log_ch)
+        free(self.log_node)
+        free(self.log_row)
+        free(self.log_col)
+
+    # --- allocation helpers (numpy owns the memory; the engine keeps a reference) ---------------
+    cdef object _keep_arr(self, a):
+        self._keep.append(a)
+        return a
+
+    cdef object _i32(self, n, fill=0):
+        return self._keep_arr(np.full(int(n), fill, dtype=np.int32))
+
+    cdef object _i64(self, n, fill=0):
+        return self._keep_arr(np.full(int(n), fill, dtype=np.int64))
+
+    cdef object _u8(self, n, fill=0):
+        return self._keep_arr(np.full(int(n), fill, dtype=np.uint8))
+
+    # --- timing tables -------------------------------------------------------------------------
+    cdef int64_t _ready(self, int ch, int cmd, int node) noexcept nogil:
+        """Earliest cycle `cmd` may issue at `node`: the max over the node, its ancestors and,
+        for commands that cover several banks, every node below it."""
+        cdef int NL = self.n_levels
+        cdef int lvl = self.node_level[node]
+        cdef int64_t base = <int64_t>ch * self.n_nodes
+        cdef int64_t e = 0
+        cdef int l, m
+        cdef int64_t d, start, span
+        for l in range(lvl + 1):
+            e = imax(e, self.earliest[(base + self.node_anc[node * NL + l]) * self.n_cmd + cmd])
+        if lvl < self.bank_level:
+            for m in range(lvl + 1, NL):
+                span = self.level_span[lvl * MAXL + m]
+                start = self.level_offset[m] + (node - self.level_offset[lvl]) * span
+                for d in range(start, start + span):
+                    e = imax(e, self.earliest[(base + d) * self.n_cmd + cmd])
+        return e
+
+    cdef void _apply_row(self, int ch, int r, int node, int64_t t) noexcept nogil:
+        cdef int64_t v, pos, hb
+        cdef int w = self.row_window[r]
+        cdef int64_t cnode = <int64_t>ch * self.n_nodes + node
+        cdef int64_t idx = cnode * self.n_cmd + self.row_to[r]
+        if w <= 1:
+            v = t + self.row_latency[r]
+        else:
+            pos = self.hist_pos[self.row_pos_off[r] + cnode]
+            hb = self.row_hist_off[r] + cnode * w
+            self.hist[hb + pos % w] = t
+            self.hist_pos[self.row_pos_off[r] + cnode] = pos + 1
+            if pos + 1 < w:
+                return
+            # the oldest of the last w issues bounds the next one
+            v = self.hist[hb + (pos + 1) % w] + self.row_latency[r]
+        if self.earliest[idx] < v:
+            self.earliest[idx] = v
+
+    cdef void _update_timing(self, int ch, int cmd, int node, int64_t t) noexcept nogil:
+        cdef int NL = self.n_levels
+        cdef int lvl = self.node_level[node]
+        cdef int r, L, c, target, first
+        cdef int64_t d, start, span
+        for r in range(self.row_start[cmd], self.row_start[cmd + 1]):
+            L = self.row_level[r]
+            if L <= lvl:
+                target = self.node_anc[node * NL + L]
+                if self.row_sibling[r]:
+                    first = self.level_offset[L] + ((target - self.level_offset[L]) // self.level_count[L]) * self.level_count[L]
+                    for c in range(first, first + self.level_count[L]):
+                        if c != target:
+                            self._apply_row(ch, r, c, t)
+                else:
+                    self._apply_row(ch, r, target, t)
+            elif not self.row_sibling[r]:
+                span = self.level_span[lvl * MAXL + L]
+                start = self.level_offset[L] + (node - self.level_offset[lvl]) * span
+                for d in range(start, start + span):
+                    self._apply_row(ch, r, <int>d, t)
+
+    # --- bank state ----------------------------------------------------------------------------
+    cdef void _set_open(self, int ch, int b, int row, int64_t t) noexcept nogil:
+        cdef int bi = ch * self.n_banks + b
+        cdef int old = self.open_row[bi]
+        cdef int pn = ch * self.n_pw_nodes + b // <int>self.level_span[self.pw_level * MAXL + self.bank_level]
+        if old < 0 and row >= 0:
+            if self.pw_open[pn] == 0:
+                self.pw_since[pn] = t
+            self.pw_open[pn] += 1
+        elif old >= 0 and row < 0:
+            self.pw_open[pn] -= 1
+            if self.pw_open[pn] == 0:
+                self.active_cycles[ch] += t - self.pw_since[pn]
+        self.open_row[bi] = row
+        self.served[bi] = 0
+        self.cand_ready[bi] = 0
+        self._count_hits(ch, b)
+
+    cdef void _count_hits(self, int ch, int b) noexcept nogil:
+        cdef int lst, s, n
+        cdef int bi = ch * self.n_banks + b
+        cdef int row = self.open_row[bi]
+        for lst in range(2):
+            n = 0
+            if row >= 0:
+                s = self.q_head[bi * 2 + lst]
+                while s >= 0:
+                    if self.s_row[s] == row:
+                        n += 1
+                    s = self.s_next[s]
+            self.q_hits[bi * 2 + lst] = n
+
+    cdef void _bank_push(self, int ch, int b, int lst, int s) noexcept nogil:
+        cdef int bi = ch * self.n_banks + b
+        cdef int qi = bi * 2 + lst
+        self.s_next[s] = -1
+        if self.q_tail[qi] >= 0:
+            self.s_next[self.q_tail[qi]] = s
+        else:
+            self.q_head[qi] = s
+        self.q_tail[qi] = s
+        self.q_count[qi] += 1
+        self.cand_ready[bi] = 0
+        if self.s_row[s] == self.open_row[bi]:
+            self.q_hits[qi] += 1
+
+    # --- issuing -------------------------------------------------------------------------------
+    cdef void _log(self, int ch, int cmd, int node, int row, int col, int64_t t) noexcept nogil:
+        cdef int64_t cap
+        if self.log_n == self.log_cap:
+            cap = self.log_cap * 2 if self.log_cap else 65536
+            self.log_cycle = <int64_t*> realloc(self.log_cycle, cap * sizeof(int64_t))
+            self.log_cmd = <uint8_t*> realloc(self.log_cmd, cap * sizeof(uint8_t))
+            self.log_ch = <int32_t*> realloc(self.log_ch, cap * sizeof(int32_t))
+            self.log_node = <int32_t*> realloc(self.log_node, cap * sizeof(int32_t))
+            self.log_row = <int32_t*> realloc(self.log_row, cap * sizeof(int32_t))
+            self.log_col = <int32_t*> realloc(self.log_col, cap * sizeof(int32_t))
+            if (self.log_cycle == NULL or self.log_cmd == NULL or self.log_ch == NULL or self.log_node == NULL
+                    or self.log_row == NULL or self.log_col == NULL):
+                self.logging = False   # out of memory: stop logging; take_log() reports it
+                self.log_cap = -1
+                return
+            self.log_cap = cap
+        self.log_cycle[self.log_n] = t
+        self.log_cmd[self.log_n] = <uint8_t>cmd
+        self.log_ch[self.log_n] = ch
+        self.log_node[self.log_n] = node
+        self.log_row[self.log_n] = row
+        self.log_col[self.log_n] = col
+        self.log_n += 1
+
+    cdef int _issue(self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil:
+        """Issue `cmd` at `node` (bank `b`, on behalf of slot `s` whose list predecessor is `prev`)."""
+        cdef int kind = self.cmd_kind[cmd]
+        cdef int bi, qi, i, nb, first, lst, row = -1, col = -1, k, bin
+        cdef int64_t done, lat
+        self._update_timing(ch, cmd, node, t)
+        self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
+        self.cmd_count[ch * self.n_cmd + cmd] += 1
+        if kind == KIND_ACTIVATE:
+            row = self.s_row[s]
+            if self.s_class[s] == 0:
+                self.s_class[s] = 1
+            self._set_open(ch, b, row, t)
+        elif kind == KIND_PRECHARGE:
+            if self.node_level[node] == self.bank_level:
+                if s >= 0 and self.s_class[s] == 0:
+                    self.s_class[s] = 2
+                self._set_open(ch, b, -1, t)
+            else:
+                first = self.node_first_bank[node]
+                nb = self.node_n_banks[node]
+                for i in range(first, first + nb):
+                    if self.open_row[ch * self.n_banks + i] >= 0:
+                        self._set_open(ch, i, -1, t)
+        elif kind == KIND_REFRESH:
+            pass
+        else:
+            bi = ch * self.n_banks + b
+            lst = 0 if self.bank_queue > 0 else <int>self.s_write[s]
+            qi = bi * 2 + lst
+            row = self.s_row[s]
+            col = self.s_col[s]
+            # unlink s from its bank list
+            if prev >= 0:
+                self.s_next[prev] = self.s_next[s]
+            else:
+                self.q_head[qi] = self.s_next[s]
+            if self.q_tail[qi] == s:
+                self.q_tail[qi] = prev
+            self.q_count[qi] -= 1
+            self.q_hits[qi] -= 1
+            self.served[bi] += 1
+            self.cand_ready[bi] = 0
+            k = <int>self.s_write[s]
+            done = t + (self.write_latency if k else self.read_latency)
+            lat = done - self.s_arrive[s]
+            if k:
+                self.n_write[ch] += 1
+            else:
+                self.n_read[ch] += 1
+            self.lat_sum[ch * 2 + k] += lat
+            if lat > self.lat_max[ch * 2 + k]:
+                self.lat_max[ch * 2 + k] = lat
+            self.lat_hist[(ch * 2 + k) * N_HIST + lat_bin(lat)] += 1
+            if self.s_class[s] == 0:
+                self.row_hits[ch] += 1
+            elif self.s_class[s] == 1:
+                self.row_misses[ch] += 1
+            else:
+                self.row_conflicts[ch] += 1
+            if done > self.last_done:
+                self.last_done = done
+            bin = <int>(done // self.bw_window)
+            while bin >= BW_BINS:
+                for i in range(BW_BINS // 2):
+                    self.bw_read[i] = self.bw_read[2 * i] + self.bw_read[2 * i + 1]
+                    self.bw_write[i] = self.bw_write[2 * i] + self.bw_write[2 * i + 1]
+                for i in range(BW_BINS // 2, BW_BINS):
+                    self.bw_read[i] = 0
+                    self.bw_write[i] = 0
+                self.bw_window *= 2
+                bin = <int>(done // self.bw_window)
+            if k:
+                self.bw_write[bin] += self.access_bytes
+            else:
+                self.bw_read[bin] += self.access_bytes
+            if bin + 1 > self.bw_bins:
+                self.bw_bins = bin + 1
+            if self.bank_queue > 0:
+                self.bankq_total[ch] -= 1
+            elif k:
+                self.wq_count[ch] -= 1
+            else:
+                self.rq_count[ch] -= 1
+            self.outstanding[ch] -= 1
+            self.s_next[s] = self.free_head[ch]
+            self.free_head[ch] = s
+            if kind == KIND_READ_PRECHARGE or kind == KIND_WRITE_PRECHARGE:
+                self._set_open(ch, b, -1, t)
+        if self.logging:
+            self._log(ch, cmd, node, row, col, t)
+        return 0
+
+    # --- refresh -------------------------------------------------------------------------------
+    cdef int _refresh_step(self, int ch, int64_t t, int64_t* wake) noexcept nogil:
+        """Start due refreshes and issue the next command of a pending one. Returns the buses
+        used this cycle as a bit mask (1 = row bus, 2 = column bus)."""
+        cdef int i, node, b, first, nb, cmd, bank, ri, target, used = 0
+        cdef int64_t r
+        for i in range(self.n_ref_nodes):
+            ri = ch * self.n_ref_nodes + i
+            node = self.level_offset[self.ref_level] + i
+            first = self.node_first_bank[node]
+            nb = self.node_n_banks[node]
+            if not self.ref_pending[ri]:
+                if t >= self.ref_due[ri]:
+                    self.ref_pending[ri] = 1
+                    for b in range(first, first + nb):
+                        self.bank_blocked[ch * self.n_banks + b] = 1
+                else:
+                    wake[0] = imin(wake[0], self.ref_due[ri])
+                    continue
+            # pending: close open banks, then refresh
+            bank = -1
+            for b in range(first, first + nb):
+                if self.open_row[ch * self.n_banks + b] >= 0:
+                    bank = b
+                    break
+            if bank >= 0:
+                if self.cmd_pre_refresh >= 0:
+                    cmd = self.cmd_pre_refresh
+                    target = node
+                else:
+                    cmd = self.cmd_pre
+                    target = self.bank_node[bank]
+            else:
+                cmd = self.ref_cmd
+                target = node
+            if used & (1 << self.cmd_bus[cmd]):
+                wake[0] = imin(wake[0], t + 1)
+                continue
+            r = imax(self._ready(ch, cmd, target), self.bus_free[ch * 2 + self.cmd_bus[cmd]])
+            if r <= t:
+                self._issue(ch, cmd, target, bank, -1, -1, t)
+                used |= 1 << self.cmd_bus[cmd]
+                wake[0] = imin(wake[0], t + 1)
+                if cmd == self.ref_cmd:
+                    self.ref_pending[ri] = 0
+                    self.ref_due[ri] += self.ref_interval
+                    for b in range(first, first + nb):
+                        self.bank_blocked[ch * self.n_banks + b] = 0
+                        self.cand_ready[ch * self.n_banks + b] = 0
+                    wake[0] = imin(wake[0], self.ref_due[ri])
+            else:
+                wake[0] = imin(wake[0], r)
+        return used
+
+    # --- scheduling ----------------------------------------------------------------------------
+    cdef bint _move_one(self, int ch) noexcept nogil:
+        """Bank-queue mode: move one transaction from a staging queue into its bank's queue."""
+        cdef int rq = self.read_queue
+        cdef int base = ch * (self.read_queue + self.write_queue)
+        cdef int i, s, n, off, b
+        cdef bint writes
+        if self.drain[ch] == 0:
+            if self.wq_count[ch] >= self.wq_high or (
+                    self.wq_count[ch] > self.wq_low and self.bankq_total[ch] == 0 and self.rq_count[ch] == 0):
+                self.drain[ch] = self.wq_count[ch]
+        writes = self.drain[ch] > 0
+        off = base + (rq if writes else 0)
+        n = self.wq_count[ch] if writes else self.rq_count[ch]
+        for i in range(n):
+            s = self.stage[off + i]
+            b = self.s_bank[s]
+            if self.q_count[(ch * self.n_banks + b) * 2] < self.bank_queue:
+                memmove(&self.stage[off + i], &self.stage[off + i + 1], (n - i - 1) * sizeof(int32_t))
+                self._bank_push(ch, b, 0, s)
+                self.bankq_total[ch] += 1
+                if writes:
+                    self.wq_count[ch] -= 1
+                    self.drain[ch] -= 1
+                else:
+                    self.rq_count[ch] -= 1
+                return True
+        return False
+
+    cdef int64_t _candidate(self, int ch, int b, int lst, int64_t t, int* out) noexcept nogil:
+        """The next command bank `b` wants and the earliest cycle it is legal (cached lower bound
+        when that is still in the future). out = [cmd, slot, prev slot, is_column]; cmd -1 = none."""
+        cdef int bi = ch * self.n_banks + b
+        cdef int qi = bi * 2 + lst
+        cdef int s, prev, cmd, orow, hits
+        cdef bint is_col = False
+        cdef int64_t r
+        out[0] = -1
+        if self.q_count[qi] == 0 or self.bank_blocked[bi]:
+            return CYCLE_NEVER
+        if self.cand_ready[bi] > t:
+            # ready times only grow while the bank's candidate is unchanged: still not legal
+            return self.cand_ready[bi]
+        orow = self.open_row[bi]
+        s = self.q_head[qi]
+        prev = -1
+        if orow >= 0:
+            hits = self.q_hits[qi]
+            if self.scheduler == SCHED_FCFS or (self.scheduler == SCHED_ROUND_ROBIN and self.s_row[s] == orow):
+                is_col = self.s_row[s] == orow
+            elif hits > 0 and not (self.row_hit_cap > 0 and self.served[bi] >= self.row_hit_cap
+                                   and self.q_count[qi] > hits):
+                while self.s_row[s] != orow:
+                    prev = s
+                    s = self.s_next[s]
+                is_col = True
+            if is_col:
+                if self.s_write[s]:
+                    cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
+                else:
+                    cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
+            else:
+                cmd = self.cmd_pre
+        else:
+            cmd = self.cmd_act
+        r = imax(self._ready(ch, cmd, self.bank_node[b]), self.bus_free[ch * 2 + self.cmd_bus[cmd]])
+        self.cand_ready[bi] = r
+        out[0] = cmd
+        out[1] = s
+        out[2] = prev
+        out[3] = is_col
+        return r
+
+    cdef void _tick(self, int ch, int64_t t) noexcept nogil:
+        cdef int64_t w = CYCLE_NEVER
+        cdef int64_t r, seq
+        cdef int nb = self.n_banks
+        cdef int used = 0
+        cdef int lst, b, k, qi, bus, start
+        cdef int c[4]
+        cdef int best_col = -1, best_col_s = -1, best_col_prev = -1, best_col_cmd = -1
+        cdef int best_row = -1, best_row_s = -1, best_row_cmd = -1
+        cdef int64_t best_col_seq = 0, best_row_seq = 0, oldest = CYCLE_NEVER
+        cdef int oldest_bank = -1, found = 0
+
+        if self.ref_cmd >= 0:
+            used = self._refresh_step(ch, t, &w)
+
+        # read/write mode (queue mode without bank queues)
+        if self.bank_queue > 0:
+            lst = 0
+        else:
+            lst = self.drain[ch]
+            if self.drain[ch] == 0:
+                if self.wq_count[ch] > 0 and (self.wq_count[ch] >= self.wq_high or self.rq_count[ch] == 0):
+                    self.drain[ch] = 1
+            elif self.wq_count[ch] == 0 or (self.wq_count[ch] <= self.wq_low and self.rq_count[ch] > 0):
+                self.drain[ch] = 0
+            if lst != self.drain[ch]:
+                lst = self.drain[ch]
+                for b in range(nb):
+                    self.cand_ready[ch * nb + b] = 0
+
+        if self.scheduler == SCHED_ROUND_ROBIN:
+            # per-bank first-ready, banks in round-robin order, no priority of column over row
+            # commands; with separate buses a second command may go on the other bus
+            start = self.rr_next[ch]
+            for k in range(nb):
+                b = start + k
+                if b >= nb:
+                    b -= nb
+                r = self._candidate(ch, b, lst, t, c)
+                if r > t or c[0] < 0:
+                    w = imin(w, imax(r, t + 1))
+                    continue
+                bus = self.cmd_bus[c[0]]
+                if used & (1 << bus):
+                    if found:
+                        self.rr_next[ch] = b + 1 if b + 1 < nb else 0
+                        break       # the second ready command was for the same bus: not issued
+                    w = imin(w, t + 1)
+                    continue
+                self._issue(ch, c[0], self.bank_node[b], b, c[1], c[2], t)
+                used |= 1 << bus
+                w = t + 1
+                found += 1
+                self.rr_next[ch] = b + 1 if b + 1 < nb else 0
+                if found == 2 or not self.separate_bus:
+                    break
+        else:
+            if self.scheduler == SCHED_FCFS:
+                for b in range(nb):
+                    qi = (ch * nb + b) * 2 + lst
+                    if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
+                        oldest = self.s_seq[self.q_head[qi]]
+                        oldest_bank = b
+            for b in range(nb):
+                if self.scheduler == SCHED_FCFS and b != oldest_bank:
+                    continue
+                r = self._candidate(ch, b, lst, t, c)
+                if c[0] < 0 or r > t or used & (1 << self.cmd_bus[c[0]]):
+                    w = imin(w, imax(r, t + 1))
+                    continue
+                seq = self.s_seq[c[1]]
+                if c[3]:
+                    if best_col < 0 or seq < best_col_seq:
+                        best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = b, c[1], c[2], c[0], seq
+                elif best_row < 0 or seq < best_row_seq:
+                    best_row, best_row_s, best_row_cmd, best_row_seq = b, c[1], c[0], seq
+            if best_col >= 0:
+                self._issue(ch, best_col_cmd, self.bank_node[best_col], best_col, best_col_s, best_col_prev, t)
+                used |= 1 << self.cmd_bus[best_col_cmd]
+                w = t + 1
+            if best_row >= 0:
+                w = t + 1
+                # the column command may have changed what is legal: check again
+                if not (used & (1 << self.cmd_bus[best_row_cmd])) and imax(
+                        self._ready(ch, best_row_cmd, self.bank_node[best_row]),
+                        self.bus_free[ch * 2 + self.cmd_bus[best_row_cmd]]) <= t:
+                    self._issue(ch, best_row_cmd, self.bank_node[best_row], best_row, best_row_s, -1, t)
+
+        if self.bank_queue > 0 and (self.rq_count[ch] > 0 or self.wq_count[ch] > 0):
+            if self._move_one(ch):
+                w = t + 1
+        self.wake[ch] = w
+
+    # --- frontend and main loop ----------------------------------------------------------------
+    cdef int _frontend(self, int64_t t) noexcept nogil:
+        """Offer requests in trace order until one arrives later or finds its queue full.
+        Returns 1 when blocked by a full queue."""
+        cdef int ch, s, b, off
+        cdef uint8_t wr
+        while self.f_pos < self.f_n:
+            if self.f_arrival[self.f_pos] > t:
+                return 0
+            ch = self.f_ch[self.f_pos]
+            wr = self.f_write[self.f_pos]
+            if wr:
+                if self.wq_count[ch] >= self.write_queue:
+                    return 1
+            elif self.rq_count[ch] >= self.read_queue:
+                return 1
+            s = self.free_head[ch]
+            self.free_head[ch] = self.s_next[s]
+            b = self.f_bank[self.f_pos]
+            self.s_row[s] = self.f_row[self.f_pos]
+            self.s_col[s] = self.f_col[self.f_pos]
+            self.s_bank[s] = b
+            self.s_write[s] = wr
+            self.s_class[s] = 0
+            self.s_seq[s] = self.f_base + self.f_pos
+            self.s_arrive[s] = t
+            if self.bank_queue > 0:
+                off = ch * (self.read_queue + self.write_queue)
+                if wr:
+                    self.stage[off + self.read_queue + self.wq_count[ch]] = s
+                else:
+                    self.stage[off + self.rq_count[ch]] = s
+            else:
+                self._bank_push(ch, b, wr, s)
+            if wr:
+                self.wq_count[ch] += 1
+            else:
+                self.rq_count[ch] += 1
+            self.outstanding[ch] += 1
+            self.accepted += 1
+            if self.wake[ch] > t + 1:
+                self.wake[ch] = t + 1
+            self.f_pos += 1
+        return 0
+
+    cdef int _run(self, bint final) noexcept nogil:
+        cdef int64_t t = self.now
+        cdef int64_t tn
+        cdef int ch, blocked, busy
+        while True:
+            if not self.frontend_pending_at_now:
+                for ch in range(self.n_channels):
+                    if self.wake[ch] <= t:
+                        self._tick(ch, t)
+            self.frontend_pending_at_now = False
+            blocked = self._frontend(t)
+            if self.f_pos == self.f_n:
+                if not final:
+                    self.now = t
+                    self.frontend_pending_at_now = True
+                    return 0
+                busy = 0
+                for ch in range(self.n_channels):
+                    busy += self.outstanding[ch]
+                if busy == 0:
+                    self.now = t
+                    return 0
+            tn = CYCLE_NEVER
+            for ch in range(self.n_channels):
+                if self.wake[ch] < tn:
+                    tn = self.wake[ch]
+            if self.f_pos < self.f_n and not blocked:
+                tn = imin(tn, imax(self.f_arrival[self.f_pos], t + 1))
+            if tn >= CYCLE_NEVER:
+                self.now = t
+                return -1
+            t = tn
+
+    # --- Python API ----------------------------------------------------------------------------
+    def feed(self, address, is_write, arrival):
+        """Decode a chunk of accesses (byte addresses) and queue them for the frontend.
+
+        The previous chunk must have been consumed (run() returned)."""
+        cdef cnp.uint64_t[::1] a = np.ascontiguousarray(address, dtype=np.uint64)
+        cdef cnp.uint8_t[::1] w = np.ascontiguousarray(is_write, dtype=np.uint8)
+        cdef cnp.int64_t[::1] arr = np.ascontiguousarray(arrival, dtype=np.int64)
+        cdef int64_t n = a.shape[0]
+        cdef int64_t i
+        cdef int f, fid, bits, l
+        cdef uint64_t x
+        cdef int64_t comp[10]
+        cdef int sh[10]
+        cdef int64_t bank
+        if self.f_pos != self.f_n:
+            raise RuntimeError("feed() called before the previous chunk was consumed")
+        if w.shape[0] != n or arr.shape[0] != n:
+            raise ValueError("address, is_write and arrival must have equal lengths")
+        ch_a = np.empty(n, dtype=np.int32)
+        bank_a = np.empty(n, dtype=np.int32)
+        row_a = np.empty(n, dtype=np.int32)
+        col_a = np.empty(n, dtype=np.int32)
+        cdef cnp.int32_t[::1] och = ch_a
+        cdef cnp.int32_t[::1] obank = bank_a
+        cdef cnp.int32_t[::1] orow = row_a
+        cdef cnp.int32_t[::1] ocol = col_a
+        cdef int NL = self.n_levels
+        with nogil:
+            for i in range(n):
+                x = a[i] >> self.offset_bits
+                for l in range(NL + 2):
+                    comp[l] = 0
+                    sh[l] = 0
+                for f in range(self.n_fields - 1, -1, -1):
+                    fid = self.field_id[f]
+                    bits = self.field_bits[f]
+                    comp[fid] |= <int64_t>(x & ((<uint64_t>1 << bits) - 1)) << sh[fid]
+                    sh[fid] += bits
+                    x >>= bits
+                bank = 0
+                for l in range(1, NL):
+                    bank = bank * self.level_count[l] + comp[l]
+                och[i] = <int32_t>comp[0]
+                obank[i] = <int32_t>bank
+                orow[i] = <int32_t>comp[NL]
+                ocol[i] = <int32_t>comp[NL + 1]
+        self.f_base += self.f_n
+        self._feed_arrays = (ch_a, bank_a, row_a, col_a, np.asarray(w), np.asarray(arr))
+        self.f_ch = <int32_t*> cnp.PyArray_DATA(ch_a)
+        self.f_bank = <int32_t*> cnp.PyArray_DATA(bank_a)
+        self.f_row = <int32_t*> cnp.PyArray_DATA(row_a)
+        self.f_col = <int32_t*> cnp.PyArray_DATA(col_a)
+        self.f_write = <uint8_t*> cnp.PyArray_DATA(self._feed_arrays[4])
+        self.f_arrival = <int64_t*> cnp.PyArray_DATA(self._feed_arrays[5])
+        self.f_n = n
+        self.f_pos = 0
+
+    def run(self, bint final=False):
+        """Simulate until the fed chunk is accepted (final=False) or every access completed."""
+        cdef int rc
+        with nogil:
+            rc = self._run(final)
+        if rc < 0:
+            from pimdram.errors import SimulationError
+            raise SimulationError(f"memory controller stalled at cycle {self.now} with work left "
+                                  "(no command can ever become legal: check the constraint table)")
+        if self.log_cap < 0:
+            from pimdram.errors import SimulationError
+            raise SimulationError("out of memory while recording the command log")
+
+    def close(self, int64_t end):
+        """Account open-bank time up to `end` (call once, after the final run)."""
+        cdef int ch, i, pn
+        for ch in range(self.n_channels):
+            for i in range(self.n_pw_nodes):
+                pn = ch * self.n_pw_nodes + i
+                if self.pw_open[pn] > 0:
+                    self.active_cycles[ch] += end - self.pw_since[pn]
+                    self.pw_since[pn] = end
+
+    @property
+    def current_cycle(self):
+        """The cycle the simulation has reached."""
+        return self.now
+
+    @property
+    def completion_cycle(self):
+        """The cycle at which the last completed access finished (data transferred)."""
+        return self.last_done
+
+    @property
+    def accepted_count(self):
+        """Accesses accepted into the controllers' queues so far."""
+        return self.accepted
+
+    def counters(self):
+        """Per-channel counters as numpy arrays (copies)."""
+        C = self.n_channels
+        return {
+            "commands": self._cmd_count.reshape(C, self.n_cmd).copy(),
+            "reads": self._n_read.copy(),
+            "writes": self._n_write.copy(),
+            "row_hits": self._row_hits.copy(),
+            "row_misses": self._row_misses.copy(),
+            "row_conflicts": self._row_conflicts.copy(),
+            "latency_sum": self._lat_sum.reshape(C, 2).copy(),
+            "latency_max": self._lat_max.reshape(C, 2).copy(),
+            "latency_histogram": self._lat_hist.reshape(C, 2, N_HIST).copy(),
+            "active_cycles": self._active.copy(),
+            "bandwidth_window": int(self.bw_window),
+            "bandwidth_read": self._bw_read[: self.bw_bins].copy(),
+            "bandwidth_write": self._bw_write[: self.bw_bins].copy(),
+        }
+
+    def node_levels(self):
+        """For every node id of a channel: (level, index within its level)."""
+        lv = np.empty(self.n_nodes, dtype=np.int32)
+        ix = np.empty(self.n_nodes, dtype=np.int32)
+        for l in range(self.n_levels):
+            for i in range(self.level_size[l]):
+                lv[self.level_offset[l] + i] = l
+                ix[self.level_offset[l] + i] = i
+        return lv, ix
+
+    def take_log(self):
+        """The command log recorded since the last call, as numpy arrays; clears it."""
+        n = self.log_n
+        out = {
+            "cycle": np.empty(n, dtype=np.int64),
+            "command": np.empty(n, dtype=np.uint8),
+            "channel": np.empty(n, dtype=np.int32),
+            "node": np.empty(n, dtype=np.int32),
+            "row": np.empty(n, dtype=np.int32),
+            "column": np.empty(n, dtype=np.int32),
+        }
+        cdef int64_t i
+        cdef cnp.int64_t[::1] c = out["cycle"]
+        cdef cnp.uint8_t[::1] k = out["command"]
+        cdef cnp.int32_t[::1] h = out["channel"]
+        cdef cnp.int32_t[::1] d = out["node"]
+        cdef cnp.int32_t[::1] r = out["row"]
+        cdef cnp.int32_t[::1] o = out["column"]
+        for i in range(n):
+            c[i] = self.log_cycle[i]
+            k[i] = self.log_cmd[i]
+            h[i] = self.log_ch[i]
+            d[i] = self.log_node[i]
+            r[i] = self.log_row[i]
+            o[i] = self.log_col[i]
+        self.log_n = 0
+        return out

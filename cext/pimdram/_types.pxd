@@ -1,0 +1,22 @@
+# The type vocabulary shared by pimdram's Cython modules.
+from libc.stdint cimport int64_t, int32_t, uint64_t, uint32_t, uint8_t
+
+ctypedef int64_t cycle_t      # engine time: cycles of the command clock
+ctypedef uint64_t addr_t      # byte address
+ctypedef int32_t idx_t        # node, bank, slot, row and column indices
+
+cdef extern from *:
+    """
+    #define PIMDRAM_CYCLE_NEVER ((int64_t)0x3FFFFFFFFFFFFFFFLL)
+    """
+    const int64_t CYCLE_NEVER "PIMDRAM_CYCLE_NEVER"   # "no event pending"
+
+# Command kinds the engine implements once (pimdram.config.memory.COMMAND_KINDS, same order).
+cdef enum CommandKind:
+    KIND_ACTIVATE = 0
+    KIND_PRECHARGE = 1
+    KIND_READ = 2
+    KIND_WRITE = 3
+    KIND_READ_PRECHARGE = 4
+    KIND_WRITE_PRECHARGE = 5
+    KIND_REFRESH = 6
