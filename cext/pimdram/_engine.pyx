@@ -987,3 +987,45 @@ cdef class Engine:
             o[i] = self.log_col[i]
         self.log_n = 0
         return out
+
+    # --- probes for device-timing tests (not used by replay) ------------------------------------
+    def node_id(self, path):
+        """Node id (within a channel) of the node addressed by `path`: indices from the level below
+        channel downwards, e.g. (rank, bank_group, bank) for a bank or (rank,) for a rank."""
+        cdef int l, idx = 0
+        path = tuple(path)
+        if len(path) > self.n_levels - 1:
+            raise ValueError("path longer than the organisation")
+        for l in range(1, len(path) + 1):
+            if not 0 <= path[l - 1] < self.level_count[l]:
+                raise ValueError(f"index {path[l - 1]} out of range at level {l}")
+            idx = idx * self.level_count[l] + path[l - 1]
+        return self.level_offset[len(path)] + idx
+
+    def probe_ready(self, int ch, int cmd, int node):
+        """Earliest cycle at which `cmd` may issue at `node` by the timing tables (bus included)."""
+        if not (0 <= ch < self.n_channels and 0 <= cmd < self.n_cmd and 0 <= node < self.n_nodes):
+            raise ValueError("channel, command or node out of range")
+        return max(self._ready(ch, cmd, node), self.bus_free[ch * 2 + self.cmd_bus[cmd]])
+
+    def probe_issue(self, int ch, int cmd, int node, int64_t t, int row=0):
+        """Record `cmd` at `node` at cycle `t` in the timing tables and bank states, bypassing the
+        queues (the caller chooses a legal order). Returns nothing; see probe_ready."""
+        cdef int kind
+        cdef int b
+        if not (0 <= ch < self.n_channels and 0 <= cmd < self.n_cmd and 0 <= node < self.n_nodes):
+            raise ValueError("channel, command or node out of range")
+        kind = self.cmd_kind[cmd]
+        self._update_timing(ch, cmd, node, t)
+        self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
+        self.cmd_count[ch * self.n_cmd + cmd] += 1
+        if self.node_level[node] == self.bank_level:
+            b = node - self.level_offset[self.bank_level]
+            if kind == KIND_ACTIVATE:
+                self._set_open(ch, b, row, t)
+            elif kind in (KIND_PRECHARGE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE):
+                self._set_open(ch, b, -1, t)
+        elif kind == KIND_PRECHARGE:
+            for b in range(self.node_first_bank[node], self.node_first_bank[node] + self.node_n_banks[node]):
+                if self.open_row[ch * self.n_banks + b] >= 0:
+                    self._set_open(ch, b, -1, t)

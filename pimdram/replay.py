@@ -1,0 +1,250 @@
+"""Replays a request trace on a memory system: resolve the config, stream the trace through the
+engine in chunks, and write the statistics file."""
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from ._engine import SCHEDULERS, Engine, latency_bin_edges
+from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
+from .errors import OutputExistsError
+from .stats import StatsWriter, schema, standard_columns, standard_table
+from .trace.requests import DEFAULT_CHUNK_SIZE, open_request_trace
+
+LATENCY_PERCENTILES = (50, 90, 99)
+
+
+def engine_params(spec: MemorySpec, command_log=False):
+    """The plain data the engine is built from (everything already in cycles)."""
+    bank = spec.bank_level
+
+    def command(kind, scope=bank):
+        for i, c in enumerate(spec.commands):
+            if c.kind == kind and c.scope == scope:
+                return i
+        return -1
+
+    ref = spec.refresh
+    rows = spec.constraint_table()
+    n_levels = len(spec.levels)
+    field_id = [spec.levels.index(f) if f in spec.levels else (n_levels if f == "row" else n_levels + 1)
+                for f, _ in spec.address_mapping]
+    ctl = spec.controller
+    multi_bank_refresh = ref is not None and ref.scope < bank
+    return dict(
+        counts=spec.counts,
+        cmd_kind=[COMMAND_KINDS.index(c.kind) for c in spec.commands],
+        cmd_scope=[c.scope for c in spec.commands],
+        cmd_bus=[c.bus for c in spec.commands],
+        cmd_bus_cycles=[c.bus_cycles for c in spec.commands],
+        separate_bus=spec.separate_row_column_bus,
+        read_latency=spec.read_latency,
+        write_latency=spec.write_latency,
+        cmd_act=command("activate"), cmd_pre=command("precharge"),
+        cmd_rd=command("read"), cmd_wr=command("write"),
+        cmd_rda=command("read_precharge"), cmd_wra=command("write_precharge"),
+        # close a refreshed node's banks with one precharge when the standard has one of that scope
+        cmd_pre_refresh=command("precharge", ref.scope) if multi_bank_refresh else -1,
+        row_level=rows["level"], row_from=rows["from_cmd"], row_to=rows["to_cmd"],
+        row_latency=rows["latency"], row_window=rows["window"], row_sibling=rows["sibling"],
+        refresh_cmd=ref.command if ref else -1,
+        refresh_level=ref.scope if ref else 1,
+        refresh_interval=ref.interval if ref else 0,
+        read_queue=ctl.read_queue, write_queue=ctl.write_queue, bank_queue=ctl.bank_queue,
+        scheduler=SCHEDULERS.index(ctl.scheduler), row_hit_cap=ctl.row_hit_cap,
+        closed_page=int(ctl.row_policy == "closed"),
+        wq_high=max(1, math.ceil(ctl.write_high_watermark * ctl.write_queue)),
+        wq_low=int(ctl.write_low_watermark * ctl.write_queue),
+        power_level=power_level(spec),
+        field_id=field_id, field_bits=[b for _, b in spec.address_mapping], offset_bits=spec.offset_bits,
+        access_bytes=spec.access_bytes, log=bool(command_log),
+    )
+
+
+def power_level(spec):
+    """The level whose nodes have their own background power state (ranks, pseudo-channels)."""
+    if spec.refresh is not None and spec.refresh.scope < spec.bank_level:
+        return spec.refresh.scope
+    for name in ("rank", "pseudo_channel"):
+        if name in spec.levels:
+            return spec.levels.index(name)
+    return 0
+
+
+def expand_requests(chunk, spec):
+    """Split requests larger than one access into consecutive accesses (numpy, no Python loop)."""
+    size = chunk.size.astype(np.int64)
+    size[size == 0] = spec.request_bytes
+    n = -(-size // spec.access_bytes)
+    if np.all(n == 1):
+        return chunk.address, chunk.is_write, chunk.arrival, len(chunk.address)
+    rep = np.repeat(np.arange(len(n)), n)
+    first = np.cumsum(n) - n
+    step = (np.arange(len(rep)) - first[rep]).astype(np.uint64)
+    address = chunk.address[rep] + step * np.uint64(spec.access_bytes)
+    return address, chunk.is_write[rep], chunk.arrival[rep], len(chunk.address)
+
+
+class CommandLogExpander:
+    """Turns the engine's (channel, node) log into one index column per organisation level."""
+
+    def __init__(self, engine, spec):
+        levels, index = engine.node_levels()
+        counts = spec.counts
+        n_levels = len(counts)
+        table = np.full((len(levels), n_levels), -1, dtype=np.int32)
+        for node, (lv, ix) in enumerate(zip(levels, index)):
+            for m in range(1, lv + 1):
+                span = int(np.prod(counts[m + 1: lv + 1], dtype=np.int64)) if m < lv else 1
+                table[node, m] = (ix // span) % counts[m]
+        self.table = table
+        self.levels = spec.levels
+
+    def __call__(self, log):
+        out = {"cycle": log["cycle"], "command": log["command"], "channel": log["channel"]}
+        per_node = self.table[log["node"]]
+        for m, name in enumerate(self.levels[1:], start=1):
+            out[name] = per_node[:, m]
+        out["row"] = log["row"]
+        out["column"] = log["column"]
+        return out
+
+
+@dataclass
+class ReplayResult:
+    output: Path
+    summary: dict
+
+
+def replay_requests(trace, memory, output, *, trace_format="auto", overrides=None, command_log=False,
+                    overwrite=False, progress=None, seed=0, chunk_size=DEFAULT_CHUNK_SIZE):
+    """Replay request trace `trace` on memory `memory` (preset name, YAML path or MemorySpec) and
+    write the statistics to `output` (HDF5). Returns a ReplayResult with the run summary.
+
+    `progress(done, total)` is called as the trace is consumed (bytes of the trace file).
+    """
+    started = time.perf_counter()
+    spec = memory if isinstance(memory, MemorySpec) else load_memory(memory, overrides)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
+    reader = open_request_trace(trace, trace_format, chunk_size)
+    engine = Engine(engine_params(spec, command_log))
+    attrs = {
+        schema.ATTR_CONFIG: spec.to_yaml(),
+        schema.ATTR_TRACE_SHA256: "",
+        schema.ATTR_TRACE_PATH: str(trace),
+        schema.ATTR_SEED: int(seed),
+        schema.ATTR_COMMAND_NAMES: spec.command_names,
+        schema.ATTR_LEVELS: list(spec.levels),
+        "description": f"replay of {Path(trace).name} on {spec.name}",
+        "trace-format": reader.format,
+    }
+    requests = 0
+    with StatsWriter(output, attrs, overwrite=overwrite) as writer:
+        log_writer = expander = None
+        if command_log:
+            cols = standard_columns(schema.COMMAND_LOG, levels=spec.levels)
+            log_writer = writer.append_table(schema.COMMAND_LOG, {c: d for c, d, _ in cols},
+                                             {c: u for c, _, u in cols}, attrs={"names": spec.command_names})
+            expander = CommandLogExpander(engine, spec)
+        for chunk in reader:
+            address, is_write, arrival, n_req = expand_requests(chunk, spec)
+            requests += n_req
+            engine.feed(address, is_write, arrival)
+            engine.run(False)
+            if log_writer is not None:
+                log_writer.append(expander(engine.take_log()))
+            if progress is not None:
+                progress(reader.bytes_read, reader.size_bytes)
+        engine.run(True)
+        end = max(engine.completion_cycle, engine.current_cycle)
+        engine.close(end)
+        if log_writer is not None:
+            log_writer.append(expander(engine.take_log()))
+        wall = time.perf_counter() - started
+        tables = result_tables(spec, engine.counters(), end, requests, wall)
+        for name, table in tables.items():
+            writer.write_table(name, table)
+        writer.attrs[schema.ATTR_TRACE_SHA256] = reader.sha256()
+        summary = {k: v[0].item() for k, v in tables[schema.SUMMARY].columns.items()}
+    return ReplayResult(output, summary)
+
+
+def result_tables(spec, counters, cycles, requests, wall_seconds):
+    """The standard stats tables from the engine's counters."""
+    from .energy import dram_energy
+
+    names = spec.command_names
+    commands = counters["commands"]
+    n_ch = spec.n_channels
+    reads, writes = counters["reads"], counters["writes"]
+    hist = counters["latency_histogram"]
+    starts, ends = latency_bin_edges()
+    centres = (starts + ends - 1) / 2.0
+
+    energy = dram_energy(spec, {n: commands[:, i] for i, n in enumerate(names)},
+                         counters["active_cycles"], cycles)
+    channels = {"channel": np.arange(n_ch)}
+    for i, n in enumerate(names):
+        channels[schema.command_column(n)] = commands[:, i]
+    channels.update(
+        reads=reads, writes=writes,
+        bytes_read=reads * spec.access_bytes, bytes_written=writes * spec.access_bytes,
+        row_hits=counters["row_hits"], row_misses=counters["row_misses"], row_conflicts=counters["row_conflicts"],
+        busy_cycles=(reads + writes) * spec.timing["nBL"],
+        energy_j=energy["total_j"],
+    )
+    for k, kind in enumerate(schema.LATENCY_KINDS):
+        n = reads if k == 0 else writes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            channels[f"{kind}_latency_mean"] = np.where(n > 0, counters["latency_sum"][:, k] / np.maximum(n, 1), np.nan)
+        for p in LATENCY_PERCENTILES:
+            channels[f"{kind}_latency_p{p}"] = np.array(
+                [_percentile(hist[c, k], centres, starts, p) for c in range(n_ch)], dtype=np.float64)
+        channels[f"{kind}_latency_max"] = np.where(n > 0, counters["latency_max"][:, k], np.nan).astype(np.float64)
+
+    nz_c, nz_k, nz_b = np.nonzero(hist)
+    histogram = {"channel": nz_c, "kind": nz_k, "bin_start": starts[nz_b], "bin_end": ends[nz_b],
+                 "count": hist[nz_c, nz_k, nz_b]}
+
+    window = counters["bandwidth_window"]
+    bw = {"step": np.arange(len(counters["bandwidth_read"]), dtype=np.int64) * window,
+          "bytes_read": counters["bandwidth_read"], "bytes_written": counters["bandwidth_write"]}
+
+    total_reads, total_writes = int(reads.sum()), int(writes.sum())
+    seconds = cycles * spec.tck_ns * 1e-9
+    bytes_total = (total_reads + total_writes) * spec.access_bytes
+    summary = {
+        "cycles": cycles, "tck_ns": spec.tck_ns, "simulated_seconds": seconds,
+        "requests": requests, "reads": total_reads, "writes": total_writes,
+        "bytes_read": total_reads * spec.access_bytes, "bytes_written": total_writes * spec.access_bytes,
+        "row_hits": int(counters["row_hits"].sum()), "row_misses": int(counters["row_misses"].sum()),
+        "row_conflicts": int(counters["row_conflicts"].sum()),
+        "read_latency_mean": counters["latency_sum"][:, 0].sum() / total_reads if total_reads else math.nan,
+        "write_latency_mean": counters["latency_sum"][:, 1].sum() / total_writes if total_writes else math.nan,
+        "bandwidth": bytes_total / seconds if seconds > 0 else 0.0,
+        "peak_bandwidth": spec.peak_bandwidth,
+        "energy_j": float(np.sum(energy["total_j"])),
+        "wall_seconds": wall_seconds,
+        "requests_per_second": requests / wall_seconds if wall_seconds > 0 else 0.0,
+    }
+    return {
+        schema.SUMMARY: standard_table(schema.SUMMARY, {k: np.array([v]) for k, v in summary.items()}),
+        schema.CHANNELS: standard_table(schema.CHANNELS, channels, command_names=names),
+        schema.LATENCY_HISTOGRAM: standard_table(schema.LATENCY_HISTOGRAM, histogram),
+        schema.BANDWIDTH: standard_table(schema.BANDWIDTH, bw, attrs={"window": window}),
+        schema.ENERGY: standard_table(schema.ENERGY, {"channel": np.arange(n_ch), **energy}),
+    }
+
+
+def _percentile(counts, centres, starts, p):
+    """The p-th percentile of a latency histogram (exact below 1024 cycles, <1% above)."""
+    total = counts.sum()
+    if total == 0:
+        return math.nan
+    idx = int(np.searchsorted(np.cumsum(counts), math.ceil(total * p / 100.0)))
+    return float(starts[idx]) if starts[idx] < 1024 else float(centres[idx])
