@@ -1,0 +1,362 @@
+"""The kernels of one forward pass, layer by layer, with exact shapes, FLOPs and bytes per operand."""
+from dataclasses import dataclass, field
+
+from .workload import dtype_bytes
+
+ROLES = ("weight", "activation", "kv_cache")
+ACCESSES = ("read", "write")
+OPS = ("embedding", "norm", "gemm", "gemv", "elementwise", "attention_score", "softmax", "attention_context",
+       "communication")
+
+# FLOPs per element of the non-product kernels (one per arithmetic operation of the formula)
+NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}   # rms: square, sum, scale, gamma; layer: + mean, subtract, beta
+ROTARY_FLOPS = 3                              # x·cos + rotate(x)·sin
+SOFTMAX_FLOPS = 5                             # max, subtract, exp, sum, divide
+RESIDUAL_FLOPS = 1
+ACTIVATION_FLOPS = {"plain": 1, "gated": 2}   # act(x); act(gate)·up
+MERGE_FLOPS = 3                               # rescale two partial results by their softmax sums and add
+COMBINE_FLOPS = 2                             # MoE: weight each expert's output and add
+
+# kernel names grouped into the kinds `--only` accepts (besides any op or kernel name)
+KINDS = {
+    "attention": ("kv_cache_append", "attention_score", "softmax", "attention_context", "attention_merge"),
+    "fc": ("qkv_projection", "output_projection", "ffn_gate", "ffn_up", "ffn_down", "router", "lm_head"),
+    "ffn": ("ffn_norm", "ffn_gate", "ffn_up", "activation", "ffn_down", "router", "moe_combine", "ffn_residual"),
+    "norm": ("attention_norm", "ffn_norm", "final_norm"),
+    "communication": ("transfer", "all_reduce"),
+}
+FC_NAMES = KINDS["fc"]
+ATTENTION_NAMES = KINDS["attention"]
+
+
+@dataclass
+class Operand:
+    """One tensor a kernel reads or writes.
+
+    `tensor` identifies the data inside one trace (dependencies and transfers follow it); `mode` says
+    how a write combines with earlier writes of the same tensor: "write" replaces, "partial" writes a
+    slice beside other writers (heads of one layer, requests of one batch), "update" rewrites part of
+    it in place (rotary embedding), "append" adds tokens to a KV cache.
+    """
+    name: str
+    role: str
+    access: str
+    dtype: str
+    shape: tuple
+    bytes: int
+    tensor: str = ""
+    mode: str = "write"
+    region: str = None
+
+    def record(self):
+        d = {"name": self.name, "role": self.role, "access": self.access, "dtype": self.dtype,
+             "shape": list(self.shape), "bytes": self.bytes}
+        if self.region is not None:
+            d["region"] = self.region
+        return d
+
+
+@dataclass
+class Kernel:
+    name: str
+    op: str
+    layer: int                     # decoder layer, or None for embedding, final norm and LM head
+    step: int
+    phase: str
+    shape: dict
+    flops: int
+    operands: list
+    form: str = None               # "gemv" or "gemm" for matrix products (per instance)
+    requests: tuple = ()
+    expert: int = None
+    sub_batch: int = None
+    kv_heads: tuple = None         # [lo, hi) of the KV heads an attention kernel covers
+    tokens: tuple = None           # [lo, hi) of the cached token positions it covers
+    device: str = None
+    deps: list = field(default_factory=list)
+    id: int = None
+    link: str = None
+
+    @property
+    def bytes_read(self):
+        return sum(o.bytes for o in self.operands if o.access == "read")
+
+    @property
+    def bytes_written(self):
+        return sum(o.bytes for o in self.operands if o.access == "write")
+
+    @property
+    def intensity(self):
+        total = self.bytes_read + self.bytes_written
+        return self.flops / total if total else 0.0
+
+    def bytes_of(self, role):
+        return sum(o.bytes for o in self.operands if o.role == role)
+
+    def record(self):
+        """The kernel as one line of the kernel trace (see docs/kernel-trace-format.md)."""
+        d = {"id": self.id, "name": self.name, "op": self.op, "layer": self.layer, "step": self.step,
+             "phase": self.phase, "device": self.device}
+        if self.link is not None:
+            d["link"] = self.link
+        if self.form is not None:
+            d["form"] = self.form
+        d["shape"] = dict(self.shape)
+        for key in ("expert", "sub_batch"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        if self.kv_heads is not None:
+            d["kv_heads"] = list(self.kv_heads)
+        if self.tokens is not None:
+            d["tokens"] = list(self.tokens)
+        if self.requests:
+            d["requests"] = list(self.requests)
+        d["flops"] = self.flops
+        d["bytes_read"] = self.bytes_read
+        d["bytes_written"] = self.bytes_written
+        d["intensity"] = round(self.intensity, 6)
+        d["operands"] = [o.record() for o in self.operands]
+        d["deps"] = list(self.deps)
+        return d
+
+
+@dataclass(frozen=True)
+class AttentionPart:
+    """A slice of one layer's attention (KV heads [lo, hi), cached tokens [lo, hi)) kept together."""
+    kv_heads: tuple
+    tokens: tuple
+    tag: str = ""      # placement's name for the slice (e.g. the memory holding its KV cache)
+
+
+def whole_attention(model, layer):
+    return [AttentionPart((0, model.kv_heads), (0, 1 << 62))]
+
+
+class StepBuilder:
+    """Builds the kernels of one forward pass (one step) of a set of requests.
+
+    `attention_parts(layer) -> [AttentionPart]` lets a placement policy split a layer's attention by
+    KV head and token range (each part is then placed on its own); the default keeps it whole.
+    """
+
+    def __init__(self, model, workload, attention_parts=None, layers=None):
+        self.m = model
+        self.w = workload
+        self.attention_parts = attention_parts or (lambda layer: whole_attention(model, layer))
+        self.layers = model.layers if layers is None else min(layers, model.layers)
+
+    # --- operand helpers -------------------------------------------------------------------
+    def _act(self, name, access, shape, tensor, mode="write"):
+        n = 1
+        for s in shape:
+            n *= s
+        dt = self.w.activation_dtype
+        return Operand(name, "activation", access, dt, tuple(shape), dtype_bytes(dt, n), tensor, mode)
+
+    def _weight(self, name, shape, tensor):
+        n = 1
+        for s in shape:
+            n *= s
+        dt = self.w.weight_dtype
+        return Operand(name, "weight", "read", dt, tuple(shape), dtype_bytes(dt, n), tensor)
+
+    def _kv(self, name, access, shape, tensor, mode="write"):
+        n = 1
+        for s in shape:
+            n *= s
+        dt = self.w.kv_cache_dtype
+        return Operand(name, "kv_cache", access, dt, tuple(shape), dtype_bytes(dt, n), tensor, mode)
+
+    def _fc(self, name, layer, x, y, M, K, N, bias, weight_tensor, expert=None, **common):
+        ops = [self._act("x", "read", (M, K), x), self._weight("w", (K, N), weight_tensor)]
+        if bias:
+            ops.append(self._weight("b", (N,), weight_tensor + ".bias"))
+        ops.append(self._act("y", "write", (M, N), y))
+        return Kernel(name, "gemv" if M == 1 else "gemm", layer, shape={"M": M, "N": N, "K": K},
+                      flops=2 * M * N * K, operands=ops, form="gemv" if M == 1 else "gemm", expert=expert, **common)
+
+    def _elementwise(self, name, op, layer, elements, flops_per, reads, writes, **common):
+        return Kernel(name, op, layer, shape={"elements": elements}, flops=flops_per * elements,
+                      operands=reads + writes, **common)
+
+    # --- one step ----------------------------------------------------------------------------
+    def build(self, step, groups, sub_batch=None):
+        """Kernels of one step for `groups` (StepGroup) of requests; tensors are named per sub-batch."""
+        m, w = self.m, self.w
+        sb = "" if sub_batch is None else f"b{sub_batch}."
+        pre = f"s{step.index}.{sb}"
+        requests = tuple(sorted(r for g in groups for r in g.requests))
+        T = sum(len(g.requests) * g.new_tokens for g in groups)
+        h = m.hidden
+        common = dict(step=step.index, phase=step.phase, sub_batch=sub_batch, requests=requests)
+        out = []
+
+        # embedding lookup (+ learned positions)
+        ops = [self._act("tokens", "read", (T,), f"{sb}tokens"),
+               self._weight("embedding_table", (T, h), "embedding")]
+        if m.position_embedding == "learned":
+            ops.append(self._weight("position_table", (T, h), "position_embedding"))
+        ops.append(self._act("x", "write", (T, h), pre + "L-1.out"))
+        out.append(Kernel("embedding", "embedding", None, shape={"elements": T * h},
+                          flops=T * h if m.position_embedding == "learned" else 0, operands=ops, **common))
+
+        x = pre + "L-1.out"
+        for layer in range(self.layers):
+            x = self._layer(out, layer, x, groups, T, pre, sb, common)
+
+        # final norm and LM head: the prefill needs logits only for each request's last token
+        out.append(self._norm("final_norm", None, x, pre + "final.x_norm", T, "final_norm", common))
+        rows = len(requests) if step.phase == "prefill" else T
+        head_x = pre + "final.x_norm"
+        out.append(self._fc("lm_head", None, head_x, f"{sb}tokens", rows, h, m.vocab, False,
+                            "embedding" if m.tied_embeddings else "lm_head", **common))
+        return out
+
+    def _norm(self, name, layer, x, y, T, weight_tensor, common):
+        m = self.m
+        reads = [self._act("x", "read", (T, m.hidden), x),
+                 self._weight("gamma", (m.norm_params(),), weight_tensor)]
+        writes = [self._act("y", "write", (T, m.hidden), y)]
+        return self._elementwise(name, "norm", layer, T * m.hidden, NORM_FLOPS[m.norm], reads, writes, **common)
+
+    def _layer(self, out, layer, x, groups, T, pre, sb, common):
+        m, w = self.m, self.w
+        h, a, kvw, d, g = m.hidden, m.attention_width, m.kv_width, m.head_dim, m.group_size
+        L = f"{pre}L{layer}."
+        W = f"L{layer}."
+        attention, router, ffn = m.layer_weight_shapes()
+
+        out.append(self._norm("attention_norm", layer, x, L + "x_norm", T, W + "attention_norm", common))
+        _, K, N, bias = attention[0]
+        out.append(self._fc("qkv_projection", layer, L + "x_norm", L + "qkv", T, K, N, bias,
+                            W + "qkv_projection", **common))
+        if m.position_embedding == "rotary":
+            el = T * (a + kvw)
+            out.append(self._elementwise(
+                "rotary_embedding", "elementwise", layer, el, ROTARY_FLOPS,
+                [self._act("qk", "read", (T, a + kvw), L + "qkv", mode="partial")],
+                [self._act("qk", "write", (T, a + kvw), L + "qkv", mode="update")], **common))
+
+        parts = self.attention_parts(layer)
+        token_splits = len({p.tokens for p in parts}) > 1
+        ctx = L + "context"
+        ctx_parts = {}
+        for grp in groups:
+            n, c = grp.new_tokens, grp.context
+            R = len(grp.requests)
+            total = c + n
+            gcommon = dict(common, requests=grp.requests)
+            for i, part in enumerate(parts):
+                hlo, hhi = part.kv_heads
+                kvh = hhi - hlo
+                tlo, thi = max(part.tokens[0], 0), min(part.tokens[1], total)
+                if thi <= tlo or kvh <= 0:
+                    continue
+                tag = dict(kv_heads=(hlo, hhi), tokens=(tlo, thi))
+                kv_tensor = f"{sb}L{layer}.kv.p{i}"
+                new_lo, new_hi = max(tlo, c), min(thi, total)
+                if new_hi > new_lo:  # this part stores some of the new tokens
+                    nt = new_hi - new_lo
+                    out.append(self._elementwise(
+                        "kv_cache_append", "elementwise", layer, 2 * R * nt * kvh * d, 0,
+                        [self._act("kv", "read", (R, nt, 2, kvh, d), L + "qkv", mode="partial")],
+                        [self._kv("kv_cache", "write", (R, nt, 2, kvh, d), kv_tensor, mode="append")],
+                        **tag, **gcommon))
+                Ntok = thi - tlo
+                M = g * n
+                inst = R * kvh
+                sc = f"{L}scores.r{grp.requests[0]}.p{i}"
+                out.append(Kernel(
+                    "attention_score", "attention_score", layer,
+                    shape={"M": M, "N": Ntok, "K": d, "instances": inst}, flops=2 * M * Ntok * d * inst,
+                    form="gemv" if M == 1 else "gemm",
+                    operands=[self._act("q", "read", (R, kvh * g, n, d), L + "qkv"),
+                              self._kv("k_cache", "read", (R, kvh, Ntok, d), kv_tensor),
+                              self._act("scores", "write", (R, kvh * g, n, Ntok), sc)],
+                    **tag, **gcommon))
+                out.append(self._elementwise(
+                    "softmax", "softmax", layer, inst * M * Ntok, SOFTMAX_FLOPS,
+                    [self._act("scores", "read", (R, kvh * g, n, Ntok), sc)],
+                    [self._act("probs", "write", (R, kvh * g, n, Ntok), sc + ".probs")], **tag, **gcommon))
+                pc = f"{ctx}.p{i}" if token_splits else ctx
+                ctx_parts[i] = kvh
+                out.append(Kernel(
+                    "attention_context", "attention_context", layer,
+                    shape={"M": M, "N": d, "K": Ntok, "instances": inst}, flops=2 * M * d * Ntok * inst,
+                    form="gemv" if M == 1 else "gemm",
+                    operands=[self._act("probs", "read", (R, kvh * g, n, Ntok), sc + ".probs"),
+                              self._kv("v_cache", "read", (R, kvh, Ntok, d), kv_tensor),
+                              self._act("context", "write", (R, n, kvh * g * d), pc, mode="partial")],
+                    **tag, **gcommon))
+        if token_splits:
+            # partial results of token slices are rescaled by their softmax sums and added
+            n_parts = len({p.tokens for p in parts})
+            reads = [self._act("context_part", "read", (T, ctx_parts[i] * g * d), f"{ctx}.p{i}")
+                     for i in sorted(ctx_parts)]
+            out.append(self._elementwise("attention_merge", "elementwise", layer, T * a, MERGE_FLOPS * (n_parts - 1),
+                                         reads, [self._act("context", "write", (T, a), ctx)], **common))
+        _, K, N, bias = attention[1]
+        out.append(self._fc("output_projection", layer, ctx, L + "attn_out", T, K, N, bias,
+                            W + "output_projection", **common))
+        out.append(self._elementwise(
+            "attention_residual", "elementwise", layer, T * h, RESIDUAL_FLOPS,
+            [self._act("x", "read", (T, h), x), self._act("attn_out", "read", (T, h), L + "attn_out")],
+            [self._act("y", "write", (T, h), L + "mid")], **common))
+        out.append(self._norm("ffn_norm", layer, L + "mid", L + "mid_norm", T, W + "ffn_norm", common))
+
+        if m.is_moe:
+            _, K, N, _ = router[0]
+            out.append(self._fc("router", layer, L + "mid_norm", L + "routing", T, K, N, False, W + "router", **common))
+            loads = expert_loads(T, m.experts, m.experts_per_token)
+            for e, tokens in enumerate(loads):
+                if tokens:
+                    self._ffn(out, layer, L, W, L + "mid_norm", f"{L}expert{e}.out", tokens, ffn, e, common)
+            active = [e for e, t in enumerate(loads) if t]
+            out.append(self._elementwise(
+                "moe_combine", "elementwise", layer, m.experts_per_token * T * h, COMBINE_FLOPS,
+                [self._act("routing", "read", (T, m.experts_per_token), L + "routing")]
+                + [self._act(f"expert{e}", "read", (loads[e], h), f"{L}expert{e}.out") for e in active],
+                [self._act("y", "write", (T, h), L + "ffn_out")], **common))
+        else:
+            self._ffn(out, layer, L, W, L + "mid_norm", L + "ffn_out", T, ffn, None, common)
+        out.append(self._elementwise(
+            "ffn_residual", "elementwise", layer, T * h, RESIDUAL_FLOPS,
+            [self._act("x", "read", (T, h), L + "mid"), self._act("ffn_out", "read", (T, h), L + "ffn_out")],
+            [self._act("y", "write", (T, h), L + "out")], **common))
+        return L + "out"
+
+    def _ffn(self, out, layer, L, W, x, y, M, ffn, expert, common):
+        m = self.m
+        i = m.intermediate
+        sfx = "" if expert is None else f".e{expert}"
+        shapes = {name: (K, N, b) for name, K, N, b in ffn}
+        if m.ffn == "gated":
+            for name in ("ffn_gate", "ffn_up"):
+                K, N, b = shapes[name]
+                out.append(self._fc(name, layer, x, f"{L}{name}{sfx}", M, K, N, b, f"{W}{name}{sfx}",
+                                    expert=expert, **common))
+            reads = [self._act("gate", "read", (M, i), f"{L}ffn_gate{sfx}"),
+                     self._act("up", "read", (M, i), f"{L}ffn_up{sfx}")]
+        else:
+            K, N, b = shapes["ffn_up"]
+            out.append(self._fc("ffn_up", layer, x, f"{L}ffn_up{sfx}", M, K, N, b, f"{W}ffn_up{sfx}",
+                                expert=expert, **common))
+            reads = [self._act("up", "read", (M, i), f"{L}ffn_up{sfx}")]
+        k = self._elementwise("activation", "elementwise", layer, M * i, ACTIVATION_FLOPS[m.ffn], reads,
+                              [self._act("y", "write", (M, i), f"{L}act{sfx}")], **common)
+        k.expert = expert
+        out.append(k)
+        K, N, b = shapes["ffn_down"]
+        out.append(self._fc("ffn_down", layer, f"{L}act{sfx}", y, M, K, N, b, f"{W}ffn_down{sfx}",
+                            expert=expert, **common))
+
+
+def expert_loads(tokens, experts, top_k):
+    """Tokens each expert receives under balanced routing: tokens·top_k assignments spread evenly.
+
+    Routing is data-dependent; the balanced assumption gives the fewest weight bytes for a batch
+    and is stated in docs/workloads.md. Experts 0..r-1 take the remainder, so results are stable.
+    """
+    assignments = tokens * top_k
+    base, extra = divmod(assignments, experts)
+    return [base + (1 if e < extra else 0) for e in range(experts)]

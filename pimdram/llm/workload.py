@@ -1,0 +1,218 @@
+"""Inference workloads: requests, phase, speculation length, data types, and the steps they run as."""
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import WorkloadError
+
+# bits per element; int4 packs two elements per byte
+DTYPE_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8, "int4": 4}
+PHASES = ("prefill", "decode", "generate")
+
+
+def dtype_bytes(dtype, elements):
+    """Bytes of `elements` values of `dtype` (whole bytes, rounded up for int4)."""
+    return -(-elements * DTYPE_BITS[dtype] // 8)
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    prompt: int       # prompt tokens
+    output: int       # tokens to generate
+    arrival: float = 0.0   # seconds; carried into the trace for the replay to honour
+
+
+@dataclass(frozen=True)
+class StepGroup:
+    """Requests of one step that process the same number of new tokens against the same context."""
+    requests: tuple   # request ids
+    new_tokens: int   # tokens each request processes in this step
+    context: int      # tokens already in each request's KV cache before this step
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward pass over the live batch: a prefill, or one decode step."""
+    index: int
+    phase: str        # "prefill" or "decode"
+    groups: tuple     # StepGroup, sorted
+
+    @property
+    def requests(self):
+        return tuple(sorted(r for g in self.groups for r in g.requests))
+
+    @property
+    def live_batch(self):
+        return sum(len(g.requests) for g in self.groups)
+
+    @property
+    def tokens(self):
+        return sum(len(g.requests) * g.new_tokens for g in self.groups)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What to run: requests (uniform or from a CSV), the phase, speculation length and dtypes.
+
+    phase "prefill" runs the prompts; "decode" runs one decode step with `context` tokens already
+    cached per request (default: the prompt length, i.e. the first decode step); "generate" runs
+    the prefill and then decode steps until every request has its output tokens. The prefill
+    yields each request's first output token; a decode step yields `speculation` tokens per request
+    (every drafted token accepted; the draft model's own kernels are not included).
+    """
+
+    requests: tuple
+    phase: str = "decode"
+    context: int = None
+    speculation: int = 1
+    weight_dtype: str = "fp16"
+    activation_dtype: str = "fp16"
+    kv_cache_dtype: str = "fp16"
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        if not self.requests:
+            raise WorkloadError("the workload has no requests")
+        for r in self.requests:
+            if r.prompt <= 0 or r.output <= 0:
+                raise WorkloadError(f"request {r.id}: prompt and output tokens must be positive, "
+                                    f"got prompt={r.prompt}, output={r.output}")
+        if self.phase not in PHASES:
+            raise WorkloadError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
+        if self.speculation <= 0:
+            raise WorkloadError(f"speculation length must be positive, got {self.speculation}")
+        if self.context is not None:
+            if self.phase != "decode":
+                raise WorkloadError("a context length is only meaningful for --phase decode")
+            if self.context <= 0:
+                raise WorkloadError(f"context length must be positive, got {self.context}")
+        for key in ("weight_dtype", "activation_dtype", "kv_cache_dtype"):
+            if getattr(self, key) not in DTYPE_BITS:
+                raise WorkloadError(f"{key} must be one of {', '.join(DTYPE_BITS)}, got {getattr(self, key)!r}")
+
+    @classmethod
+    def uniform(cls, batch, prompt, output, **kwargs):
+        """`batch` identical requests of `prompt` prompt tokens and `output` output tokens."""
+        for name, v in (("batch", batch), ("prompt", prompt), ("output", output)):
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise WorkloadError(f"{name} must be a positive integer, got {v!r}")
+        return cls(tuple(Request(i, prompt, output) for i in range(batch)), **kwargs)
+
+    @classmethod
+    def from_csv(cls, path, **kwargs):
+        return cls(load_requests_csv(path), source=str(path), **kwargs)
+
+    @property
+    def batch(self):
+        return len(self.requests)
+
+    @property
+    def uniform_shape(self):
+        """(prompt, output) when every request has the same lengths, else None."""
+        shapes = {(r.prompt, r.output) for r in self.requests}
+        return next(iter(shapes)) if len(shapes) == 1 else None
+
+    def bytes(self, what, elements):
+        dtype = {"weight": self.weight_dtype, "activation": self.activation_dtype, "kv_cache": self.kv_cache_dtype}[what]
+        return dtype_bytes(dtype, elements)
+
+    def decode_context(self, request):
+        return self.context if self.context is not None else request.prompt
+
+    def max_cached_tokens(self, request):
+        """KV-cache tokens a request holds at its largest during this workload."""
+        if self.phase == "prefill":
+            return request.prompt
+        if self.phase == "decode":
+            return self.decode_context(request) + self.speculation
+        return request.prompt + request.output
+
+    def steps(self):
+        """The forward passes of the workload, in order."""
+        out = []
+        if self.phase in ("prefill", "generate"):
+            out.append(Step(0, "prefill", _group([(r.id, r.prompt, 0) for r in self.requests])))
+        if self.phase == "decode":
+            out.append(Step(0, "decode", _group([(r.id, self.speculation, self.decode_context(r))
+                                                 for r in self.requests])))
+        elif self.phase == "generate":
+            # after the prefill each request holds prompt tokens and has produced one output token
+            produced = {r.id: 1 for r in self.requests}
+            while True:
+                live = [r for r in self.requests if produced[r.id] < r.output]
+                if not live:
+                    break
+                entries = []
+                for r in live:
+                    k = min(self.speculation, r.output - produced[r.id])
+                    entries.append((r.id, k, r.prompt + produced[r.id] - 1))
+                    produced[r.id] += k
+                out.append(Step(len(out), "decode", _group(entries)))
+        return out
+
+    def describe(self):
+        d = {
+            "phase": self.phase,
+            "batch": self.batch,
+            "speculation": self.speculation,
+            "dtypes": {"weights": self.weight_dtype, "activations": self.activation_dtype,
+                       "kv_cache": self.kv_cache_dtype},
+        }
+        shape = self.uniform_shape
+        if shape is not None:
+            d["prompt"], d["output"] = shape
+        if self.phase == "decode":
+            d["context"] = self.context if self.context is not None else (shape[0] if shape else None)
+        if self.source:
+            d["requests_file"] = Path(self.source).name
+        d["requests"] = [{"id": r.id, "arrival": r.arrival, "prompt": r.prompt, "output": r.output}
+                         for r in self.requests]
+        return d
+
+
+def _group(entries):
+    """Group (request, new_tokens, context) triples with equal shape, in a stable order."""
+    groups = {}
+    for rid, n, c in entries:
+        groups.setdefault((n, c), []).append(rid)
+    return tuple(StepGroup(tuple(sorted(ids)), n, c) for (n, c), ids in sorted(groups.items()))
+
+
+def load_requests_csv(path):
+    """Requests from a CSV with a header naming `arrival`, `prompt_tokens` and `output_tokens`.
+
+    An `id` column is optional (default: row order). Errors name the file and line.
+    """
+    path = Path(path)
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise WorkloadError(f"{path}: {exc.strerror}") from None
+    with f:
+        reader = csv.DictReader(f)
+        need = ("arrival", "prompt_tokens", "output_tokens")
+        missing = [c for c in need if c not in (reader.fieldnames or [])]
+        if missing:
+            raise WorkloadError(f"{path}:1: missing column(s) {', '.join(missing)}; expected a header with "
+                                f"{', '.join(need)}")
+        requests, seen = [], set()
+        for row in reader:
+            line = reader.line_num
+            try:
+                arrival = float(row["arrival"])
+                prompt = int(row["prompt_tokens"])
+                output = int(row["output_tokens"])
+                rid = int(row["id"]) if row.get("id") not in (None, "") else len(requests)
+            except (TypeError, ValueError):
+                raise WorkloadError(f"{path}:{line}: expected numbers in arrival, prompt_tokens, output_tokens") from None
+            if prompt <= 0 or output <= 0 or arrival < 0:
+                raise WorkloadError(f"{path}:{line}: prompt_tokens and output_tokens must be positive and "
+                                    f"arrival non-negative")
+            if rid in seen:
+                raise WorkloadError(f"{path}:{line}: duplicate request id {rid}")
+            seen.add(rid)
+            requests.append(Request(rid, prompt, output, arrival))
+    if not requests:
+        raise WorkloadError(f"{path}: no requests")
+    return tuple(requests)

@@ -1,0 +1,267 @@
+"""The kernel-trace format (JSON Lines, docs/kernel-trace-format.md): writer and validating reader."""
+import json
+import os
+from pathlib import Path
+
+from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
+
+FORMAT_NAME = "pimdram.kernel-trace"
+FORMAT_VERSION = (1, 0)
+
+OPS = ("embedding", "norm", "gemm", "gemv", "elementwise", "attention_score", "softmax", "attention_context",
+       "communication")
+PRODUCT_OPS = ("gemm", "gemv", "attention_score", "attention_context")
+ROLES = ("weight", "activation", "kv_cache")
+ACCESSES = ("read", "write")
+PHASES = ("prefill", "decode")
+HEADER_KEYS = ("format", "version", "generated_by", "model", "workload", "system", "placement", "kernels")
+
+
+class KernelTrace:
+    """A header (plain dict) and kernels (plain dicts, one per trace line), in id order."""
+
+    def __init__(self, header, kernels):
+        self.header = header
+        self.kernels = kernels
+
+    def __len__(self):
+        return len(self.kernels)
+
+    def __iter__(self):
+        return iter(self.kernels)
+
+    def __eq__(self, other):
+        return isinstance(other, KernelTrace) and self.header == other.header and self.kernels == other.kernels
+
+    def lines(self):
+        """The file's lines (without newlines): deterministic for equal content."""
+        yield _dump(self.header)
+        for k in self.kernels:
+            yield _dump(k)
+
+    def write(self, path):
+        write_kernel_trace(path, self)
+
+    def totals_by_device(self):
+        out = {}
+        for k in self.kernels:
+            t = out.setdefault(k["device"], {"kernels": 0, "flops": 0, "bytes_read": 0, "bytes_written": 0})
+            t["kernels"] += 1
+            t["flops"] += k["flops"]
+            t["bytes_read"] += k["bytes_read"]
+            t["bytes_written"] += k["bytes_written"]
+        return out
+
+
+def _dump(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def write_kernel_trace(path, trace):
+    """Write a trace to `path` via a temporary name in the same directory, renamed when complete."""
+    validate_kernel_trace(trace, source=str(path))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for line in trace.lines():
+                f.write(line)
+                f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_kernel_trace(path):
+    """Read and validate a kernel trace; errors name the file and line of the first problem."""
+    path = Path(path)
+    try:
+        f = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise TraceError(f"{path}: {exc.strerror}") from None
+    with f:
+        first = f.readline()
+        try:
+            header = json.loads(first) if first.strip() else None
+        except json.JSONDecodeError:
+            header = None
+        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+            raise FileFormatError(f"{path}: not a pimdram kernel trace (the first line must be a JSON header with "
+                                  f"format \"{FORMAT_NAME}\")")
+        check_version(header.get("version"), str(path))
+        kernels = []
+        for lineno, line in enumerate(f, start=2):
+            if not line.strip():
+                raise TraceError(f"{path}:{lineno}: empty line")
+            try:
+                k = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TraceError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            kernels.append(k)
+    trace = KernelTrace(header, kernels)
+    validate_kernel_trace(trace, source=str(path))
+    return trace
+
+
+def check_version(version, source):
+    if not (isinstance(version, list) and len(version) == 2 and all(isinstance(v, int) for v in version)):
+        raise FileFormatError(f"{source}: header version must be [major, minor], got {version!r}")
+    if version[0] > FORMAT_VERSION[0]:
+        raise VersionTooNewError(f"{source}: kernel-trace version {version[0]}.{version[1]} is newer than this "
+                                 f"pimdram reads ({FORMAT_VERSION[0]}.x); upgrade pimdram")
+    if version[0] < FORMAT_VERSION[0]:
+        raise VersionTooOldError(f"{source}: kernel-trace version {version[0]}.{version[1]} is older than this "
+                                 f"pimdram reads ({FORMAT_VERSION[0]}.x); regenerate it with pimdram gen")
+
+
+def validate_kernel_trace(trace, source="kernel trace"):
+    """Check a trace's header and every kernel; TraceError names `source` and the line (header = 1)."""
+    h = trace.header
+    if not isinstance(h, dict) or h.get("format") != FORMAT_NAME:
+        raise FileFormatError(f"{source}: header format must be \"{FORMAT_NAME}\"")
+    check_version(h.get("version"), source)
+
+    def herr(msg):
+        return TraceError(f"{source}:1: {msg}")
+
+    for key in HEADER_KEYS:
+        if key not in h:
+            raise herr(f"header lacks '{key}'")
+    system = h["system"]
+    if not isinstance(system, dict) or not isinstance(system.get("devices"), dict) or \
+            not isinstance(system.get("memories"), dict):
+        raise herr("header system must have devices and memories")
+    for name, mem in system["memories"].items():
+        for key in ("standard", "pim"):
+            if key not in mem or not (mem[key] is None or isinstance(mem[key], str)) or \
+                    (key == "standard" and not isinstance(mem[key], str)):
+                raise herr(f"memory {name}: '{key}' must be a name (string)")
+    devices = set(system["devices"]) | set(system.get("links") or {})
+    regions = (h["placement"] or {}).get("regions")
+    if not isinstance(regions, dict):
+        raise herr("header placement must have regions")
+    for name, reg in regions.items():
+        if not isinstance(reg, dict) or reg.get("memory") not in system["memories"]:
+            raise herr(f"region {name}: memory must be one of the system's memories")
+        for key in ("channels", "banks", "rows"):
+            r = reg.get(key)
+            if not (isinstance(r, list) and len(r) == 2 and all(_is_int(v) for v in r) and 0 <= r[0] <= r[1]):
+                raise herr(f"region {name}: {key} must be [lo, hi]")
+    if not _is_int(h["kernels"]) or h["kernels"] != len(trace.kernels):
+        raise TraceError(f"{source}:{len(trace.kernels) + 2}: header announces {h['kernels']} kernels, "
+                         f"found {len(trace.kernels)} (truncated file?)")
+
+    for i, k in enumerate(trace.kernels):
+        _validate_kernel(k, i, devices, regions, f"{source}:{i + 2}")
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _validate_kernel(k, index, devices, regions, where):
+    def err(msg):
+        return TraceError(f"{where}: {msg}")
+
+    if not isinstance(k, dict):
+        raise err("expected a JSON object")
+    for key, check, what in (
+            ("id", _is_int, "an integer"), ("name", lambda v: isinstance(v, str) and v, "a name"),
+            ("op", lambda v: v in OPS, f"one of {', '.join(OPS)}"),
+            ("layer", lambda v: v is None or (_is_int(v) and v >= 0), "a layer number or null"),
+            ("step", lambda v: _is_int(v) and v >= 0, "a step number"),
+            ("phase", lambda v: v in PHASES, "prefill or decode"),
+            ("device", lambda v: v in devices, f"a device or link of the header ({', '.join(sorted(devices))})"),
+            ("shape", lambda v: isinstance(v, dict) and all(_is_int(x) and x >= 0 for x in v.values()),
+             "a mapping of non-negative integers"),
+            ("flops", lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+            ("bytes_read", lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+            ("bytes_written", lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+            ("operands", lambda v: isinstance(v, list), "a list"),
+            ("deps", lambda v: isinstance(v, list), "a list")):
+        if key not in k:
+            raise err(f"missing '{key}'")
+        if not check(k[key]):
+            raise err(f"'{key}' must be {what}, got {k[key]!r}")
+    if k["id"] != index:
+        raise err(f"kernel ids must count up from 0 in file order: expected {index}, got {k['id']}")
+    if k["op"] in PRODUCT_OPS:
+        for dim in ("M", "N", "K"):
+            if not _is_int(k["shape"].get(dim)) or k["shape"][dim] <= 0:
+                raise err(f"a {k['op']} kernel needs a positive shape.{dim}")
+        if k.get("form") not in ("gemm", "gemv"):
+            raise err(f"a {k['op']} kernel needs form gemm or gemv")
+    for d in k["deps"]:
+        if not _is_int(d) or not 0 <= d < index:
+            raise err(f"dependency {d!r} must be the id of an earlier kernel")
+    read = written = 0
+    for j, o in enumerate(k["operands"]):
+        if not isinstance(o, dict):
+            raise err(f"operand {j} must be an object")
+        for key in ("name", "role", "access", "bytes"):
+            if key not in o:
+                raise err(f"operand {j} lacks '{key}'")
+        if o["role"] not in ROLES:
+            raise err(f"operand {o['name']}: role must be one of {', '.join(ROLES)}, got {o['role']!r}")
+        if o["access"] not in ACCESSES:
+            raise err(f"operand {o['name']}: access must be read or write, got {o['access']!r}")
+        if not _is_int(o["bytes"]) or o["bytes"] < 0:
+            raise err(f"operand {o['name']}: bytes must be a non-negative integer")
+        if "region" in o and o["region"] not in regions:
+            raise err(f"operand {o['name']}: region {o['region']!r} is not in the header's placement")
+        if o["access"] == "read":
+            read += o["bytes"]
+        else:
+            written += o["bytes"]
+    if read != k["bytes_read"] or written != k["bytes_written"]:
+        raise err(f"bytes_read/bytes_written ({k['bytes_read']}/{k['bytes_written']}) differ from the operands' "
+                  f"sums ({read}/{written})")
+
+
+def _si(value):
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return str(value)
+
+
+def _shape_text(k):
+    s = k["shape"]
+    if "M" in s:
+        text = f"{s['M']}x{s['N']}x{s['K']}"
+        return text + (f" x{s['instances']}" if "instances" in s else "")
+    if "elements" in s:
+        return f"{s['elements']} el"
+    if "bytes" in s:
+        return f"{_si(s['bytes'])}B"
+    return ""
+
+
+def summary_table(trace):
+    """The per-kernel table a user checks by eye, then totals per device (plain text)."""
+    head = ("id", "step", "layer", "kernel", "device", "op", "shape MxNxK", "FLOPs", "read B", "written B",
+            "FLOP/B")
+    rows = []
+    for k in trace.kernels:
+        op = k["op"] if "form" not in k or k["op"] in ("gemm", "gemv") else f"{k['op']}/{k['form']}"
+        name = k["name"] + (f".e{k['expert']}" if "expert" in k else "") + \
+            (f".b{k['sub_batch']}" if "sub_batch" in k else "")
+        rows.append((str(k["id"]), str(k["step"]), "-" if k["layer"] is None else str(k["layer"]), name,
+                     k["device"], op, _shape_text(k), _si(k["flops"]), _si(k["bytes_read"]),
+                     _si(k["bytes_written"]), f"{k.get('intensity', 0):.2f}"))
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
+    right = {0, 1, 2, 7, 8, 9, 10}
+
+    def fmt(r):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    lines = [fmt(head), fmt(tuple("-" * w for w in widths))]
+    lines += [fmt(r) for r in rows]
+    lines.append("")
+    lines.append("totals by device:")
+    for dev, t in sorted(trace.totals_by_device().items()):
+        moved = t["bytes_read"] + t["bytes_written"]
+        lines.append(f"  {dev}: {t['kernels']} kernels, {_si(t['flops'])}FLOP, {_si(t['bytes_read'])}B read, "
+                     f"{_si(t['bytes_written'])}B written, {t['flops'] / moved if moved else 0:.2f} FLOP/B")
+    return "\n".join(lines)
