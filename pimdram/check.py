@@ -322,7 +322,7 @@ def _expand(log, pos, scope, level):
     return np.repeat(pos, per), keys
 
 
-def _constraint_text(spec, r, latency_label=True):
+def _constraint_text(spec, r):
     names = spec.command_names
     where = spec.levels[r.level] + (" sibling" if r.sibling else "")
     win = f", window {r.window}" if r.window > 1 else ""

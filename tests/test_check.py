@@ -3,6 +3,7 @@ and random logs agree with a slow, obviously-correct reference written here."""
 import importlib.util
 import itertools
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -581,3 +582,38 @@ def test_cli_check(tmp_path):
 
     res = runner.invoke(cli, ["check", str(tmp_path / "absent.h5")])
     assert res.exit_code == 1 and "no such file" in res.output
+
+
+# --- the engine's own output -------------------------------------------------------------------
+
+TRACES = Path(__file__).resolve().parents[1] / "traces"
+needs_replay = pytest.mark.skipif(importlib.util.find_spec("pimdram.replay") is None
+                                  or not (TRACES / "example_hbm2.dramsim3").exists(),
+                                  reason="pimdram.replay or the example trace is not there yet")
+
+
+@needs_replay
+@pytest.mark.parametrize("memory", ["dramsim3_hbm2_8gb_x128", "dramsim3_ddr4_8gb_x8_3200"])
+def test_engine_command_log_is_legal(tmp_path, memory):
+    from pimdram.replay import replay_requests
+
+    out = tmp_path / "run.h5"
+    replay_requests(TRACES / "example_hbm2.dramsim3", memory, out, command_log=True)
+    result = check_stats_file(out)
+    assert result.ok, str(result)
+    assert result.n_commands > 20000
+
+
+def test_checker_shares_no_code_with_the_engine():
+    import ast
+    import pimdram.check
+
+    tree = ast.parse(Path(pimdram.check.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(("." * node.level) + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+    assert imported <= {"dataclasses", "typing", "numpy", ".config.memory", ".errors", ".stats",
+                        ".stats.errors"}, imported
