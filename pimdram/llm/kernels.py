@@ -72,6 +72,7 @@ class Kernel:
     sub_batch: int = None
     kv_heads: tuple = None         # [lo, hi) of the KV heads an attention kernel covers
     tokens: tuple = None           # [lo, hi) of the cached token positions it covers
+    reuse: int = None              # attention: query rows per KV head and request (g · new tokens)
     device: str = None
     deps: list = field(default_factory=list)
     id: int = None
@@ -109,6 +110,8 @@ class Kernel:
             d["kv_heads"] = list(self.kv_heads)
         if self.tokens is not None:
             d["tokens"] = list(self.tokens)
+        if self.reuse is not None:
+            d["reuse"] = self.reuse
         if self.requests:
             d["requests"] = list(self.requests)
         d["flops"] = self.flops
@@ -252,7 +255,7 @@ class StepBuilder:
                 tlo, thi = max(part.tokens[0], 0), min(part.tokens[1], total)
                 if thi <= tlo or kvh <= 0:
                     continue
-                tag = dict(kv_heads=(hlo, hhi), tokens=(tlo, thi))
+                tag = dict(kv_heads=(hlo, hhi), tokens=(tlo, thi), reuse=g * n)
                 kv_tensor = f"{sb}L{layer}.kv.p{i}"
                 new_lo, new_hi = max(tlo, c), min(thi, total)
                 if new_hi > new_lo:  # this part stores some of the new tokens

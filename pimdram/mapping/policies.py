@@ -31,13 +31,13 @@ def attention_device(system, kernel, phase):
         pim = system.roles["pim" if p == "attacc" else "attn_pim"]
         limit = system.options.get("attention_reuse_limit")
         # a GQA/speculative kernel whose per-head reuse exceeds the limit is a GEMM: leave it to the xPU
-        if limit is not None and kernel.shape.get("M", 1) > limit:
+        if limit is not None and (kernel.reuse or 1) > limit:
             return system.roles["xpu"]
         return pim     # softmax too: AttAcc's softmax unit sits on the buffer die
     if p == "neupims":
         if kernel.name in PIM_ATTENTION:
             limit = system.options.get("attention_reuse_limit")
-            if limit is not None and kernel.shape.get("M", 1) > limit:
+            if limit is not None and (kernel.reuse or 1) > limit:
                 return system.roles["npu"]
             return system.roles["pim"]
         return system.roles["npu"]    # softmax on the NPU's vector unit
