@@ -10,6 +10,7 @@ import numpy as np
 from . import __version__
 from ._engine import SCHEDULERS, Engine, latency_bin_edges
 from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
+from .energy import dram_energy, power_level
 from .errors import OutputExistsError
 from .stats import StatsWriter, schema, standard_columns, standard_table
 from .trace.requests import DEFAULT_CHUNK_SIZE, open_request_trace
@@ -62,16 +63,6 @@ def engine_params(spec: MemorySpec, command_log=False):
         field_id=field_id, field_bits=[b for _, b in spec.address_mapping], offset_bits=spec.offset_bits,
         access_bytes=spec.access_bytes, log=bool(command_log),
     )
-
-
-def power_level(spec):
-    """The level whose nodes have their own background power state (ranks, pseudo-channels)."""
-    if spec.refresh is not None and spec.refresh.scope < spec.bank_level:
-        return spec.refresh.scope
-    for name in ("rank", "pseudo_channel"):
-        if name in spec.levels:
-            return spec.levels.index(name)
-    return 0
 
 
 def expand_requests(chunk, spec):
@@ -176,8 +167,6 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
 
 def result_tables(spec, counters, cycles, requests, wall_seconds):
     """The standard stats tables from the engine's counters."""
-    from .energy import dram_energy
-
     names = spec.command_names
     commands = counters["commands"]
     n_ch = spec.n_channels

@@ -1,7 +1,9 @@
 # Declarations of the event-driven memory-controller engine (see _engine.pyx).
-from pimdram._types cimport cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t
+cimport cython
+from pimdram._types cimport cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t, uint64_t
 
 
+@cython.final
 cdef class Engine:
     # --- organisation ---------------------------------------------------------------------
     cdef int n_channels, n_levels, bank_level, n_nodes, n_banks, n_cmd
@@ -64,6 +66,8 @@ cdef class Engine:
     cdef int32_t* q_hits
     cdef int32_t* open_row         # [ch * n_banks + b]
     cdef int32_t* served           # column commands since the row opened
+    cdef uint64_t* busy_mask       # [ch * mask_words + w]: banks with a non-empty list (either list)
+    cdef int mask_words
     cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
     cdef int32_t* rr_next          # [ch] round-robin scheduler: bank to look at first
     cdef int32_t* rq_count         # [ch] reads waiting in the channel's read queue
@@ -108,6 +112,7 @@ cdef class Engine:
     cdef int64_t* lat_max
     cdef int64_t* lat_hist         # [(ch * 2 + kind) * N_HIST + bin]
     cdef int64_t last_done
+    cdef int64_t n_ticks, n_evals   # engine work: channel ticks, candidate evaluations
     cdef int64_t accepted
     cdef int64_t bw_window
     cdef int bw_bins

@@ -9,6 +9,7 @@ Legality of a command is a handful of integer comparisons against per-node earli
 tables that are updated only where a timing row says.
 """
 import numpy as np
+cimport cython
 cimport numpy as cnp
 
 from pimdram._types cimport (cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t, uint64_t,
@@ -34,12 +35,32 @@ cdef enum:
 LATENCY_HISTOGRAM_BINS = N_HIST
 
 
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+
+
 cdef inline int64_t imax(int64_t a, int64_t b) noexcept nogil:
     return a if a > b else b
 
 
 cdef inline int64_t imin(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
+
+
+cdef inline int64_t ready_mask(const int64_t* ready, int n, int64_t t, uint64_t* mask) noexcept nogil:
+    """Bit i of mask = ready[i] <= t; returns the smallest ready[i] > t. Branch-free so that the
+    compiler vectorises it: this pass runs on every tick of every channel."""
+    cdef uint64_t m = 0
+    cdef int64_t later = CYCLE_NEVER
+    cdef int64_t r, v
+    cdef int i
+    for i in range(n):
+        r = ready[i]
+        m |= (<uint64_t>(r <= t)) << i
+        v = r if r > t else CYCLE_NEVER
+        later = v if v < later else later
+    mask[0] = m
+    return later
 
 
 cdef inline int lat_bin(int64_t v) noexcept nogil:
@@ -73,6 +94,7 @@ def latency_bin_edges():
     return start, end
 
 
+@cython.final
 cdef class Engine:
     """One memory system: every channel's controller, a shared in-order frontend, statistics."""
 
@@ -94,6 +116,8 @@ cdef class Engine:
             self.level_offset[l] = self.level_offset[l - 1] + self.level_size[l - 1]
         self.n_nodes = self.level_offset[self.bank_level] + self.level_size[self.bank_level]
         self.n_banks = self.level_size[self.bank_level]
+        if self.n_banks > 512:
+            raise ValueError("at most 512 banks per channel are supported")
         for l in range(MAXL):
             for m in range(MAXL):
                 self.level_span[l * MAXL + m] = 0
@@ -221,7 +245,9 @@ cdef class Engine:
         self.q_hits = <int32_t*> cnp.PyArray_DATA(self._i32(nq))
         self.open_row = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
         self.served = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks))
-        self.cand_ready = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_banks))
+        self.cand_ready = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_banks, CYCLE_NEVER))
+        self.mask_words = (self.n_banks + 63) // 64
+        self.busy_mask = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.rq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
@@ -416,6 +442,7 @@ cdef class Engine:
         self.q_tail[qi] = s
         self.q_count[qi] += 1
         self.cand_ready[bi] = 0
+        self.busy_mask[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
         if self.s_row[s] == self.open_row[bi]:
             self.q_hits[qi] += 1
 
@@ -487,6 +514,9 @@ cdef class Engine:
             self.q_hits[qi] -= 1
             self.served[bi] += 1
             self.cand_ready[bi] = 0
+            if self.q_count[bi * 2] == 0 and self.q_count[bi * 2 + 1] == 0:
+                self.busy_mask[ch * self.mask_words + (b >> 6)] &= ~((<uint64_t>1) << (b & 63))
+                self.cand_ready[bi] = CYCLE_NEVER
             k = <int>self.s_write[s]
             done = t + (self.write_latency if k else self.read_latency)
             lat = done - self.s_arrive[s]
@@ -630,10 +660,12 @@ cdef class Engine:
         cdef int64_t r
         out[0] = -1
         if self.q_count[qi] == 0 or self.bank_blocked[bi]:
+            self.cand_ready[bi] = CYCLE_NEVER
             return CYCLE_NEVER
         if self.cand_ready[bi] > t:
             # ready times only grow while the bank's candidate is unchanged: still not legal
             return self.cand_ready[bi]
+        self.n_evals += 1
         orow = self.open_row[bi]
         s = self.q_head[qi]
         prev = -1
@@ -674,8 +706,11 @@ cdef class Engine:
         cdef int best_col = -1, best_col_s = -1, best_col_prev = -1, best_col_cmd = -1
         cdef int best_row = -1, best_row_s = -1, best_row_cmd = -1
         cdef int64_t best_col_seq = 0, best_row_seq = 0, oldest = CYCLE_NEVER
-        cdef int oldest_bank = -1, found = 0
+        cdef int oldest_bank = -1, found = 0, mw, base
+        cdef uint64_t bits
+        cdef uint64_t rmask[8]
 
+        self.n_ticks += 1
         if self.ref_cmd >= 0:
             used = self._refresh_step(ch, t, &w)
 
@@ -694,6 +729,11 @@ cdef class Engine:
                 for b in range(nb):
                     self.cand_ready[ch * nb + b] = 0
 
+        # one tight pass: which banks' cached ready cycle has come (only those are looked at)
+        base = ch * nb
+        for mw in range(self.mask_words):
+            w = imin(w, ready_mask(&self.cand_ready[base + mw * 64], imin(64, nb - mw * 64), t, &rmask[mw]))
+
         if self.scheduler == SCHED_ROUND_ROBIN:
             # per-bank first-ready, banks in round-robin order, no priority of column over row
             # commands; with separate buses a second command may go on the other bus
@@ -702,6 +742,8 @@ cdef class Engine:
                 b = start + k
                 if b >= nb:
                     b -= nb
+                if not (rmask[b >> 6] >> (b & 63)) & 1:
+                    continue
                 r = self._candidate(ch, b, lst, t, c)
                 if r > t or c[0] < 0:
                     w = imin(w, imax(r, t + 1))
@@ -727,19 +769,23 @@ cdef class Engine:
                     if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
                         oldest = self.s_seq[self.q_head[qi]]
                         oldest_bank = b
-            for b in range(nb):
-                if self.scheduler == SCHED_FCFS and b != oldest_bank:
-                    continue
-                r = self._candidate(ch, b, lst, t, c)
-                if c[0] < 0 or r > t or used & (1 << self.cmd_bus[c[0]]):
-                    w = imin(w, imax(r, t + 1))
-                    continue
-                seq = self.s_seq[c[1]]
-                if c[3]:
-                    if best_col < 0 or seq < best_col_seq:
-                        best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = b, c[1], c[2], c[0], seq
-                elif best_row < 0 or seq < best_row_seq:
-                    best_row, best_row_s, best_row_cmd, best_row_seq = b, c[1], c[0], seq
+            for mw in range(self.mask_words):
+                bits = rmask[mw]
+                while bits:
+                    b = mw * 64 + __builtin_ctzll(bits)
+                    bits &= bits - 1
+                    if self.scheduler == SCHED_FCFS and b != oldest_bank:
+                        continue
+                    r = self._candidate(ch, b, lst, t, c)
+                    if c[0] < 0 or r > t or used & (1 << self.cmd_bus[c[0]]):
+                        w = imin(w, imax(r, t + 1))
+                        continue
+                    seq = self.s_seq[c[1]]
+                    if c[3]:
+                        if best_col < 0 or seq < best_col_seq:
+                            best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = b, c[1], c[2], c[0], seq
+                    elif best_row < 0 or seq < best_row_seq:
+                        best_row, best_row_s, best_row_cmd, best_row_seq = b, c[1], c[0], seq
             if best_col >= 0:
                 self._issue(ch, best_col_cmd, self.bank_node[best_col], best_col, best_col_s, best_col_prev, t)
                 used |= 1 << self.cmd_bus[best_col_cmd]
@@ -946,6 +992,8 @@ cdef class Engine:
             "latency_histogram": self._lat_hist.reshape(C, 2, N_HIST).copy(),
             "active_cycles": self._active.copy(),
             "bandwidth_window": int(self.bw_window),
+            "engine_ticks": int(self.n_ticks),
+            "engine_evaluations": int(self.n_evals),
             "bandwidth_read": self._bw_read[: self.bw_bins].copy(),
             "bandwidth_write": self._bw_write[: self.bw_bins].copy(),
         }
