@@ -95,6 +95,8 @@ cdef class Engine:
     cdef int64_t* f_arrival
     cdef int64_t now
     cdef bint frontend_pending_at_now
+    cdef bint input_done            # the last chunk has been fed: nothing more will arrive
+    cdef int64_t last_progress, stall_limit
 
     # --- address mapping ------------------------------------------------------------------------
     cdef int n_fields, offset_bits

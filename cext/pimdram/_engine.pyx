@@ -312,6 +312,10 @@ cdef class Engine:
         self.log_cap = 0
         self.now = 0
         self.frontend_pending_at_now = False
+        self.input_done = False
+        self.last_progress = 0
+        # no access accepted or completed for this long while work is queued: report a stall
+        self.stall_limit = p.get("stall_limit", max(10_000_000, 100 * (self.ref_interval + 1)))
         self.f_n = 0
         self.f_pos = 0
         self.f_base = 0
@@ -559,6 +563,7 @@ cdef class Engine:
             else:
                 self.rq_count[ch] -= 1
             self.outstanding[ch] -= 1
+            self.last_progress = t
             self.s_next[s] = self.free_head[ch]
             self.free_head[ch] = s
             if kind == KIND_READ_PRECHARGE or kind == KIND_WRITE_PRECHARGE:
@@ -629,8 +634,10 @@ cdef class Engine:
         cdef int i, s, n, off, b
         cdef bint writes
         if self.drain[ch] == 0:
-            if self.wq_count[ch] >= self.wq_high or (
-                    self.wq_count[ch] > self.wq_low and self.bankq_total[ch] == 0 and self.rq_count[ch] == 0):
+            # drain when the write queue is full, or when no read waits and enough writes have
+            # gathered (or no more will come)
+            if self.wq_count[ch] >= self.wq_high or (self.rq_count[ch] == 0 and self.wq_count[ch] > 0 and (
+                    self.wq_count[ch] >= self.wq_low or (self.input_done and self.f_pos == self.f_n))):
                 self.drain[ch] = self.wq_count[ch]
         writes = self.drain[ch] > 0
         off = base + (rq if writes else 0)
@@ -843,6 +850,7 @@ cdef class Engine:
                 self.rq_count[ch] += 1
             self.outstanding[ch] += 1
             self.accepted += 1
+            self.last_progress = t
             if self.wake[ch] > t + 1:
                 self.wake[ch] = t + 1
             self.f_pos += 1
@@ -852,6 +860,8 @@ cdef class Engine:
         cdef int64_t t = self.now
         cdef int64_t tn
         cdef int ch, blocked, busy
+        self.input_done = final
+        self.last_progress = imax(self.last_progress, t)
         while True:
             if not self.frontend_pending_at_now:
                 for ch in range(self.n_channels):
@@ -876,7 +886,7 @@ cdef class Engine:
                     tn = self.wake[ch]
             if self.f_pos < self.f_n and not blocked:
                 tn = imin(tn, imax(self.f_arrival[self.f_pos], t + 1))
-            if tn >= CYCLE_NEVER:
+            if tn >= CYCLE_NEVER or tn - self.last_progress > self.stall_limit:
                 self.now = t
                 return -1
             t = tn
@@ -946,8 +956,9 @@ cdef class Engine:
             rc = self._run(final)
         if rc < 0:
             from pimdram.errors import SimulationError
-            raise SimulationError(f"memory controller stalled at cycle {self.now} with work left "
-                                  "(no command can ever become legal: check the constraint table)")
+            raise SimulationError(f"memory controller stalled at cycle {self.now}: queued accesses made no "
+                                  f"progress for {self.stall_limit} cycles (check the constraint table "
+                                  "and controller policy)")
         if self.log_cap < 0:
             from pimdram.errors import SimulationError
             raise SimulationError("out of memory while recording the command log")
