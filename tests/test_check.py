@@ -78,17 +78,17 @@ def ddr4_legal():
     log.add(22, "RD", 0, 0, 0, 0, row=10, column=0)       # nRCD
     log.add(26, "RD", 0, 0, 1, 0, row=20, column=1)       # max(nBL, nCCD_S) across bank groups
     log.add(34, "RD", 0, 0, 0, 0, row=10, column=2)
-    log.add(45, "WR", 0, 0, 0, 0, row=10, column=3)       # RD -> WR: nCL + nBL - nCWL + nRTRS = 11
-    log.add(69, "RD", 0, 0, 1, 0, row=20, column=4)       # WR -> RD other bank group: nCWL + nBL + nWTR_S
-    log.add(89, "PRE", 0, 0, 0, 0)                        # WR -> PRE: nCWL + nBL + nWR
-    log.add(90, "PRE", 0, 0, 1, 0)
-    log.add(112, "REFab", 0, 0)                           # PRE -> REFab: nRP
-    log.add(113, "ACT", 0, 1, 0, 0, row=5)                # the other rank is not refreshing
-    log.add(135, "RDA", 0, 1, 0, 0, row=5, column=7)
-    log.add(187, "ACT", 0, 1, 0, 0, row=7)                # ACT -> ACT nRC (RDA -> ACT is 38)
-    log.add(209, "WRA", 0, 1, 0, 0, row=7, column=1)
-    log.add(112 + T["nRFC"], "ACT", 0, 0, 0, 0, row=11)   # REFab -> ACT: nRFC
-    log.add(112 + T["nRFC"] + T["nRCD"], "RD", 0, 0, 0, 0, row=11, column=0)
+    log.add(46, "WR", 0, 0, 0, 0, row=10, column=3)       # RD -> WR: nCL + nBL - nCWL + nRPRE + nRTRS = 12
+    log.add(70, "RD", 0, 0, 1, 0, row=20, column=4)       # WR -> RD other bank group: nCWL + nBL + nWTR_S
+    log.add(90, "PRE", 0, 0, 0, 0)                        # WR -> PRE: nCWL + nBL + nWR
+    log.add(91, "PRE", 0, 0, 1, 0)
+    log.add(113, "REFab", 0, 0)                           # PRE -> REFab: nRP
+    log.add(114, "ACT", 0, 1, 0, 0, row=5)                # the other rank is not refreshing
+    log.add(136, "RDA", 0, 1, 0, 0, row=5, column=7)
+    log.add(188, "ACT", 0, 1, 0, 0, row=7)                # ACT -> ACT nRC (RDA -> ACT is 38)
+    log.add(210, "WRA", 0, 1, 0, 0, row=7, column=1)
+    log.add(113 + T["nRFC"], "ACT", 0, 0, 0, 0, row=11)   # REFab -> ACT: nRFC
+    log.add(113 + T["nRFC"] + T["nRCD"], "RD", 0, 0, 0, 0, row=11, column=0)
     return log
 
 
@@ -211,7 +211,7 @@ def test_read_after_precharge_is_to_a_closed_bank():
 
 
 def test_read_to_the_wrong_row_is_caught():
-    v = only(act_then(DDR4, "RD", 30).add(41, "WR", 0, 0, 0, 0, row=4, column=0).check(),
+    v = only(act_then(DDR4, "RD", 30).add(30 + 100, "WR", 0, 0, 0, 0, row=4, column=0).check(),
              "bank_state", 2, "row 3 open")
     assert "row 4" in v.constraint and v.earlier_command == "ACT"
 
