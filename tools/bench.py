@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Benchmark pimdram's replay and compare its cycle counts with DRAMsim3's.
+
+    python tools/bench.py                      # speed: 3 traces x 4 standards, 3 runs each
+    python tools/bench.py --compare            # cycles against DRAMsim3's reference results
+    python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
+
+Each run is a fresh process (so peak memory is that run's own); the figure reported is the
+median over --repeat runs of the replay's wall time (parsing, simulation and writing the stats
+file; not the interpreter start-up). Traces are the deterministic synthetic ones of
+pimdram.trace.synthetic, written once under --traces.
+"""
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MEMORIES = ("ddr4_3200", "hbm2_2gbps", "hbm3_6.4gbps", "gddr6_14gbps")
+COMPARE = {"HBM2_8Gb_x128": "dramsim3_hbm2_8gb_x128", "DDR4_8Gb_x8_3200": "dramsim3_ddr4_8gb_x8_3200"}
+REFERENCE_CSV = HERE / "dramsim3_results.csv"
+
+RUN_ONE = r"""
+import json, resource, sys
+from pimdram.replay import replay_requests
+r = replay_requests(sys.argv[1], sys.argv[2], sys.argv[3], overwrite=True)
+s = r.summary
+s["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(s))
+"""
+
+
+def run_once(trace, memory, workdir):
+    out = Path(workdir) / "bench.h5"
+    proc = subprocess.run([sys.executable, "-c", RUN_ONE, str(trace), memory, str(out)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"replay of {trace} on {memory} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(trace, memory, repeat, workdir):
+    runs = [run_once(trace, memory, workdir) for _ in range(repeat)]
+    cycles = {r["cycles"] for r in runs}
+    if len(cycles) != 1:
+        raise SystemExit(f"non-deterministic cycle counts for {trace} on {memory}: {sorted(cycles)}")
+    walls = [r["wall_seconds"] for r in runs]
+    return {
+        "memory": memory, "trace": Path(trace).stem, "requests": runs[0]["requests"],
+        "cycles": runs[0]["cycles"], "wall_median_s": statistics.median(walls),
+        "wall_all_s": walls, "requests_per_s": runs[0]["requests"] / statistics.median(walls),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "bandwidth_gbs": runs[0]["bandwidth"] / 1e9, "peak_bandwidth_gbs": runs[0]["peak_bandwidth"] / 1e9,
+        "row_hits": runs[0]["row_hits"], "read_latency_mean": runs[0]["read_latency_mean"],
+    }
+
+
+def speed(args, traces, workdir):
+    rows = []
+    for memory in args.memories:
+        for name, path in traces.items():
+            row = measure(path, memory, args.repeat, workdir)
+            rows.append(row)
+            print(f"{memory:14s} {name:10s} {row['requests_per_s'] / 1e6:6.2f} M req/s  "
+                  f"{row['cycles']:>10,d} cycles  {row['peak_rss_mb']:6.0f} MB  "
+                  f"(runs: {', '.join(f'{w:.2f}' for w in row['wall_all_s'])} s)", flush=True)
+    print()
+    print("| memory | trace | requests/s (median) | wall s (median of runs) | simulated cycles | peak memory |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['memory']} | {r['trace']} | {r['requests_per_s'] / 1e6:.2f} M | {r['wall_median_s']:.2f} "
+              f"({len(r['wall_all_s'])} runs) | {r['cycles']:,} | {r['peak_rss_mb']:.0f} MB |")
+    return rows
+
+
+def compare(args, traces, workdir):
+    with open(REFERENCE_CSV) as f:
+        reference = list(csv.DictReader(f))
+    rows = []
+    for ref in reference:
+        memory = COMPARE[ref["preset"]]
+        r = measure(traces[ref["trace"]], memory, 1, workdir)
+        theirs = int(ref["cycles"])
+        gap = (r["cycles"] - theirs) / theirs * 100
+        rows.append((ref["preset"], ref["trace"], theirs, r["cycles"], gap, ref, r))
+        print(f"{ref['preset']:18s} {ref['trace']:10s} DRAMsim3 {theirs:>10,d}  pimdram {r['cycles']:>10,d}  "
+              f"{gap:+6.2f}%", flush=True)
+    print()
+    print("| DRAMsim3 preset | trace | DRAMsim3 cycles | pimdram cycles | gap | DRAMsim3 / pimdram avg read latency |")
+    print("|---|---|---:|---:|---:|---:|")
+    for preset, trace, theirs, ours, gap, ref, r in rows:
+        print(f"| {preset} | {trace} | {theirs:,} | {ours:,} | {gap:+.2f}% | "
+              f"{ref['avg_read_latency_cycles']} / {r['read_latency_mean']:.0f} |")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--traces", type=Path, default=Path(tempfile.gettempdir()) / "pimdram-bench-traces")
+    ap.add_argument("--memories", nargs="+", default=list(MEMORIES))
+    ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    args = ap.parse_args()
+
+    from pimdram.trace.synthetic import synthetic_traces
+    traces = synthetic_traces(args.traces / str(args.requests), args.requests)
+    with tempfile.TemporaryDirectory() as workdir:
+        rows = compare(args, traces, workdir) if args.compare else speed(args, traces, workdir)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    main()
