@@ -50,7 +50,8 @@ def test_dramsim3_column_timings(spec):
     p.issue("RD", B0, t)
     assert p.ready("RD", B0_SAME_BG) == t + max(T["nBL"], T["nCCD_L"])
     assert p.ready("RD", B0_OTHER_BG) == t + max(T["nBL"], T["nCCD_S"])
-    assert p.ready("WR", B0_OTHER_BG) == t + T["nCL"] + T["nBL"] - T["nCWL"] + T["nRTRS"]
+    # DRAMsim3 adds the read preamble: read_to_write = RL + BL/2 - WL + tRPRE + tRTRS
+    assert p.ready("WR", B0_OTHER_BG) == t + T["nCL"] + T["nBL"] - T["nCWL"] + T["nRPRE"] + T["nRTRS"]
 
 
 def test_dramsim3_ddr4_rank_switch():
@@ -60,6 +61,6 @@ def test_dramsim3_ddr4_rank_switch():
     p = Probe(spec)
     t = p.open(B0, other_rank)
     p.issue("WR", B0, t)
-    assert p.ready("WR", other_rank) == t + T["nBL"] + T["nRTRS"]
+    assert p.ready("WR", other_rank) == t + T["nBL"] + T["nWPRE"]      # write_to_write_o = BL/2 + tWPRE
     # max(0, nCWL + nBL + nRTRS - nCL) is 0 here: only the one command bus separates them
     assert p.ready("RD", other_rank) == t + max(1, T["nCWL"] + T["nBL"] + T["nRTRS"] - T["nCL"])

@@ -68,6 +68,11 @@ cdef class Engine:
     cdef int32_t* served           # column commands since the row opened
     cdef uint64_t* busy_mask       # [ch * mask_words + w]: banks with a non-empty list (either list)
     cdef int mask_words
+    cdef int32_t* cand_cmd         # [ch * n_banks + b] cached candidate: command (-1: recompute), slot, prev, is-column
+    cdef int32_t* cand_slot
+    cdef int32_t* cand_prev
+    cdef uint8_t* cand_col
+    cdef int32_t* bank_anc_off     # [b * n_levels + l]: offset of the bank's level-l ancestor in a channel's earliest table
     cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
     cdef int32_t* rr_next          # [ch] round-robin scheduler: bank to look at first
     cdef int32_t* rq_count         # [ch] reads waiting in the channel's read queue
@@ -150,6 +155,8 @@ cdef class Engine:
     cdef void _apply_row(self, int ch, int r, int node, int64_t t) noexcept nogil
     cdef int _issue(self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil
     cdef void _log(self, int ch, int cmd, int node, int row, int col, int64_t t) noexcept nogil
+    cdef void _invalidate(self, int bi) noexcept nogil
+    cdef int64_t _bank_ready(self, int ch, int cmd, int b) noexcept nogil
     cdef void _set_open(self, int ch, int b, int row, int64_t t) noexcept nogil
     cdef void _count_hits(self, int ch, int b) noexcept nogil
     cdef void _bank_push(self, int ch, int b, int lst, int s) noexcept nogil

@@ -246,6 +246,16 @@ cdef class Engine:
         self.open_row = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
         self.served = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks))
         self.cand_ready = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_banks, CYCLE_NEVER))
+        nbt = self.n_channels * self.n_banks
+        self.cand_cmd = <int32_t*> cnp.PyArray_DATA(self._i32(nbt, -1))
+        self.cand_slot = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
+        self.cand_prev = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
+        self.cand_col = <uint8_t*> cnp.PyArray_DATA(self._u8(nbt))
+        anc_off = self._i32(self.n_banks * self.n_levels)
+        self.bank_anc_off = <int32_t*> cnp.PyArray_DATA(anc_off)
+        for b in range(self.n_banks):
+            for l in range(self.n_levels):
+                self.bank_anc_off[b * self.n_levels + l] = self.node_anc[self.bank_node[b] * self.n_levels + l] * self.n_cmd
         self.mask_words = (self.n_banks + 63) // 64
         self.busy_mask = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
@@ -404,6 +414,22 @@ cdef class Engine:
                     self._apply_row(ch, r, <int>d, t)
 
     # --- bank state ----------------------------------------------------------------------------
+    cdef inline void _invalidate(self, int bi) noexcept nogil:
+        """The bank's state or queue changed: its candidate must be chosen again."""
+        self.cand_ready[bi] = 0
+        self.cand_cmd[bi] = -1
+
+    cdef inline int64_t _bank_ready(self, int ch, int cmd, int b) noexcept nogil:
+        """_ready for a bank-scope command, unrolled over the bank's ancestors."""
+        cdef const int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_cmd + cmd]
+        cdef const int32_t* off = &self.bank_anc_off[b * self.n_levels]
+        cdef int64_t r = e[off[0]]
+        cdef int l
+        for l in range(1, self.n_levels):
+            if e[off[l]] > r:
+                r = e[off[l]]
+        return imax(r, self.bus_free[ch * 2 + self.cmd_bus[cmd]])
+
     cdef void _set_open(self, int ch, int b, int row, int64_t t) noexcept nogil:
         cdef int bi = ch * self.n_banks + b
         cdef int old = self.open_row[bi]
@@ -418,7 +444,7 @@ cdef class Engine:
                 self.active_cycles[ch] += t - self.pw_since[pn]
         self.open_row[bi] = row
         self.served[bi] = 0
-        self.cand_ready[bi] = 0
+        self._invalidate(bi)
         self._count_hits(ch, b)
 
     cdef void _count_hits(self, int ch, int b) noexcept nogil:
@@ -445,7 +471,7 @@ cdef class Engine:
             self.q_head[qi] = s
         self.q_tail[qi] = s
         self.q_count[qi] += 1
-        self.cand_ready[bi] = 0
+        self._invalidate(bi)
         self.busy_mask[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
         if self.s_row[s] == self.open_row[bi]:
             self.q_hits[qi] += 1
@@ -517,10 +543,11 @@ cdef class Engine:
             self.q_count[qi] -= 1
             self.q_hits[qi] -= 1
             self.served[bi] += 1
-            self.cand_ready[bi] = 0
+            self._invalidate(bi)
             if self.q_count[bi * 2] == 0 and self.q_count[bi * 2 + 1] == 0:
                 self.busy_mask[ch * self.mask_words + (b >> 6)] &= ~((<uint64_t>1) << (b & 63))
                 self.cand_ready[bi] = CYCLE_NEVER
+                self.cand_cmd[bi] = -1
             k = <int>self.s_write[s]
             done = t + (self.write_latency if k else self.read_latency)
             lat = done - self.s_arrive[s]
@@ -620,7 +647,7 @@ cdef class Engine:
                     self.ref_due[ri] += self.ref_interval
                     for b in range(first, first + nb):
                         self.bank_blocked[ch * self.n_banks + b] = 0
-                        self.cand_ready[ch * self.n_banks + b] = 0
+                        self._invalidate(ch * self.n_banks + b)
                     wake[0] = imin(wake[0], self.ref_due[ri])
             else:
                 wake[0] = imin(wake[0], r)
@@ -673,6 +700,16 @@ cdef class Engine:
             # ready times only grow while the bank's candidate is unchanged: still not legal
             return self.cand_ready[bi]
         self.n_evals += 1
+        cmd = self.cand_cmd[bi]
+        if cmd >= 0:
+            # same candidate as last time: only its ready cycle needs a fresh look
+            r = self._bank_ready(ch, cmd, b)
+            self.cand_ready[bi] = r
+            out[0] = cmd
+            out[1] = self.cand_slot[bi]
+            out[2] = self.cand_prev[bi]
+            out[3] = self.cand_col[bi]
+            return r
         orow = self.open_row[bi]
         s = self.q_head[qi]
         prev = -1
@@ -695,8 +732,12 @@ cdef class Engine:
                 cmd = self.cmd_pre
         else:
             cmd = self.cmd_act
-        r = imax(self._ready(ch, cmd, self.bank_node[b]), self.bus_free[ch * 2 + self.cmd_bus[cmd]])
+        r = self._bank_ready(ch, cmd, b)
         self.cand_ready[bi] = r
+        self.cand_cmd[bi] = cmd
+        self.cand_slot[bi] = s
+        self.cand_prev[bi] = prev
+        self.cand_col[bi] = is_col
         out[0] = cmd
         out[1] = s
         out[2] = prev
@@ -734,7 +775,7 @@ cdef class Engine:
             if lst != self.drain[ch]:
                 lst = self.drain[ch]
                 for b in range(nb):
-                    self.cand_ready[ch * nb + b] = 0
+                    self._invalidate(ch * nb + b)
 
         # one tight pass: which banks' cached ready cycle has come (only those are looked at)
         base = ch * nb
