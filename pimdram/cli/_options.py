@@ -1,5 +1,6 @@
 """Options shared by several pimdram commands, defined once."""
 import functools
+import sys
 from pathlib import Path
 
 import click
@@ -48,7 +49,7 @@ class ProgressBar:
         if not self.enabled:
             return
         if self._bar is None:
-            self._bar = click.progressbar(length=max(int(total), 1), label=self.label, file=click.get_text_stream("stderr"))
+            self._bar = click.progressbar(length=max(int(total), 1), label=self.label, file=sys.stderr)
             self._bar.__enter__()
         step = int(done) - self._done
         if step > 0:
@@ -64,4 +65,4 @@ class ProgressBar:
 def want_progress(flag):
     if flag is not None:
         return flag
-    return click.get_text_stream("stderr").isatty()
+    return sys.stderr.isatty()
