@@ -9,7 +9,7 @@ from pimdram.check import check_command_log
 from pimdram.config.memory import load_memory
 from pimdram.replay import CommandLogExpander, engine_params, replay_requests
 from pimdram.trace.requests import write_binary_trace
-from timing_cases import bank_index, encode_address, node_paths
+from timing_cases import bank_index, encode_address, node_paths, nodes_at
 
 NO_REFRESH = {"controller.refresh": "none"}
 
@@ -180,26 +180,31 @@ def sparse_trace(spec, n, end, seed=3):
     return out
 
 
-def test_all_bank_refresh_rate_and_no_activate_while_pending():
-    spec = load_memory("ddr4_3200")
+@pytest.mark.parametrize("preset", ["ddr4_3200", "gddr6_14gbps"])
+def test_all_bank_refresh_rate_and_no_activate_while_pending(preset):
+    """REF count per refreshed node (rank, or channel) is cycles / nREFI, and no ACT reaches a node
+    between its refresh falling due and the REF."""
+    spec = load_memory(preset)
     ref = spec.refresh
     interval = ref.interval
-    n_nodes = spec.counts[ref.scope]
+    nodes = nodes_at(spec, ref.scope)
+    name = spec.command_names[ref.command]
     run = Run(spec, sparse_trace(spec, 400, 40 * interval))
     end = run.engine.current_cycle
-    for i in range(n_nodes):
-        node = (i,)
-        refs = [e[0] for e in run.log if e[1] == "REFab" and e[2] == node]
-        # the refresh scheduler staggers the nodes: node i is first due at interval + i * interval / n
-        first_due = interval + i * interval // n_nodes
-        expected = (end - first_due) // interval + 1
-        assert abs(len(refs) - expected) <= 1, (node, len(refs), end / interval)
-        acts = np.array([e[0] for e in run.log if e[1] == "ACT" and e[2][:1] == node])
-        for k, c in enumerate(refs):
-            due = first_due + k * interval
-            assert c >= due, f"refresh {k} of rank {i} at {c}, before it was due at {due}"
-            during = acts[(acts >= due) & (acts < c)]
-            assert len(during) == 0, f"ACT at {during} to rank {i} while its refresh was pending ({due}..{c})"
+    for ch in range(spec.n_channels):
+        for i, node in enumerate(nodes):
+            refs = [e[0] for e in run.log if e[1] == name and e[2] == node and e[3] == ch]
+            # the refresh scheduler staggers the nodes: node i is first due at interval + i * interval / n
+            first_due = interval + i * interval // len(nodes)
+            expected = (end - first_due) // interval + 1
+            assert abs(len(refs) - expected) <= 1, (ch, node, len(refs), end / interval)
+            acts = np.array([e[0] for e in run.log
+                             if e[1] == "ACT" and e[2][:len(node)] == node and e[3] == ch])
+            for k, c in enumerate(refs):
+                due = first_due + k * interval
+                assert c >= due, f"refresh {k} of {node} at {c}, before it was due at {due}"
+                during = acts[(acts >= due) & (acts < c)]
+                assert len(during) == 0, f"ACT at {during} to {node} while its refresh was pending ({due}..{c})"
     run.check_legal()
 
 
