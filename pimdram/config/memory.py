@@ -14,7 +14,7 @@ import yaml
 
 from ..errors import ConfigError
 from . import expr
-from .files import find_config, load_yaml
+from .files import SafeDumper, find_config, load_yaml
 from .section import Section
 
 # Command kinds the engine implements once; a standard's commands each name one of these.
@@ -197,7 +197,7 @@ class MemorySpec:
         }
 
     def to_yaml(self):
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+        return yaml.dump(self.to_dict(), Dumper=SafeDumper, sort_keys=False, default_flow_style=None, width=100)
 
     def constraint_table(self):
         """The constraint rows as a structured numpy array (for the engine and the checker)."""
