@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from ._engine import SCHEDULERS, Engine, latency_bin_edges
 from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
 from .energy import dram_energy, power_level

@@ -3,7 +3,6 @@ tools/dramsim3_results.csv (DRAMsim3, unmodified) replayed on configs/compare/."
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pimdram._engine import Engine

@@ -3,19 +3,9 @@ command is not ready one cycle before its constraint and is ready at it, for eve
 preset's constraint table and for hand-written cases."""
 import pytest
 
-from timing_cases import BASE_CYCLE, Probe, check_every_row, check_window_row, preset, row_params, window_params
+from timing_cases import BASE_CYCLE, Probe, preset
 
 PRESETS = ["dramsim3_ddr4_8gb_x8_3200", "dramsim3_hbm2_8gb_x128"]
-
-
-@pytest.mark.parametrize("name,row", row_params(PRESETS))
-def test_constraint_row(name, row):
-    check_every_row(name, row)
-
-
-@pytest.mark.parametrize("name,row", window_params(PRESETS))
-def test_activate_window_slides(name, row):
-    assert check_window_row(preset(name), row, n_extra=12) > 0
 
 
 # --- hand-written cases: paths are (rank, bank_group, bank) -----------------------------------------

@@ -3,20 +3,9 @@ is ready at it, for every row of the preset's constraint table and for hand-writ
 import pytest
 
 from pimdram.config.memory import load_memory
-from timing_cases import (BASE_CYCLE, Probe, check_every_row, check_row, check_window_row, preset,
-                          row_params, window_params)
+from timing_cases import BASE_CYCLE, Probe, check_row, check_window_row, preset
 
 PRESETS = ["ddr4_3200"]
-
-
-@pytest.mark.parametrize("name,row", row_params(PRESETS))
-def test_constraint_row(name, row):
-    check_every_row(name, row)
-
-
-@pytest.mark.parametrize("name,row", window_params(PRESETS))
-def test_activate_window_slides(name, row):
-    assert check_window_row(preset(name), row, n_extra=12) > 0
 
 
 # --- hand-written cases: DDR4-3200AA, paths are (rank, bank_group, bank) --------------------------

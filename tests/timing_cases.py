@@ -10,10 +10,9 @@ bus (one shared bus unless row and column buses are separate) for `bus_cycles`.
 """
 import functools
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Tuple
 
-import numpy as np
 
 from pimdram._engine import Engine
 from pimdram.config.memory import MemorySpec, load_memory

@@ -185,7 +185,7 @@ class StepBuilder:
     # --- one step ----------------------------------------------------------------------------
     def build(self, step, groups, sub_batch=None):
         """Kernels of one step for `groups` (StepGroup) of requests; tensors are named per sub-batch."""
-        m, w = self.m, self.w
+        m = self.m
         sb = "" if sub_batch is None else f"b{sub_batch}."
         pre = f"s{step.index}.{sb}"
         requests = tuple(sorted(r for g in groups for r in g.requests))
@@ -223,7 +223,7 @@ class StepBuilder:
         return self._elementwise(name, "norm", layer, T * m.hidden, NORM_FLOPS[m.norm], reads, writes, **common)
 
     def _layer(self, out, layer, x, groups, T, pre, sb, common):
-        m, w = self.m, self.w
+        m = self.m
         h, a, kvw, d, g = m.hidden, m.attention_width, m.kv_width, m.head_dim, m.group_size
         L = f"{pre}L{layer}."
         W = f"L{layer}."
