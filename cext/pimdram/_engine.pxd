@@ -32,6 +32,10 @@ cdef class Engine:
     cdef int64_t* row_hist_off     # [row] offset into hist for window rows
     cdef int64_t* hist             # window ring buffers: [row_hist_off + (ch * n_nodes + node) * window + k]
     cdef int64_t* hist_pos         # [row_pos_off + ch * n_nodes + node]: issues recorded so far
+    cdef int32_t* upd_start        # [cmd * n_nodes + node]: first entry of the command's update list at node
+    cdef int32_t* upd_off          # entry: offset (node * n_cmd + to) in a channel's earliest table, or the node of a window row
+    cdef int64_t* upd_lat          # entry: latency
+    cdef int32_t* upd_row          # entry: -1, or the window row to apply through the ring buffers
     cdef int64_t* earliest         # [(ch * n_nodes + node) * n_cmd + cmd]
     cdef int64_t* bus_free         # [ch * 2 + bus]
     cdef bint separate_bus

@@ -196,6 +196,7 @@ cdef class Engine:
         self.hist = <int64_t*> cnp.PyArray_DATA(self._i64(max(hist_total, 1)))
         self.hist_pos = <int64_t*> cnp.PyArray_DATA(self._i64(max(pos_total, 1)))
         self.earliest = <int64_t*> cnp.PyArray_DATA(self._i64(cn * self.n_cmd))
+        self._compile_updates(n_rows)
         self.bus_free = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * 2))
 
         # refresh
@@ -353,6 +354,45 @@ cdef class Engine:
         return self._keep_arr(np.full(int(n), fill, dtype=np.uint8))
 
     # --- timing tables -------------------------------------------------------------------------
+    def _compile_updates(self, int n_rows):
+        """For every (command, node) the flat list of table entries an issue there raises, so that
+        issuing walks one short array instead of interpreting the rows (levels, siblings, subtrees)."""
+        cdef int c, node, lvl, r, L, first, k, tgt
+        cdef int64_t span, start, d
+        NL = self.n_levels
+        starts = [0]
+        offs, lats, rows = [], [], []
+        for c in range(self.n_cmd):
+            for node in range(self.n_nodes):
+                lvl = self.node_level[node]
+                for r in range(self.row_start[c], self.row_start[c + 1]):
+                    L = self.row_level[r]
+                    targets = []
+                    if L <= lvl:
+                        tgt = self.node_anc[node * NL + L]
+                        if self.row_sibling[r]:
+                            first = self.level_offset[L] + ((tgt - self.level_offset[L]) // self.level_count[L]) * self.level_count[L]
+                            targets = [x for x in range(first, first + self.level_count[L]) if x != tgt]
+                        else:
+                            targets = [tgt]
+                    elif not self.row_sibling[r]:
+                        span = self.level_span[lvl * MAXL + L]
+                        start = self.level_offset[L] + (node - self.level_offset[lvl]) * span
+                        targets = list(range(start, start + span))
+                    for x in targets:
+                        if self.row_window[r] > 1:
+                            offs.append(x)
+                            rows.append(r)
+                        else:
+                            offs.append(x * self.n_cmd + self.row_to[r])
+                            rows.append(-1)
+                        lats.append(self.row_latency[r])
+                starts.append(len(offs))
+        self.upd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(starts, dtype=np.int32)))
+        self.upd_off = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(offs + [0], dtype=np.int32)))
+        self.upd_lat = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(lats + [0], dtype=np.int64)))
+        self.upd_row = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(rows + [-1], dtype=np.int32)))
+
     cdef int64_t _ready(self, int ch, int cmd, int node) noexcept nogil:
         """Earliest cycle `cmd` may issue at `node`: the max over the node, its ancestors and,
         for commands that cover several banks, every node below it."""
@@ -392,26 +432,17 @@ cdef class Engine:
             self.earliest[idx] = v
 
     cdef void _update_timing(self, int ch, int cmd, int node, int64_t t) noexcept nogil:
-        cdef int NL = self.n_levels
-        cdef int lvl = self.node_level[node]
-        cdef int r, L, c, target, first
-        cdef int64_t d, start, span
-        for r in range(self.row_start[cmd], self.row_start[cmd + 1]):
-            L = self.row_level[r]
-            if L <= lvl:
-                target = self.node_anc[node * NL + L]
-                if self.row_sibling[r]:
-                    first = self.level_offset[L] + ((target - self.level_offset[L]) // self.level_count[L]) * self.level_count[L]
-                    for c in range(first, first + self.level_count[L]):
-                        if c != target:
-                            self._apply_row(ch, r, c, t)
-                else:
-                    self._apply_row(ch, r, target, t)
-            elif not self.row_sibling[r]:
-                span = self.level_span[lvl * MAXL + L]
-                start = self.level_offset[L] + (node - self.level_offset[lvl]) * span
-                for d in range(start, start + span):
-                    self._apply_row(ch, r, <int>d, t)
+        cdef int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_cmd]
+        cdef int k = self.upd_start[cmd * self.n_nodes + node]
+        cdef int end = self.upd_start[cmd * self.n_nodes + node + 1]
+        cdef int64_t v
+        for k in range(k, end):
+            if self.upd_row[k] < 0:
+                v = t + self.upd_lat[k]
+                if e[self.upd_off[k]] < v:
+                    e[self.upd_off[k]] = v
+            else:
+                self._apply_row(ch, self.upd_row[k], self.upd_off[k], t)
 
     # --- bank state ----------------------------------------------------------------------------
     cdef inline void _invalidate(self, int bi) noexcept nogil:
