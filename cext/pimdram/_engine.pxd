@@ -47,6 +47,7 @@ cdef class Engine:
     cdef int64_t ref_interval
     cdef int64_t* ref_due          # [ch * n_ref_nodes + i]
     cdef uint8_t* ref_pending
+    cdef int64_t* ref_quiet_until  # [ch]: no refresh of the channel is pending or due before this cycle
     cdef uint8_t* bank_blocked     # [ch * n_banks + b] refresh pending on the bank's node
 
     # --- controller policy --------------------------------------------------------------------

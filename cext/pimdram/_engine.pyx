@@ -211,6 +211,7 @@ cdef class Engine:
                 self.ref_due[ch * self.n_ref_nodes + i] = (self.ref_interval + i * self.ref_interval // self.n_ref_nodes
                                                            if self.ref_cmd >= 0 else CYCLE_NEVER)
         self.ref_pending = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_ref_nodes))
+        self.ref_quiet_until = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
         self.bank_blocked = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_banks))
 
         # controller policy
@@ -634,8 +635,11 @@ cdef class Engine:
     cdef int _refresh_step(self, int ch, int64_t t, int64_t* wake) noexcept nogil:
         """Start due refreshes and issue the next command of a pending one. Returns the buses
         used this cycle as a bit mask (1 = row bus, 2 = column bus)."""
-        cdef int i, node, b, first, nb, cmd, bank, ri, target, used = 0
-        cdef int64_t r
+        cdef int i, node, b, first, nb, cmd, bank, ri, target, used = 0, pending = 0
+        cdef int64_t r, quiet = CYCLE_NEVER
+        if t < self.ref_quiet_until[ch]:
+            wake[0] = imin(wake[0], self.ref_quiet_until[ch])
+            return 0
         for i in range(self.n_ref_nodes):
             ri = ch * self.n_ref_nodes + i
             node = self.level_offset[self.ref_level] + i
@@ -648,8 +652,10 @@ cdef class Engine:
                         self.bank_blocked[ch * self.n_banks + b] = 1
                 else:
                     wake[0] = imin(wake[0], self.ref_due[ri])
+                    quiet = imin(quiet, self.ref_due[ri])
                     continue
             # pending: close open banks, then refresh
+            pending += 1
             bank = -1
             for b in range(first, first + nb):
                 if self.open_row[ch * self.n_banks + b] >= 0:
@@ -682,6 +688,8 @@ cdef class Engine:
                     wake[0] = imin(wake[0], self.ref_due[ri])
             else:
                 wake[0] = imin(wake[0], r)
+        # nothing pending: until the next due cycle this step has nothing to do
+        self.ref_quiet_until[ch] = quiet if pending == 0 else 0
         return used
 
     # --- scheduling ----------------------------------------------------------------------------
