@@ -47,22 +47,6 @@ cdef inline int64_t imin(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
-cdef inline int64_t ready_mask(const int64_t* ready, int n, int64_t t, uint64_t* mask) noexcept nogil:
-    """Bit i of mask = ready[i] <= t; returns the smallest ready[i] > t. Branch-free so that the
-    compiler vectorises it: this pass runs on every tick of every channel."""
-    cdef uint64_t m = 0
-    cdef int64_t later = CYCLE_NEVER
-    cdef int64_t r, v
-    cdef int i
-    for i in range(n):
-        r = ready[i]
-        m |= (<uint64_t>(r <= t)) << i
-        v = r if r > t else CYCLE_NEVER
-        later = v if v < later else later
-    mask[0] = m
-    return later
-
-
 cdef inline int lat_bin(int64_t v) noexcept nogil:
     cdef int e = 0
     cdef int64_t x
@@ -819,7 +803,17 @@ cdef class Engine:
         # one tight pass: which banks' cached ready cycle has come (only those are looked at)
         base = ch * nb
         for mw in range(self.mask_words):
-            w = imin(w, ready_mask(&self.cand_ready[base + mw * 64], imin(64, nb - mw * 64), t, &rmask[mw]))
+            # only banks with queued work can have a command (the others' cached cycle is 'never')
+            rmask[mw] = 0
+            bits = self.busy_mask[ch * self.mask_words + mw]
+            while bits:
+                b = mw * 64 + __builtin_ctzll(bits)
+                bits &= bits - 1
+                r = self.cand_ready[base + b]
+                if r <= t:
+                    rmask[mw] |= (<uint64_t>1) << (b - mw * 64)
+                elif r < w:
+                    w = r
 
         if self.scheduler == SCHED_ROUND_ROBIN:
             # per-bank first-ready, banks in round-robin order, no priority of column over row
