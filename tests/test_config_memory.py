@@ -148,9 +148,12 @@ def test_capacity(name, expected):
 
 
 def test_hbm_streams_spread_over_channels_first():
+    # a 64 B request (two accesses) stays in one row; consecutive requests go to other channels
     for name in ("hbm2_2gbps", "hbm3_5.2gbps", "hbm3_6.4gbps"):
-        mapping = load_memory(name).address_mapping
-        assert [f for f, _ in mapping[-2:]] == ["pseudo_channel", "channel"]
+        spec = load_memory(name)
+        low_column_bits = spec.request_bytes.bit_length() - spec.access_bytes.bit_length()
+        assert spec.address_mapping[-1] == ("column", low_column_bits)
+        assert [f for f, _ in spec.address_mapping[-3:-1]] == ["pseudo_channel", "channel"]
 
 
 # --- refresh ------------------------------------------------------------------------------------

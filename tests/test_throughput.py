@@ -92,8 +92,11 @@ def xfail_for(table):
 
 def stream_bound_factor(spec):
     """A stream reaches every data bus only if consecutive accesses leave the bank group: with
-    the column field lowest (DRAMsim3's mappings), a stream runs down one bank at nCCD_L."""
-    if spec.address_mapping[-1][0] == "column" and "nCCD_L" in spec.timing:
+    the column field lowest (DRAMsim3's mappings), a stream runs down one bank at nCCD_L. A low
+    column field no wider than one request (the two accesses of a 64 B line) does not count."""
+    low_field, low_bits = spec.address_mapping[-1]
+    within_request = spec.request_bytes.bit_length() - spec.access_bytes.bit_length()
+    if low_field == "column" and low_bits > within_request and "nCCD_L" in spec.timing:
         return spec.timing["nBL"] / max(spec.timing["nBL"], spec.timing["nCCD_L"])
     return 1.0
 
