@@ -66,15 +66,22 @@ def engine_params(spec: MemorySpec, command_log=False):
 
 def expand_requests(chunk, spec):
     """Split requests larger than one access into consecutive accesses (numpy, no Python loop)."""
+    access = spec.access_bytes
+    if not chunk.size.any():
+        # every request has the preset's size: the same number of accesses each
+        k = spec.request_bytes // access
+        if k == 1:
+            return chunk.address, chunk.is_write, chunk.arrival, len(chunk.address)
+        offsets = np.arange(k, dtype=np.uint64) * np.uint64(access)
+        address = (chunk.address[:, None] + offsets[None, :]).ravel()
+        return address, np.repeat(chunk.is_write, k), np.repeat(chunk.arrival, k), len(chunk.address)
     size = chunk.size.astype(np.int64)
     size[size == 0] = spec.request_bytes
-    n = -(-size // spec.access_bytes)
-    if np.all(n == 1):
-        return chunk.address, chunk.is_write, chunk.arrival, len(chunk.address)
+    n = -(-size // access)
     rep = np.repeat(np.arange(len(n)), n)
     first = np.cumsum(n) - n
     step = (np.arange(len(rep)) - first[rep]).astype(np.uint64)
-    address = chunk.address[rep] + step * np.uint64(spec.access_bytes)
+    address = chunk.address[rep] + step * np.uint64(access)
     return address, chunk.is_write[rep], chunk.arrival[rep], len(chunk.address)
 
 
