@@ -244,3 +244,8 @@ def test_expression_values_resolve_with_their_dependencies():
     assert rtw == [24 + 4 + 2 - 16]
     assert spec.read_latency == 24 + 4
     assert math.isclose(spec.tck_ns, 0.625)
+
+
+def test_zero_burst_length_is_a_config_error():
+    with pytest.raises(ConfigError, match="timing.nBL: a burst takes at least one cycle"):
+        load_memory("ddr4_3200", {"timing.nBL": 0})

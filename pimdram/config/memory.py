@@ -418,6 +418,8 @@ def _timings(sec):
     for required in ("nBL", "nCL", "nRCD", "nRP", "nRAS"):
         if required not in resolved:
             raise sec.error(required, "missing")
+    if resolved["nBL"] < 1:
+        raise sec.error("nBL", "a burst takes at least one cycle")
     return tck, resolved
 
 
