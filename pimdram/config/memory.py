@@ -441,6 +441,8 @@ def _as_list(value):
 def _constraints(root, levels, names, timing):
     rows = []
     items = root.require("constraints", list)
+    if not items:
+        raise root.error("constraints", "empty: without timing rows nothing limits the command rate")
     for i, item in enumerate(items):
         s = Section(item, f"constraints[{i}]", root.source)
         level = s.choice("level", levels)
