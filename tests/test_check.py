@@ -78,7 +78,7 @@ def ddr4_legal():
     log.add(22, "RD", 0, 0, 0, 0, row=10, column=0)       # nRCD
     log.add(26, "RD", 0, 0, 1, 0, row=20, column=1)       # max(nBL, nCCD_S) across bank groups
     log.add(34, "RD", 0, 0, 0, 0, row=10, column=2)
-    log.add(46, "WR", 0, 0, 0, 0, row=10, column=3)       # RD -> WR: nCL + nBL - nCWL + nRPRE + nRTRS = 12
+    log.add(46, "WR", 0, 0, 0, 0, row=10, column=3)       # RD -> WR: nCL + nBL - nCWL + nRTRS = 11 (one cycle to spare)
     log.add(70, "RD", 0, 0, 1, 0, row=20, column=4)       # WR -> RD other bank group: nCWL + nBL + nWTR_S
     log.add(90, "PRE", 0, 0, 0, 0)                        # WR -> PRE: nCWL + nBL + nWR
     log.add(91, "PRE", 0, 0, 1, 0)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {"HBM2_8Gb_x128": "dramsim3_hbm2_8gb_x128", "DDR4_8Gb_x8_3200": "dramsim3_ddr4_8gb_x8_3200"}
 TOLERANCE = 0.03
 # Open gaps, explained in BENCHMARKS.md ("Agreement with DRAMsim3"); strict, so a fix shows up.
-KNOWN_GAPS = {("DDR4_8Gb_x8_3200", "mix_rw"): "write-drain interplay on two ranks: +5.1%, under investigation"}
+KNOWN_GAPS = {}
 
 with open(ROOT / "tools" / "dramsim3_results.csv") as f:
     REFERENCE = {(r["preset"], r["trace"]): r for r in csv.DictReader(f)}

@@ -40,8 +40,8 @@ def test_dramsim3_column_timings(spec):
     p.issue("RD", B0, t)
     assert p.ready("RD", B0_SAME_BG) == t + max(T["nBL"], T["nCCD_L"])
     assert p.ready("RD", B0_OTHER_BG) == t + max(T["nBL"], T["nCCD_S"])
-    # DRAMsim3 adds the read preamble: read_to_write = RL + BL/2 - WL + tRPRE + tRTRS
-    assert p.ready("WR", B0_OTHER_BG) == t + T["nCL"] + T["nBL"] - T["nCWL"] + T["nRPRE"] + T["nRTRS"]
+    # DRAMsim3: read_to_write = RL + BL/2 - WL + tRTRS
+    assert p.ready("WR", B0_OTHER_BG) == t + T["nCL"] + T["nBL"] - T["nCWL"] + T["nRTRS"]
 
 
 def test_dramsim3_ddr4_rank_switch():
@@ -51,6 +51,6 @@ def test_dramsim3_ddr4_rank_switch():
     p = Probe(spec)
     t = p.open(B0, other_rank)
     p.issue("WR", B0, t)
-    assert p.ready("WR", other_rank) == t + T["nBL"] + T["nWPRE"]      # write_to_write_o = BL/2 + tWPRE
+    assert p.ready("WR", other_rank) == t + T["nBL"]      # DRAMsim3: write_to_write_o = BL/2
     # max(0, nCWL + nBL + nRTRS - nCL) is 0 here: only the one command bus separates them
     assert p.ready("RD", other_rank) == t + max(1, T["nCWL"] + T["nBL"] + T["nRTRS"] - T["nCL"])
