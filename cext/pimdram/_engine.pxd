@@ -127,6 +127,7 @@ cdef class Engine:
     cdef int64_t n_ticks, n_evals   # engine work: channel ticks, candidate evaluations
     cdef int64_t accepted
     cdef int64_t bw_window
+    cdef int bw_shift               # bw_window == 1 << bw_shift
     cdef int bw_bins
     cdef int64_t* bw_read
     cdef int64_t* bw_write

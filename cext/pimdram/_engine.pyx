@@ -37,6 +37,7 @@ LATENCY_HISTOGRAM_BINS = N_HIST
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
+    int __builtin_clzll(unsigned long long) nogil
 
 
 cdef inline int64_t imax(int64_t a, int64_t b) noexcept nogil:
@@ -48,14 +49,10 @@ cdef inline int64_t imin(int64_t a, int64_t b) noexcept nogil:
 
 
 cdef inline int lat_bin(int64_t v) noexcept nogil:
-    cdef int e = 0
-    cdef int64_t x
+    cdef int e
     if v < 1024:
         return <int>(v if v > 0 else 0)
-    x = v
-    while x >= 2048:
-        x >>= 1
-        e += 1
+    e = 53 - __builtin_clzll(<unsigned long long>v)     # floor(log2 v) - 10
     if e > 30:
         return N_HIST - 1
     # v in [2^(10+e), 2^(11+e)): 128 sub-bins
@@ -294,6 +291,9 @@ cdef class Engine:
         self.lat_max = <int64_t*> cnp.PyArray_DATA(self._lat_max)
         self.lat_hist = <int64_t*> cnp.PyArray_DATA(self._lat_hist)
         self.bw_window = p.get("bandwidth_window", 1024)
+        if self.bw_window <= 0 or self.bw_window & (self.bw_window - 1):
+            raise ValueError("bandwidth_window must be a power of two")
+        self.bw_shift = self.bw_window.bit_length() - 1
         self.bw_bins = 0
         self._bw_read = self._i64(BW_BINS)
         self._bw_write = self._i64(BW_BINS)
@@ -583,7 +583,7 @@ cdef class Engine:
                 self.row_conflicts[ch] += 1
             if done > self.last_done:
                 self.last_done = done
-            bin = <int>(done // self.bw_window)
+            bin = <int>(done >> self.bw_shift)
             while bin >= BW_BINS:
                 for i in range(BW_BINS // 2):
                     self.bw_read[i] = self.bw_read[2 * i] + self.bw_read[2 * i + 1]
@@ -592,7 +592,8 @@ cdef class Engine:
                     self.bw_read[i] = 0
                     self.bw_write[i] = 0
                 self.bw_window *= 2
-                bin = <int>(done // self.bw_window)
+                self.bw_shift += 1
+                bin = <int>(done >> self.bw_shift)
             if k:
                 self.bw_write[bin] += self.access_bytes
             else:
