@@ -1,12 +1,11 @@
 """Writing pimdram.stats HDF5 files atomically: whole tables, or long tables appended in chunks."""
 import datetime
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .._atomic import publish, temp_path_for
 from .._version import __version__
 from ..errors import OutputExistsError
 from . import schema
@@ -109,15 +108,8 @@ class StatsWriter:
                                     "not by the caller")
         if not overwrite and self.path.exists():
             raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        self.temp_path = Path(tmp)
+        self.temp_path = temp_path_for(self.path)
         try:
-            # mkstemp makes the file private; give it the mode a plain open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.temp_path, 0o666 & ~umask)
             self._file = h5py.File(self.temp_path, "w")
             self._tables = self._file.create_group(schema.TABLES_GROUP, track_order=True)
         except BaseException:
@@ -191,34 +183,10 @@ class StatsWriter:
             _write_attrs(self._file, self._root_attrs())
             self._file.close()
             self._open = False
-            fd = os.open(self.temp_path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self._move_into_place()
+            publish(self.temp_path, self.path, self.overwrite)
         except BaseException:
             self.abort()
             raise
-
-    def _move_into_place(self):
-        if self.overwrite:
-            os.replace(self.temp_path, self.path)
-            return
-        try:
-            # a hard link fails if the name exists: no window in which another file is clobbered
-            os.link(self.temp_path, self.path)
-        except FileExistsError:
-            raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) "
-                                    "to replace it") from None
-        except OSError:
-            # file systems without hard links: check, then rename
-            if self.path.exists():
-                raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) "
-                                        "to replace it") from None
-            os.replace(self.temp_path, self.path)
-            return
-        self.temp_path.unlink()
 
     def abort(self):
         """Discard everything written so far; the final path is left untouched."""

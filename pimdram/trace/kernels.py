@@ -1,8 +1,8 @@
 """The kernel-trace format (JSON Lines, docs/kernel-trace-format.md): writer and validating reader."""
 import json
-import os
 from pathlib import Path
 
+from .._atomic import atomic_output
 from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 
 FORMAT_NAME = "pimdram.kernel-trace"
@@ -60,17 +60,10 @@ def _dump(obj):
 def write_kernel_trace(path, trace):
     """Write a trace to `path` via a temporary name in the same directory, renamed when complete."""
     validate_kernel_trace(trace, source=str(path))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for line in trace.lines():
-                f.write(line)
-                f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path, "w", encoding="utf-8", newline="\n") as f:
+        for line in trace.lines():
+            f.write(line)
+            f.write("\n")
 
 
 def read_kernel_trace(path):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _parse
+from .._atomic import publish, temp_path_for
 from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 
 __all__ = [
@@ -501,7 +502,7 @@ class _BinaryTraceWriter:
         self.path = Path(path)
         self.n_requests = 0
         self._arrival_order = _ArrivalOrder()
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        self._tmp = temp_path_for(self.path)
         self._file = open(self._tmp, "wb")
         self._file.write(self._header(0))
 
@@ -546,7 +547,10 @@ class _BinaryTraceWriter:
         self._file.seek(0)
         self._file.write(self._header(self.n_requests))
         self._file.close()
-        os.replace(self._tmp, self.path)
+        try:
+            publish(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     def _abort(self):
         self._file.close()
