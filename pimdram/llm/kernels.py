@@ -1,4 +1,5 @@
 """The kernels of one forward pass, layer by layer, with exact shapes, FLOPs and bytes per operand."""
+import math
 from dataclasses import dataclass, field
 
 from .workload import dtype_bytes
@@ -149,26 +150,17 @@ class StepBuilder:
         self.layers = model.layers if layers is None else min(layers, model.layers)
 
     # --- operand helpers -------------------------------------------------------------------
+    def _operand(self, role, dtype, name, access, shape, tensor, mode="write"):
+        return Operand(name, role, access, dtype, tuple(shape), dtype_bytes(dtype, math.prod(shape)), tensor, mode)
+
     def _act(self, name, access, shape, tensor, mode="write"):
-        n = 1
-        for s in shape:
-            n *= s
-        dt = self.w.activation_dtype
-        return Operand(name, "activation", access, dt, tuple(shape), dtype_bytes(dt, n), tensor, mode)
+        return self._operand("activation", self.w.activation_dtype, name, access, shape, tensor, mode)
 
     def _weight(self, name, shape, tensor):
-        n = 1
-        for s in shape:
-            n *= s
-        dt = self.w.weight_dtype
-        return Operand(name, "weight", "read", dt, tuple(shape), dtype_bytes(dt, n), tensor)
+        return self._operand("weight", self.w.weight_dtype, name, "read", shape, tensor)
 
     def _kv(self, name, access, shape, tensor, mode="write"):
-        n = 1
-        for s in shape:
-            n *= s
-        dt = self.w.kv_cache_dtype
-        return Operand(name, "kv_cache", access, dt, tuple(shape), dtype_bytes(dt, n), tensor, mode)
+        return self._operand("kv_cache", self.w.kv_cache_dtype, name, access, shape, tensor, mode)
 
     def _fc(self, name, layer, x, y, M, K, N, bias, weight_tensor, expert=None, **common):
         ops = [self._act("x", "read", (M, K), x), self._weight("w", (K, N), weight_tensor)]
