@@ -10,7 +10,6 @@ import numpy as np
 from ._engine import SCHEDULERS, Engine, latency_bin_edges
 from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
 from .energy import dram_energy, power_level
-from .errors import OutputExistsError
 from .stats import StatsWriter, schema, standard_columns, standard_table
 from .trace.requests import DEFAULT_CHUNK_SIZE, open_request_trace
 
@@ -126,8 +125,6 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
     started = time.perf_counter()
     spec = memory if isinstance(memory, MemorySpec) else load_memory(memory, overrides)
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise OutputExistsError(f"{output} exists; pass --overwrite to replace it")
     reader = open_request_trace(trace, trace_format, chunk_size)
     engine = Engine(engine_params(spec, command_log))
     attrs = {
