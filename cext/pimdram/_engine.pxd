@@ -18,13 +18,15 @@ cdef class Engine:
     cdef int32_t* bank_node        # [bank] -> node id of the bank
 
     # --- commands and timing ------------------------------------------------------------------
+    cdef int n_class                # timing classes: commands that every constraint row treats alike
+    cdef int32_t* cmd_class         # [cmd] -> timing class (column of the earliest tables)
     cdef int32_t* cmd_kind
     cdef int32_t* cmd_scope
     cdef int32_t* cmd_bus
     cdef int32_t* cmd_bus_cycles
     cdef int32_t* row_start        # [cmd] first constraint row with from == cmd (rows sorted by from)
     cdef int32_t* row_level
-    cdef int32_t* row_to
+    cdef int32_t* row_to           # timing class
     cdef int64_t* row_latency
     cdef int32_t* row_window
     cdef int32_t* row_sibling
@@ -33,10 +35,12 @@ cdef class Engine:
     cdef int64_t* hist             # window ring buffers: [row_hist_off + (ch * n_nodes + node) * window + k]
     cdef int64_t* hist_pos         # [row_pos_off + ch * n_nodes + node]: issues recorded so far
     cdef int32_t* upd_start        # [cmd * n_nodes + node]: first entry of the command's update list at node
-    cdef int32_t* upd_off          # entry: offset (node * n_cmd + to) in a channel's earliest table, or the node of a window row
+    cdef int32_t* upd_off          # entry: offset (node * n_class + class) in a channel's earliest table
     cdef int64_t* upd_lat          # entry: latency
-    cdef int32_t* upd_row          # entry: -1, or the window row to apply through the ring buffers
-    cdef int64_t* earliest         # [(ch * n_nodes + node) * n_cmd + cmd]
+    cdef int32_t* wupd_start       # [cmd * n_nodes + node]: first window-row entry
+    cdef int32_t* wupd_row         # window entry: the row, applied through the ring buffers
+    cdef int32_t* wupd_node        # window entry: the node
+    cdef int64_t* earliest         # [(ch * n_nodes + node) * n_class + class]
     cdef int64_t* bus_free         # [ch * 2 + bus]
     cdef bint separate_bus
     cdef int64_t read_latency, write_latency

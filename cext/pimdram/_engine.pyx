@@ -147,17 +147,32 @@ cdef class Engine:
         self.cmd_wra = p["cmd_wra"]
         self.cmd_pre_refresh = p["cmd_pre_refresh"]
 
-        # constraint rows, sorted by `from`
+        # constraint rows. Commands that every row treats alike (same incoming rows: e.g. RD and
+        # RDA) share one timing class, i.e. one column of the earliest-issue tables, so an issue
+        # raises one entry where it would raise one per command; rows that become identical merge.
         rl = np.asarray(p["row_level"], dtype=np.int32)
         rf = np.asarray(p["row_from"], dtype=np.int32)
-        order = np.argsort(rf, kind="stable")
-        rf = rf[order]
-        self.row_level = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(rl[order])))
-        self.row_to = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(np.asarray(p["row_to"], dtype=np.int32)[order])))
-        self.row_latency = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(np.asarray(p["row_latency"], dtype=np.int64)[order])))
-        windows = np.ascontiguousarray(np.asarray(p["row_window"], dtype=np.int32)[order])
+        rt = np.asarray(p["row_to"], dtype=np.int32)
+        rlat = np.asarray(p["row_latency"], dtype=np.int64)
+        rwin = np.asarray(p["row_window"], dtype=np.int32)
+        rsib = np.asarray(p["row_sibling"], dtype=np.int32)
+        signatures = {}
+        classes = []
+        for i in range(self.n_cmd):
+            sig = tuple(sorted((int(rf[j]), int(rl[j]), int(rlat[j]), int(rwin[j]), int(rsib[j]))
+                               for j in range(len(rf)) if rt[j] == i))
+            classes.append(signatures.setdefault(sig, len(signatures)))
+        self.n_class = len(signatures)
+        self.cmd_class = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(classes, dtype=np.int32)))
+        merged = sorted({(int(rf[j]), int(rl[j]), classes[rt[j]], int(rlat[j]), int(rwin[j]), int(rsib[j]))
+                         for j in range(len(rf))})
+        rf = np.asarray([row[0] for row in merged], dtype=np.int32)
+        self.row_level = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray([row[1] for row in merged] or [0], dtype=np.int32)))
+        self.row_to = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray([row[2] for row in merged] or [0], dtype=np.int32)))
+        self.row_latency = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray([row[3] for row in merged] or [0], dtype=np.int64)))
+        windows = np.asarray([row[4] for row in merged] or [0], dtype=np.int32)
         self.row_window = <int32_t*> cnp.PyArray_DATA(self._keep_arr(windows))
-        self.row_sibling = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.ascontiguousarray(np.asarray(p["row_sibling"], dtype=np.int32)[order])))
+        self.row_sibling = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray([row[5] for row in merged] or [0], dtype=np.int32)))
         starts = np.searchsorted(rf, np.arange(self.n_cmd + 1)).astype(np.int32)
         self.row_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(starts))
         n_rows = len(rf)
@@ -176,7 +191,7 @@ cdef class Engine:
         self.row_hist_off = <int64_t*> cnp.PyArray_DATA(self._keep_arr(hist_off))
         self.hist = <int64_t*> cnp.PyArray_DATA(self._i64(max(hist_total, 1)))
         self.hist_pos = <int64_t*> cnp.PyArray_DATA(self._i64(max(pos_total, 1)))
-        self.earliest = <int64_t*> cnp.PyArray_DATA(self._i64(cn * self.n_cmd))
+        self.earliest = <int64_t*> cnp.PyArray_DATA(self._i64(cn * self.n_class))
         self._compile_updates(n_rows)
         self.bus_free = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * 2))
 
@@ -238,7 +253,7 @@ cdef class Engine:
         self.bank_anc_off = <int32_t*> cnp.PyArray_DATA(anc_off)
         for b in range(self.n_banks):
             for l in range(self.n_levels):
-                self.bank_anc_off[b * self.n_levels + l] = self.node_anc[self.bank_node[b] * self.n_levels + l] * self.n_cmd
+                self.bank_anc_off[b * self.n_levels + l] = self.node_anc[self.bank_node[b] * self.n_levels + l] * self.n_class
         self.mask_words = (self.n_banks + 63) // 64
         self.busy_mask = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
@@ -340,16 +355,19 @@ cdef class Engine:
 
     # --- timing tables -------------------------------------------------------------------------
     def _compile_updates(self, int n_rows):
-        """For every (command, node) the flat list of table entries an issue there raises, so that
-        issuing walks one short array instead of interpreting the rows (levels, siblings, subtrees)."""
-        cdef int c, node, lvl, r, L, first, k, tgt
-        cdef int64_t span, start, d
+        """For every (command, node) the flat lists of table entries an issue there raises, so that
+        issuing walks short arrays instead of interpreting the rows (levels, siblings, subtrees).
+        Plain rows become (offset in a channel's earliest table, latency), one entry per offset
+        with the largest latency; window rows become (row, node) for the ring buffers."""
+        cdef int c, node, lvl, r, L, first, tgt
+        cdef int64_t span, start
         NL = self.n_levels
-        starts = [0]
-        offs, lats, rows = [], [], []
+        starts, wstarts = [0], [0]
+        offs, lats, wrows, wnodes = [], [], [], []
         for c in range(self.n_cmd):
             for node in range(self.n_nodes):
                 lvl = self.node_level[node]
+                plain = {}
                 for r in range(self.row_start[c], self.row_start[c + 1]):
                     L = self.row_level[r]
                     targets = []
@@ -366,42 +384,48 @@ cdef class Engine:
                         targets = list(range(start, start + span))
                     for x in targets:
                         if self.row_window[r] > 1:
-                            offs.append(x)
-                            rows.append(r)
+                            wrows.append(r)
+                            wnodes.append(x)
                         else:
-                            offs.append(x * self.n_cmd + self.row_to[r])
-                            rows.append(-1)
-                        lats.append(self.row_latency[r])
+                            o = x * self.n_class + self.row_to[r]
+                            plain[o] = max(plain.get(o, -1), self.row_latency[r])
+                for o in sorted(plain):
+                    offs.append(o)
+                    lats.append(plain[o])
                 starts.append(len(offs))
+                wstarts.append(len(wrows))
         self.upd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(starts, dtype=np.int32)))
         self.upd_off = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(offs + [0], dtype=np.int32)))
         self.upd_lat = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(lats + [0], dtype=np.int64)))
-        self.upd_row = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(rows + [-1], dtype=np.int32)))
+        self.wupd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wstarts, dtype=np.int32)))
+        self.wupd_row = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wrows + [0], dtype=np.int32)))
+        self.wupd_node = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wnodes + [0], dtype=np.int32)))
 
     cdef int64_t _ready(self, int ch, int cmd, int node) noexcept nogil:
         """Earliest cycle `cmd` may issue at `node`: the max over the node, its ancestors and,
         for commands that cover several banks, every node below it."""
         cdef int NL = self.n_levels
+        cdef int cls = self.cmd_class[cmd]
         cdef int lvl = self.node_level[node]
         cdef int64_t base = <int64_t>ch * self.n_nodes
         cdef int64_t e = 0
         cdef int l, m
         cdef int64_t d, start, span
         for l in range(lvl + 1):
-            e = imax(e, self.earliest[(base + self.node_anc[node * NL + l]) * self.n_cmd + cmd])
+            e = imax(e, self.earliest[(base + self.node_anc[node * NL + l]) * self.n_class + cls])
         if lvl < self.bank_level:
             for m in range(lvl + 1, NL):
                 span = self.level_span[lvl * MAXL + m]
                 start = self.level_offset[m] + (node - self.level_offset[lvl]) * span
                 for d in range(start, start + span):
-                    e = imax(e, self.earliest[(base + d) * self.n_cmd + cmd])
+                    e = imax(e, self.earliest[(base + d) * self.n_class + cls])
         return e
 
     cdef void _apply_row(self, int ch, int r, int node, int64_t t) noexcept nogil:
         cdef int64_t v, pos, hb
         cdef int w = self.row_window[r]
         cdef int64_t cnode = <int64_t>ch * self.n_nodes + node
-        cdef int64_t idx = cnode * self.n_cmd + self.row_to[r]
+        cdef int64_t idx = cnode * self.n_class + self.row_to[r]
         if w <= 1:
             v = t + self.row_latency[r]
         else:
@@ -417,17 +441,18 @@ cdef class Engine:
             self.earliest[idx] = v
 
     cdef void _update_timing(self, int ch, int cmd, int node, int64_t t) noexcept nogil:
-        cdef int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_cmd]
-        cdef int k = self.upd_start[cmd * self.n_nodes + node]
-        cdef int end = self.upd_start[cmd * self.n_nodes + node + 1]
+        cdef int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_class]
+        cdef int i = cmd * self.n_nodes + node
+        cdef int k
+        cdef int end = self.upd_start[i + 1]
         cdef int64_t v
-        for k in range(k, end):
-            if self.upd_row[k] < 0:
-                v = t + self.upd_lat[k]
-                if e[self.upd_off[k]] < v:
-                    e[self.upd_off[k]] = v
-            else:
-                self._apply_row(ch, self.upd_row[k], self.upd_off[k], t)
+        for k in range(self.upd_start[i], end):
+            v = t + self.upd_lat[k]
+            if e[self.upd_off[k]] < v:
+                e[self.upd_off[k]] = v
+        end = self.wupd_start[i + 1]
+        for k in range(self.wupd_start[i], end):
+            self._apply_row(ch, self.wupd_row[k], self.wupd_node[k], t)
 
     # --- bank state ----------------------------------------------------------------------------
     cdef inline void _invalidate(self, int bi) noexcept nogil:
@@ -437,7 +462,7 @@ cdef class Engine:
 
     cdef inline int64_t _bank_ready(self, int ch, int cmd, int b) noexcept nogil:
         """_ready for a bank-scope command, unrolled over the bank's ancestors."""
-        cdef const int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_cmd + cmd]
+        cdef const int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_class + self.cmd_class[cmd]]
         cdef const int32_t* off = &self.bank_anc_off[b * self.n_levels]
         cdef int64_t r = e[off[0]]
         cdef int l
