@@ -77,6 +77,9 @@ cdef class Engine:
     cdef int32_t* served           # column commands since the row opened
     cdef uint64_t* busy_mask       # [ch * mask_words + w]: banks with a non-empty list (either list)
     cdef int mask_words
+    cdef uint64_t* pend            # [ch * mask_words + w]: banks to look at on the channel's next tick
+    cdef uint64_t* wheel           # [(ch * 64 + slot) * mask_words + w]: banks to look at in cycle = slot (mod 64)
+    cdef uint64_t* wheel_occ       # [ch]: non-empty wheel slots
     cdef int32_t* cand_cmd         # [ch * n_banks + b] cached candidate: command (-1: recompute), slot, prev, is-column
     cdef int32_t* cand_slot
     cdef int32_t* cand_prev
@@ -91,6 +94,7 @@ cdef class Engine:
     cdef int32_t* drain            # [ch] writes left to drain (bank_queue mode) / write mode flag
     cdef int32_t* outstanding      # [ch] accesses accepted and not yet issued
     cdef int64_t* wake             # [ch] next cycle the channel must be looked at
+    cdef int64_t* n_issued         # [ch] commands issued
 
     # --- power bookkeeping ----------------------------------------------------------------------
     cdef int pw_level, n_pw_nodes
@@ -165,11 +169,13 @@ cdef class Engine:
     cdef void _apply_row(self, int ch, int r, int node, int64_t t) noexcept nogil
     cdef int _issue(self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil
     cdef void _log(self, int ch, int cmd, int node, int row, int col, int64_t t) noexcept nogil
-    cdef void _invalidate(self, int bi) noexcept nogil
+    cdef void _invalidate(self, int ch, int b) noexcept nogil
+    cdef void _wheel_put(self, int ch, int b, int64_t r, int64_t t) noexcept nogil
+    cdef int64_t _wheel_next(self, int ch, int64_t t) noexcept nogil
     cdef int64_t _bank_ready(self, int ch, int cmd, int b) noexcept nogil
     cdef void _set_open(self, int ch, int b, int row, int64_t t) noexcept nogil
     cdef void _count_hits(self, int ch, int b) noexcept nogil
-    cdef void _bank_push(self, int ch, int b, int lst, int s) noexcept nogil
+    cdef bint _bank_push(self, int ch, int b, int lst, int s) noexcept nogil
     cdef bint _move_one(self, int ch) noexcept nogil
     cdef int _frontend(self, int64_t t) noexcept nogil
     cdef int _run(self, bint final) noexcept nogil

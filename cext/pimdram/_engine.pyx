@@ -256,6 +256,9 @@ cdef class Engine:
                 self.bank_anc_off[b * self.n_levels + l] = self.node_anc[self.bank_node[b] * self.n_levels + l] * self.n_class
         self.mask_words = (self.n_banks + 63) // 64
         self.busy_mask = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
+        self.pend = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
+        self.wheel = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * 64 * self.mask_words, dtype=np.uint64)))
+        self.wheel_occ = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels, dtype=np.uint64)))
         self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.rq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
@@ -264,6 +267,7 @@ cdef class Engine:
         self.drain = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.outstanding = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wake = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
+        self.n_issued = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
         for ch in range(self.n_channels):
             self.wake[ch] = self.ref_due[ch * self.n_ref_nodes] if self.ref_cmd >= 0 else CYCLE_NEVER
 
@@ -455,10 +459,30 @@ cdef class Engine:
             self._apply_row(ch, self.wupd_row[k], self.wupd_node[k], t)
 
     # --- bank state ----------------------------------------------------------------------------
-    cdef inline void _invalidate(self, int bi) noexcept nogil:
-        """The bank's state or queue changed: its candidate must be chosen again."""
+    cdef inline void _invalidate(self, int ch, int b) noexcept nogil:
+        """The bank's state or queue changed: its candidate must be chosen again (next tick)."""
+        cdef int bi = ch * self.n_banks + b
         self.cand_ready[bi] = 0
         self.cand_cmd[bi] = -1
+        self.pend[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
+
+    cdef inline void _wheel_put(self, int ch, int b, int64_t r, int64_t t) noexcept nogil:
+        """Look at bank `b` again at cycle r > t. The wheel holds the next 63 cycles; a later
+        cycle is filed in the last slot and put back when that slot comes."""
+        cdef int slot
+        if r > t + 63:
+            r = t + 63
+        slot = <int>(r & 63)
+        self.wheel[(<int64_t>ch * 64 + slot) * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
+        self.wheel_occ[ch] |= (<uint64_t>1) << slot
+
+    cdef inline int64_t _wheel_next(self, int ch, int64_t t) noexcept nogil:
+        """The first cycle after t with a non-empty wheel slot (the wheel must not be empty)."""
+        cdef uint64_t occ = self.wheel_occ[ch]
+        cdef int k = <int>((t + 1) & 63)
+        if k:
+            occ = (occ >> k) | (occ << (64 - k))
+        return t + 1 + __builtin_ctzll(occ)
 
     cdef inline int64_t _bank_ready(self, int ch, int cmd, int b) noexcept nogil:
         """_ready for a bank-scope command, unrolled over the bank's ancestors."""
@@ -485,7 +509,7 @@ cdef class Engine:
                 self.active_cycles[ch] += t - self.pw_since[pn]
         self.open_row[bi] = row
         self.served[bi] = 0
-        self._invalidate(bi)
+        self._invalidate(ch, b)
         self._count_hits(ch, b)
 
     cdef void _count_hits(self, int ch, int b) noexcept nogil:
@@ -502,9 +526,12 @@ cdef class Engine:
                     s = self.s_next[s]
             self.q_hits[bi * 2 + lst] = n
 
-    cdef void _bank_push(self, int ch, int b, int lst, int s) noexcept nogil:
+    cdef bint _bank_push(self, int ch, int b, int lst, int s) noexcept nogil:
+        """Append slot `s` to the bank's list `lst`. The bank's cached candidate stands unless the
+        new request can change it: returns whether it was dropped (the bank needs a look)."""
         cdef int bi = ch * self.n_banks + b
         cdef int qi = bi * 2 + lst
+        cdef bint hit = self.s_row[s] == self.open_row[bi]
         self.s_next[s] = -1
         if self.q_tail[qi] >= 0:
             self.s_next[self.q_tail[qi]] = s
@@ -512,10 +539,19 @@ cdef class Engine:
             self.q_head[qi] = s
         self.q_tail[qi] = s
         self.q_count[qi] += 1
-        self._invalidate(bi)
         self.busy_mask[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
-        if self.s_row[s] == self.open_row[bi]:
+        if hit:
             self.q_hits[qi] += 1
+        if lst != (0 if self.bank_queue > 0 else self.drain[ch]):
+            return False        # the other mode's list: looked at when the mode changes
+        # appended at the tail, a request changes neither the head (ACT) nor the first row hit
+        # (column command); it can turn a precharge into a row hit, and it changes the counts
+        # behind the closed-page and row-hit-cap choices
+        if (self.cand_cmd[bi] < 0 or self.closed_page or self.row_hit_cap > 0
+                or (hit and not self.cand_col[bi])):
+            self._invalidate(ch, b)
+            return True
+        return False
 
     # --- issuing -------------------------------------------------------------------------------
     cdef void _log(self, int ch, int cmd, int node, int row, int col, int64_t t) noexcept nogil:
@@ -550,6 +586,7 @@ cdef class Engine:
         self._update_timing(ch, cmd, node, t)
         self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
         self.cmd_count[ch * self.n_cmd + cmd] += 1
+        self.n_issued[ch] += 1
         if kind == KIND_ACTIVATE:
             row = self.s_row[s]
             if self.s_class[s] == 0:
@@ -584,7 +621,7 @@ cdef class Engine:
             self.q_count[qi] -= 1
             self.q_hits[qi] -= 1
             self.served[bi] += 1
-            self._invalidate(bi)
+            self._invalidate(ch, b)
             if self.q_count[bi * 2] == 0 and self.q_count[bi * 2 + 1] == 0:
                 self.busy_mask[ch * self.mask_words + (b >> 6)] &= ~((<uint64_t>1) << (b & 63))
                 self.cand_ready[bi] = CYCLE_NEVER
@@ -694,7 +731,7 @@ cdef class Engine:
                     self.ref_due[ri] += self.ref_interval
                     for b in range(first, first + nb):
                         self.bank_blocked[ch * self.n_banks + b] = 0
-                        self._invalidate(ch * self.n_banks + b)
+                        self._invalidate(ch, b)
                     wake[0] = imin(wake[0], self.ref_due[ri])
             else:
                 wake[0] = imin(wake[0], r)
@@ -794,22 +831,33 @@ cdef class Engine:
         return r
 
     cdef void _tick(self, int ch, int64_t t) noexcept nogil:
+        """One cycle of channel `ch`: refresh, read/write mode, then schedule among the banks whose
+        cached ready cycle has come (the pending set and this cycle's wheel slot only)."""
         cdef int64_t w = CYCLE_NEVER
         cdef int64_t r, seq
         cdef int nb = self.n_banks
+        cdef int MW = self.mask_words
         cdef int used = 0
-        cdef int lst, b, k, qi, bus, start
+        cdef int lst, b, k, qi, bus, start, slot
         cdef int c[4]
         cdef int best_col = -1, best_col_s = -1, best_col_prev = -1, best_col_cmd = -1
         cdef int best_row = -1, best_row_s = -1, best_row_cmd = -1
         cdef int64_t best_col_seq = 0, best_row_seq = 0, oldest = CYCLE_NEVER
-        cdef int oldest_bank = -1, found = 0, mw, base
-        cdef uint64_t bits
+        cdef int oldest_bank = -1, found = 0, mw, base = ch * nb
+        cdef uint64_t bits, bit, anyp = 0
         cdef uint64_t rmask[8]
+        cdef uint64_t keep[8]          # banks to look at again next cycle
+        cdef uint64_t* pm = &self.pend[ch * MW]
+        cdef uint64_t* bm = &self.busy_mask[ch * MW]
+        cdef uint64_t* wl
+        cdef int64_t issued = self.n_issued[ch]
 
         self.n_ticks += 1
         if self.ref_cmd >= 0:
-            used = self._refresh_step(ch, t, &w)
+            if t >= self.ref_quiet_until[ch]:
+                used = self._refresh_step(ch, t, &w)
+            else:
+                w = self.ref_quiet_until[ch]
 
         # read/write mode (queue mode without bank queues)
         if self.bank_queue > 0:
@@ -824,22 +872,32 @@ cdef class Engine:
             if lst != self.drain[ch]:
                 lst = self.drain[ch]
                 for b in range(nb):
-                    self._invalidate(ch * nb + b)
+                    self._invalidate(ch, b)
 
-        # one tight pass: which banks' cached ready cycle has come (only those are looked at)
-        base = ch * nb
-        for mw in range(self.mask_words):
-            # only banks with queued work can have a command (the others' cached cycle is 'never')
-            rmask[mw] = 0
-            bits = self.busy_mask[ch * self.mask_words + mw]
-            while bits:
-                b = mw * 64 + __builtin_ctzll(bits)
-                bits &= bits - 1
-                r = self.cand_ready[base + b]
-                if r <= t:
-                    rmask[mw] |= (<uint64_t>1) << (b - mw * 64)
-                elif r < w:
-                    w = r
+        # the banks to look at: those invalidated or left ready since the last tick, and those
+        # whose cached ready cycle is this cycle (the wheel slot); a slot entry whose bank has
+        # since got a later cycle goes back on the wheel, one whose bank has none is dropped
+        for mw in range(MW):
+            rmask[mw] = pm[mw]
+            pm[mw] = 0
+        slot = <int>(t & 63)
+        if (self.wheel_occ[ch] >> slot) & 1:
+            self.wheel_occ[ch] &= ~((<uint64_t>1) << slot)
+            wl = &self.wheel[(<int64_t>ch * 64 + slot) * MW]
+            for mw in range(MW):
+                bits = wl[mw]
+                wl[mw] = 0
+                while bits:
+                    b = mw * 64 + __builtin_ctzll(bits)
+                    bits &= bits - 1
+                    r = self.cand_ready[base + b]
+                    if r <= t:
+                        rmask[mw] |= (<uint64_t>1) << (b & 63)
+                    elif r < CYCLE_NEVER:
+                        self._wheel_put(ch, b, r, t)
+        for mw in range(MW):
+            rmask[mw] &= bm[mw]
+            keep[mw] = rmask[mw]
 
         if self.scheduler == SCHED_ROUND_ROBIN:
             # per-bank first-ready, banks in round-robin order, no priority of column over row
@@ -849,43 +907,53 @@ cdef class Engine:
                 b = start + k
                 if b >= nb:
                     b -= nb
-                if not (rmask[b >> 6] >> (b & 63)) & 1:
+                bit = (<uint64_t>1) << (b & 63)
+                if not rmask[b >> 6] & bit:
                     continue
                 r = self._candidate(ch, b, lst, t, c)
                 if r > t or c[0] < 0:
-                    w = imin(w, imax(r, t + 1))
+                    keep[b >> 6] &= ~bit
+                    if t < r < CYCLE_NEVER:
+                        self._wheel_put(ch, b, r, t)
                     continue
                 bus = self.cmd_bus[c[0]]
                 if used & (1 << bus):
                     if found:
                         self.rr_next[ch] = b + 1 if b + 1 < nb else 0
                         break       # the second ready command was for the same bus: not issued
-                    w = imin(w, t + 1)
                     continue
                 self._issue(ch, c[0], self.bank_node[b], b, c[1], c[2], t)
                 used |= 1 << bus
-                w = t + 1
                 found += 1
                 self.rr_next[ch] = b + 1 if b + 1 < nb else 0
                 if found == 2 or not self.separate_bus:
                     break
         else:
             if self.scheduler == SCHED_FCFS:
+                # only the bank holding the oldest request may issue
+                for mw in range(MW):
+                    keep[mw] = 0
+                    rmask[mw] = 0
                 for b in range(nb):
-                    qi = (ch * nb + b) * 2 + lst
+                    qi = (base + b) * 2 + lst
                     if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
                         oldest = self.s_seq[self.q_head[qi]]
                         oldest_bank = b
-            for mw in range(self.mask_words):
+                if oldest_bank >= 0:
+                    rmask[oldest_bank >> 6] = (<uint64_t>1) << (oldest_bank & 63)
+                    keep[oldest_bank >> 6] = rmask[oldest_bank >> 6]
+            for mw in range(MW):
                 bits = rmask[mw]
                 while bits:
                     b = mw * 64 + __builtin_ctzll(bits)
                     bits &= bits - 1
-                    if self.scheduler == SCHED_FCFS and b != oldest_bank:
-                        continue
                     r = self._candidate(ch, b, lst, t, c)
-                    if c[0] < 0 or r > t or used & (1 << self.cmd_bus[c[0]]):
-                        w = imin(w, imax(r, t + 1))
+                    if c[0] < 0 or r > t:
+                        keep[mw] &= ~((<uint64_t>1) << (b & 63))
+                        if t < r < CYCLE_NEVER:
+                            self._wheel_put(ch, b, r, t)
+                        continue
+                    if used & (1 << self.cmd_bus[c[0]]):
                         continue
                     seq = self.s_seq[c[1]]
                     if c[3]:
@@ -896,15 +964,23 @@ cdef class Engine:
             if best_col >= 0:
                 self._issue(ch, best_col_cmd, self.bank_node[best_col], best_col, best_col_s, best_col_prev, t)
                 used |= 1 << self.cmd_bus[best_col_cmd]
-                w = t + 1
             if best_row >= 0:
-                w = t + 1
                 # the column command may have changed what is legal: check again
                 if not (used & (1 << self.cmd_bus[best_row_cmd])) and imax(
                         self._ready(ch, best_row_cmd, self.bank_node[best_row]),
                         self.bus_free[ch * 2 + self.cmd_bus[best_row_cmd]]) <= t:
                     self._issue(ch, best_row_cmd, self.bank_node[best_row], best_row, best_row_s, -1, t)
 
+        # ready banks that did not issue, and banks whose state changed, are looked at next
+        # cycle; so is the whole channel after an issue (queue counts, mode and oldest request
+        # may have changed)
+        for mw in range(MW):
+            pm[mw] = (pm[mw] | keep[mw]) & bm[mw]
+            anyp |= pm[mw]
+        if anyp or self.n_issued[ch] != issued:
+            w = t + 1
+        elif self.wheel_occ[ch]:
+            w = imin(w, self._wheel_next(ch, t))
         if self.bank_queue > 0 and (self.rq_count[ch] > 0 or self.wq_count[ch] > 0):
             if self._move_one(ch):
                 w = t + 1
@@ -916,6 +992,7 @@ cdef class Engine:
         Returns 1 when blocked by a full queue."""
         cdef int ch, s, b, off
         cdef uint8_t wr
+        cdef bint look
         while self.f_pos < self.f_n:
             if self.f_arrival[self.f_pos] > t:
                 return 0
@@ -936,6 +1013,7 @@ cdef class Engine:
             self.s_class[s] = 0
             self.s_seq[s] = self.f_base + self.f_pos
             self.s_arrive[s] = t
+            look = True
             if self.bank_queue > 0:
                 off = ch * (self.read_queue + self.write_queue)
                 if wr:
@@ -943,7 +1021,7 @@ cdef class Engine:
                 else:
                     self.stage[off + self.rq_count[ch]] = s
             else:
-                self._bank_push(ch, b, wr, s)
+                look = self._bank_push(ch, b, wr, s)
             if wr:
                 self.wq_count[ch] += 1
             else:
@@ -951,7 +1029,14 @@ cdef class Engine:
             self.outstanding[ch] += 1
             self.accepted += 1
             self.last_progress = t
-            if self.wake[ch] > t + 1:
+            # the channel looks at its queues next cycle when the request changed a bank's
+            # candidate, goes to a staging queue, or flips the read/write mode
+            if not look:
+                if self.drain[ch] == 0:
+                    look = self.wq_count[ch] > 0 and (self.wq_count[ch] >= self.wq_high or self.rq_count[ch] == 0)
+                else:
+                    look = self.wq_count[ch] == 0 or (self.wq_count[ch] <= self.wq_low and self.rq_count[ch] > 0)
+            if look and self.wake[ch] > t + 1:
                 self.wake[ch] = t + 1
             self.f_pos += 1
         return 0
