@@ -87,6 +87,40 @@ def test_fcfs_serves_in_arrival_order():
     run.check_legal()
 
 
+@pytest.mark.parametrize("hit_arrival, expected_acts", [(30, 2), (200, 3)])
+def test_a_row_hit_arriving_behind_a_waiting_precharge_is_served_first(hit_arrival, expected_acts):
+    """The bank's next command is a precharge (an older request wants another row) when a hit on
+    the open row arrives: before the precharge is legal (tRAS) the hit goes first; after it has
+    issued the hit needs the row opened again."""
+    accesses = [dict(bank=B0, row=1, column=0, arrival=0), dict(bank=B0, row=2, column=0, arrival=0),
+                dict(bank=B0, row=1, column=1, arrival=hit_arrival)]
+    run = Run(ddr4_with(scheduler="frfcfs"), accesses)
+    rds = [(e[4], e[5]) for e in run.commands("RD")]
+    if expected_acts == 2:
+        assert rds == [(1, 0), (1, 1), (2, 0)]
+    else:
+        assert rds == [(1, 0), (2, 0), (1, 1)]
+    assert run.count("ACT") == expected_acts
+    run.check_legal()
+
+
+def test_a_wait_longer_than_the_wheel_span_ends_at_the_exact_cycle():
+    """Two rows of one bank under closed page: the second activate waits for tRC (74 cycles on
+    DDR4-3200, longer than the scheduler's 64-cycle timing wheel) and must issue exactly when it
+    becomes legal."""
+    spec = ddr4_with(row_policy="closed")
+    run = Run(spec, [dict(bank=B0, row=1, column=0), dict(bank=B0, row=2, column=0)])
+    acts = [e[0] for e in run.commands("ACT")]
+    pre = [e[0] for e in run.commands("RDA")]
+    assert spec.timing["nRC"] > 64
+    assert len(acts) == 2
+    # RDA auto-precharges: the activate waits for tRC after the first one and tRP after the
+    # precharge implied by RDA (issued at the later of RDA + tRTP and ACT + tRAS)
+    implied_pre = max(pre[0] + spec.timing["nRTP"], acts[0] + spec.timing["nRAS"])
+    assert acts[1] == max(acts[0] + spec.timing["nRC"], implied_pre + spec.timing["nRP"])
+    run.check_legal()
+
+
 @pytest.mark.parametrize("cap", [1, 2, 3])
 def test_row_hit_cap_stops_hits_when_another_row_waits(cap):
     accesses = [dict(bank=B0, row=1, column=0), dict(bank=B0, row=2, column=0)] + reads(B0, 1, range(1, 6))
