@@ -680,13 +680,11 @@ cdef class Engine:
 
     # --- refresh -------------------------------------------------------------------------------
     cdef int _refresh_step(self, int ch, int64_t t, int64_t* wake) noexcept nogil:
-        """Start due refreshes and issue the next command of a pending one. Returns the buses
-        used this cycle as a bit mask (1 = row bus, 2 = column bus)."""
+        """Start due refreshes and issue the next command of a pending one (called only from
+        ref_quiet_until[ch] on). Returns the buses used this cycle as a bit mask (1 = row bus,
+        2 = column bus)."""
         cdef int i, node, b, first, nb, cmd, bank, ri, target, used = 0, pending = 0
         cdef int64_t r, quiet = CYCLE_NEVER
-        if t < self.ref_quiet_until[ch]:
-            wake[0] = imin(wake[0], self.ref_quiet_until[ch])
-            return 0
         for i in range(self.n_ref_nodes):
             ri = ch * self.n_ref_nodes + i
             node = self.level_offset[self.ref_level] + i
