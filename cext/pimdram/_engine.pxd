@@ -94,7 +94,6 @@ cdef class Engine:
     cdef int32_t* drain            # [ch] writes left to drain (bank_queue mode) / write mode flag
     cdef int32_t* outstanding      # [ch] accesses accepted and not yet issued
     cdef int64_t* wake             # [ch] next cycle the channel must be looked at
-    cdef int64_t* n_issued         # [ch] commands issued
 
     # --- power bookkeeping ----------------------------------------------------------------------
     cdef int pw_level, n_pw_nodes
@@ -176,6 +175,7 @@ cdef class Engine:
     cdef void _set_open(self, int ch, int b, int row, int64_t t) noexcept nogil
     cdef void _count_hits(self, int ch, int b) noexcept nogil
     cdef bint _bank_push(self, int ch, int b, int lst, int s) noexcept nogil
+    cdef bint _mode_flip_due(self, int ch) noexcept nogil
     cdef bint _move_one(self, int ch) noexcept nogil
     cdef int _frontend(self, int64_t t) noexcept nogil
     cdef int _run(self, bint final) noexcept nogil

@@ -267,7 +267,6 @@ cdef class Engine:
         self.drain = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.outstanding = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wake = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
-        self.n_issued = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
         for ch in range(self.n_channels):
             self.wake[ch] = self.ref_due[ch * self.n_ref_nodes] if self.ref_cmd >= 0 else CYCLE_NEVER
 
@@ -586,7 +585,6 @@ cdef class Engine:
         self._update_timing(ch, cmd, node, t)
         self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
         self.cmd_count[ch * self.n_cmd + cmd] += 1
-        self.n_issued[ch] += 1
         if kind == KIND_ACTIVATE:
             row = self.s_row[s]
             if self.s_class[s] == 0:
@@ -737,6 +735,15 @@ cdef class Engine:
         self.ref_quiet_until[ch] = quiet if pending == 0 else 0
         return used
 
+    cdef inline bint _mode_flip_due(self, int ch) noexcept nogil:
+        """Queue mode without bank queues: whether the channel's read/write mode flips at its
+        next tick (drain writes when the write queue reaches the high watermark or no read waits;
+        back to reads when it is empty, or at the low watermark with reads waiting)."""
+        cdef int wq = self.wq_count[ch]
+        if self.drain[ch] == 0:
+            return wq > 0 and (wq >= self.wq_high or self.rq_count[ch] == 0)
+        return wq == 0 or (wq <= self.wq_low and self.rq_count[ch] > 0)
+
     # --- scheduling ----------------------------------------------------------------------------
     cdef bint _move_one(self, int ch) noexcept nogil:
         """Bank-queue mode: move one transaction from a staging queue into its bank's queue."""
@@ -848,7 +855,6 @@ cdef class Engine:
         cdef uint64_t* pm = &self.pend[ch * MW]
         cdef uint64_t* bm = &self.busy_mask[ch * MW]
         cdef uint64_t* wl
-        cdef int64_t issued = self.n_issued[ch]
 
         self.n_ticks += 1
         if self.ref_cmd >= 0:
@@ -862,13 +868,8 @@ cdef class Engine:
             lst = 0
         else:
             lst = self.drain[ch]
-            if self.drain[ch] == 0:
-                if self.wq_count[ch] > 0 and (self.wq_count[ch] >= self.wq_high or self.rq_count[ch] == 0):
-                    self.drain[ch] = 1
-            elif self.wq_count[ch] == 0 or (self.wq_count[ch] <= self.wq_low and self.rq_count[ch] > 0):
-                self.drain[ch] = 0
-            if lst != self.drain[ch]:
-                lst = self.drain[ch]
+            if self._mode_flip_due(ch):
+                lst = self.drain[ch] = 1 - lst
                 for b in range(nb):
                     self._invalidate(ch, b)
 
@@ -968,6 +969,7 @@ cdef class Engine:
                         self._ready(ch, best_row_cmd, self.bank_node[best_row]),
                         self.bus_free[ch * 2 + self.cmd_bus[best_row_cmd]]) <= t:
                     self._issue(ch, best_row_cmd, self.bank_node[best_row], best_row, best_row_s, -1, t)
+                    used |= 1 << self.cmd_bus[best_row_cmd]
 
         # ready banks that did not issue, and banks whose state changed, are looked at next
         # cycle; so is the whole channel after an issue (queue counts, mode and oldest request
@@ -975,7 +977,7 @@ cdef class Engine:
         for mw in range(MW):
             pm[mw] = (pm[mw] | keep[mw]) & bm[mw]
             anyp |= pm[mw]
-        if anyp or self.n_issued[ch] != issued:
+        if anyp or used:
             w = t + 1
         elif self.wheel_occ[ch]:
             w = imin(w, self._wheel_next(ch, t))
@@ -1029,11 +1031,8 @@ cdef class Engine:
             self.last_progress = t
             # the channel looks at its queues next cycle when the request changed a bank's
             # candidate, goes to a staging queue, or flips the read/write mode
-            if not look:
-                if self.drain[ch] == 0:
-                    look = self.wq_count[ch] > 0 and (self.wq_count[ch] >= self.wq_high or self.rq_count[ch] == 0)
-                else:
-                    look = self.wq_count[ch] == 0 or (self.wq_count[ch] <= self.wq_low and self.rq_count[ch] > 0)
+            if not look and self.bank_queue == 0:
+                look = self._mode_flip_due(ch)
             if look and self.wake[ch] > t + 1:
                 self.wake[ch] = t + 1
             self.f_pos += 1
