@@ -1,6 +1,8 @@
 """Replays a request trace on a memory system: resolve the config, stream the trace through the
 engine in chunks, and write the statistics file."""
 import math
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,7 @@ from ._engine import SCHEDULERS, Engine, latency_bin_edges
 from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
 from .energy import dram_energy, power_level
 from .stats import StatsWriter, schema, standard_columns, standard_table
-from .trace.requests import DEFAULT_CHUNK_SIZE, open_request_trace
+from .trace.requests import open_request_trace
 
 LATENCY_PERCENTILES = (50, 90, 99)
 
@@ -63,25 +65,60 @@ def engine_params(spec: MemorySpec, command_log=False):
     )
 
 
-def expand_requests(chunk, spec):
-    """Split requests larger than one access into consecutive accesses (numpy, no Python loop)."""
-    access = spec.access_bytes
-    if not chunk.size.any():
-        # every request has the preset's size: the same number of accesses each
-        k = spec.request_bytes // access
-        if k == 1:
-            return chunk.address, chunk.is_write, chunk.arrival, len(chunk.address)
-        offsets = np.arange(k, dtype=np.uint64) * np.uint64(access)
-        address = (chunk.address[:, None] + offsets[None, :]).ravel()
-        return address, np.repeat(chunk.is_write, k), np.repeat(chunk.arrival, k), len(chunk.address)
-    size = chunk.size.astype(np.int64)
-    size[size == 0] = spec.request_bytes
-    n = -(-size // access)
-    rep = np.repeat(np.arange(len(n)), n)
-    first = np.cumsum(n) - n
-    step = (np.arange(len(rep)) - first[rep]).astype(np.uint64)
-    address = chunk.address[rep] + step * np.uint64(access)
-    return address, chunk.is_write[rep], chunk.arrival[rep], len(chunk.address)
+# Requests per chunk handed to the engine: small enough that reading the next chunk overlaps
+# simulating this one from the start, large enough that the per-chunk overhead stays negligible.
+REPLAY_CHUNK_SIZE = 1 << 16
+
+
+def decode_chunk(engine, chunk, spec):
+    """The engine's decoded accesses for a RequestChunk: requests larger than one access become
+    consecutive accesses. Returns (decoded, number of requests)."""
+    size = chunk.size if chunk.size.any() else None
+    return engine.decode(chunk.address, chunk.is_write, chunk.arrival, size, spec.request_bytes), chunk.n_requests
+
+
+_DONE = object()
+
+
+def prefetched(reader, engine, spec, depth=2):
+    """Yield (decoded, n_requests, bytes_read) for every chunk of `reader`, in order. Reading,
+    parsing and decoding run on a second thread, `depth` chunks ahead, while the caller simulates
+    (both sides release the GIL). An error of the reader is raised here, at its chunk."""
+    chunks = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            for chunk in reader:
+                decoded, n = decode_chunk(engine, chunk, spec)
+                if not put((decoded, n, reader.bytes_read)):
+                    return
+            put(_DONE)
+        except BaseException as exc:       # handed to the consumer, raised there
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="pimdram-trace-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = chunks.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class CommandLogExpander:
@@ -116,7 +153,7 @@ class ReplayResult:
 
 
 def replay_requests(trace, memory, output, *, trace_format="auto", overrides=None, command_log=False,
-                    overwrite=False, progress=None, seed=0, chunk_size=DEFAULT_CHUNK_SIZE):
+                    overwrite=False, progress=None, seed=0, chunk_size=REPLAY_CHUNK_SIZE):
     """Replay request trace `trace` on memory `memory` (preset name, YAML path or MemorySpec) and
     write the statistics to `output` (HDF5). Returns a ReplayResult with the run summary.
 
@@ -145,15 +182,14 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
             log_writer = writer.append_table(schema.COMMAND_LOG, {c: d for c, d, _ in cols},
                                              {c: u for c, _, u in cols}, attrs={"names": spec.command_names})
             expander = CommandLogExpander(engine, spec)
-        for chunk in reader:
-            address, is_write, arrival, n_req = expand_requests(chunk, spec)
+        for decoded, n_req, bytes_read in prefetched(reader, engine, spec):
             requests += n_req
-            engine.feed(address, is_write, arrival)
+            engine.feed_decoded(decoded)
             engine.run(False)
             if log_writer is not None:
                 log_writer.append(expander(engine.take_log()))
             if progress is not None:
-                progress(reader.bytes_read, reader.size_bytes)
+                progress(bytes_read, reader.size_bytes)
         engine.run(True)
         end = max(engine.completion_cycle, engine.current_cycle)
         engine.close(end)

@@ -448,3 +448,57 @@ def test_replay_in_chunks_gives_the_same_summary(tmp_path):
     for k in whole:
         if k not in ("wall_seconds", "requests_per_second"):
             assert whole[k] == chunked[k] or (whole[k] != whole[k] and chunked[k] != chunked[k]), k
+
+
+def test_decode_splits_a_request_into_consecutive_accesses():
+    spec = load_memory("hbm2_2gbps")          # 64-byte requests of 32-byte accesses
+    engine = Engine(engine_params(spec))
+    rng = np.random.default_rng(5)
+    n = 500
+    address = rng.integers(0, 1 << 32, n, dtype=np.uint64) & ~np.uint64(31)
+    size = rng.choice([0, 1, 32, 64, 100, 256], n).astype(np.int64)
+    is_write = rng.integers(0, 2, n).astype(np.uint8)
+    arrival = np.arange(n, dtype=np.int64) * 3
+    k = np.where(size == 0, spec.request_bytes // spec.access_bytes, -(-size // spec.access_bytes))
+    rep = np.repeat(np.arange(n), k)
+    step = np.arange(len(rep)) - np.repeat(np.cumsum(k) - k, k)
+    expanded = address[rep] + step.astype(np.uint64) * np.uint64(spec.access_bytes)
+    (got, total) = engine.decode(address, is_write, arrival, size, spec.request_bytes)
+    (want, want_total) = engine.decode(expanded, is_write[rep], arrival[rep])
+    assert total == want_total == k.sum()
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    # without sizes every request is request_bytes long
+    (got, total) = engine.decode(address, is_write, arrival, None, spec.request_bytes)
+    assert total == 2 * n
+    np.testing.assert_array_equal(got[0], engine.decode(
+        (address[:, None] + np.array([0, 32], np.uint64)).ravel(), np.repeat(is_write, 2), np.repeat(arrival, 2))[0][0])
+
+
+def _reader_threads():
+    import threading
+    return [t for t in threading.enumerate() if t.name == "pimdram-trace-reader"]
+
+
+def test_a_malformed_line_in_a_later_chunk_stops_the_run_and_writes_nothing(tmp_path):
+    from pimdram.errors import TraceError
+    trace = tmp_path / "t.dramsim3"
+    trace.write_text("".join(f"{hex(64 * i)} READ {i}\n" for i in range(2000)) + "0x40 FETCH 2000\n")
+    out = tmp_path / "out.h5"
+    with pytest.raises(TraceError, match=r"t\.dramsim3:2001:"):
+        replay_requests(trace, "ddr4_3200", out, chunk_size=64)
+    assert not out.exists() and list(tmp_path.iterdir()) == [trace]
+    assert not _reader_threads()
+
+
+def test_an_error_while_simulating_stops_the_trace_reader(tmp_path):
+    trace = tmp_path / "t.dramsim3"
+    trace.write_text("".join(f"{hex(64 * i)} READ {i}\n" for i in range(5000)))
+
+    def progress(done, total):
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        replay_requests(trace, "ddr4_3200", tmp_path / "out.h5", chunk_size=16, progress=progress)
+    assert not (tmp_path / "out.h5").exists()
+    assert not _reader_threads()

@@ -1074,62 +1074,117 @@ cdef class Engine:
             t = tn
 
     # --- Python API ----------------------------------------------------------------------------
-    def feed(self, address, is_write, arrival):
-        """Decode a chunk of accesses (byte addresses) and queue them for the frontend.
+    def decode(self, address, is_write, arrival, size=None, int request_bytes=0):
+        """Map a chunk of requests to the engine's accesses: each request becomes
+        ceil(size / access_bytes) consecutive accesses (size 0 or no `size`: request_bytes, or one
+        access when that is 0), each decoded to channel, bank, row and column.
 
-        The previous chunk must have been consumed (run() returned)."""
+        Returns the arrays to hand to feed_decoded() and the number of accesses. It reads only
+        the address mapping and runs without the GIL, so it may run on another thread while
+        run() simulates the previous chunk."""
         cdef cnp.uint64_t[::1] a = np.ascontiguousarray(address, dtype=np.uint64)
         cdef cnp.uint8_t[::1] w = np.ascontiguousarray(is_write, dtype=np.uint8)
         cdef cnp.int64_t[::1] arr = np.ascontiguousarray(arrival, dtype=np.int64)
         cdef int64_t n = a.shape[0]
-        cdef int64_t i
-        cdef int f, fid, bits, l
-        cdef uint64_t x
-        cdef int64_t comp[10]
-        cdef int sh[10]
-        cdef int64_t bank
-        if self.f_pos != self.f_n:
-            raise RuntimeError("feed() called before the previous chunk was consumed")
+        cdef int64_t i, j, k, m = 0, total = 0
+        cdef int64_t acc = self.access_bytes
+        cdef int64_t k0 = (request_bytes + acc - 1) // acc if request_bytes > 0 else 1
+        cdef cnp.int64_t[::1] sz
+        cdef bint sized = size is not None
         if w.shape[0] != n or arr.shape[0] != n:
             raise ValueError("address, is_write and arrival must have equal lengths")
-        ch_a = np.empty(n, dtype=np.int32)
-        bank_a = np.empty(n, dtype=np.int32)
-        row_a = np.empty(n, dtype=np.int32)
-        col_a = np.empty(n, dtype=np.int32)
+        if sized:
+            sz = np.ascontiguousarray(size, dtype=np.int64)
+            if sz.shape[0] != n:
+                raise ValueError("size must have the length of address")
+            with nogil:
+                for i in range(n):
+                    total += (sz[i] + acc - 1) // acc if sz[i] > 0 else k0
+        else:
+            sz = np.zeros(0, dtype=np.int64)
+            total = n * k0
+        ch_a = np.empty(total, dtype=np.int32)
+        bank_a = np.empty(total, dtype=np.int32)
+        row_a = np.empty(total, dtype=np.int32)
+        col_a = np.empty(total, dtype=np.int32)
+        wr_a = np.empty(total, dtype=np.uint8)
+        arr_a = np.empty(total, dtype=np.int64)
         cdef cnp.int32_t[::1] och = ch_a
         cdef cnp.int32_t[::1] obank = bank_a
         cdef cnp.int32_t[::1] orow = row_a
         cdef cnp.int32_t[::1] ocol = col_a
+        cdef cnp.uint8_t[::1] owr = wr_a
+        cdef cnp.int64_t[::1] oarr = arr_a
+        # each field is a bit range of the address (above the offset bits) and a bit range of one
+        # component (channel, each level below it, row, column)
         cdef int NL = self.n_levels
+        cdef int nf = self.n_fields
+        cdef int f, l
+        cdef int src[24]
+        cdef int dst[24]
+        cdef int fid[24]
+        cdef uint64_t fmask[24]
+        cdef int sh[10]
+        cdef int at = self.offset_bits
+        cdef uint64_t x
+        cdef int64_t comp[10]
+        cdef int64_t bank
+        for l in range(NL + 2):
+            sh[l] = 0
+        for f in range(nf - 1, -1, -1):
+            fid[f] = self.field_id[f]
+            src[f] = at
+            dst[f] = sh[fid[f]]
+            fmask[f] = ((<uint64_t>1) << self.field_bits[f]) - 1
+            sh[fid[f]] += self.field_bits[f]
+            at += self.field_bits[f]
         with nogil:
             for i in range(n):
-                x = a[i] >> self.offset_bits
-                for l in range(NL + 2):
-                    comp[l] = 0
-                    sh[l] = 0
-                for f in range(self.n_fields - 1, -1, -1):
-                    fid = self.field_id[f]
-                    bits = self.field_bits[f]
-                    comp[fid] |= <int64_t>(x & ((<uint64_t>1 << bits) - 1)) << sh[fid]
-                    sh[fid] += bits
-                    x >>= bits
-                bank = 0
-                for l in range(1, NL):
-                    bank = bank * self.level_count[l] + comp[l]
-                och[i] = <int32_t>comp[0]
-                obank[i] = <int32_t>bank
-                orow[i] = <int32_t>comp[NL]
-                ocol[i] = <int32_t>comp[NL + 1]
+                k = k0
+                if sized and sz[i] > 0:
+                    k = (sz[i] + acc - 1) // acc
+                for j in range(k):
+                    x = a[i] + <uint64_t>(j * acc)
+                    for l in range(NL + 2):
+                        comp[l] = 0
+                    for f in range(nf):
+                        comp[fid[f]] |= <int64_t>((x >> src[f]) & fmask[f]) << dst[f]
+                    bank = 0
+                    for l in range(1, NL):
+                        bank = bank * self.level_count[l] + comp[l]
+                    och[m] = <int32_t>comp[0]
+                    obank[m] = <int32_t>bank
+                    orow[m] = <int32_t>comp[NL]
+                    ocol[m] = <int32_t>comp[NL + 1]
+                    owr[m] = w[i]
+                    oarr[m] = arr[i]
+                    m += 1
+        return (ch_a, bank_a, row_a, col_a, wr_a, arr_a), total
+
+    def feed_decoded(self, decoded):
+        """Queue a chunk of accesses from decode() for the frontend.
+
+        The previous chunk must have been consumed (run() returned)."""
+        if self.f_pos != self.f_n:
+            raise RuntimeError("feed() called before the previous chunk was consumed")
+        arrays, n = decoded
         self.f_base += self.f_n
-        self._feed_arrays = (ch_a, bank_a, row_a, col_a, np.asarray(w), np.asarray(arr))
-        self.f_ch = <int32_t*> cnp.PyArray_DATA(ch_a)
-        self.f_bank = <int32_t*> cnp.PyArray_DATA(bank_a)
-        self.f_row = <int32_t*> cnp.PyArray_DATA(row_a)
-        self.f_col = <int32_t*> cnp.PyArray_DATA(col_a)
-        self.f_write = <uint8_t*> cnp.PyArray_DATA(self._feed_arrays[4])
-        self.f_arrival = <int64_t*> cnp.PyArray_DATA(self._feed_arrays[5])
+        self._feed_arrays = arrays
+        self.f_ch = <int32_t*> cnp.PyArray_DATA(arrays[0])
+        self.f_bank = <int32_t*> cnp.PyArray_DATA(arrays[1])
+        self.f_row = <int32_t*> cnp.PyArray_DATA(arrays[2])
+        self.f_col = <int32_t*> cnp.PyArray_DATA(arrays[3])
+        self.f_write = <uint8_t*> cnp.PyArray_DATA(arrays[4])
+        self.f_arrival = <int64_t*> cnp.PyArray_DATA(arrays[5])
         self.f_n = n
         self.f_pos = 0
+
+    def feed(self, address, is_write, arrival):
+        """Decode a chunk of accesses (byte addresses, one access each) and queue them for the
+        frontend. The previous chunk must have been consumed (run() returned)."""
+        if self.f_pos != self.f_n:
+            raise RuntimeError("feed() called before the previous chunk was consumed")
+        self.feed_decoded(self.decode(address, is_write, arrival))
 
     def run(self, bint final=False):
         """Simulate until the fed chunk is accepted (final=False) or every access completed."""
