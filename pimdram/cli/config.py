@@ -8,8 +8,8 @@ from ..config.memory import load_memory, parse_set_options
 
 
 # What `config show` can resolve: kind -> loader(name or file, overrides) returning a resolved
-# spec with to_yaml() and to_dict(). PIM designs, models and systems join here when their
-# resolvers exist.
+# spec with to_yaml() and to_dict(). A PIM design resolves as a memory (its standard plus the
+# design's commands, rows and units).
 SHOW_KINDS = {
     "memory": load_memory,
 }
@@ -18,6 +18,7 @@ SHOW_KINDS = {
 LIST_KINDS = {
     "memory standards (configs/dram)": "dram",
     "cross-simulator comparison presets (configs/compare)": "compare",
+    "PIM designs (configs/pim)": "pim",
 }
 
 
@@ -42,6 +43,7 @@ def show(name, kind, sets, as_json):
       pimdram config show hbm3_6.4gbps
       pimdram config show ddr4_3200 --set timing.tCL=12.5 --set controller.row_policy=closed
       pimdram config show my_memory.yaml --json
+      pimdram config show attacc-bank --set options.power_limit=unlimited
     """
     spec = SHOW_KINDS[kind](name, parse_set_options(sets))
     if as_json:

@@ -26,7 +26,16 @@ COMMAND_KINDS = (
     "read_precharge",    # column read with auto-precharge
     "write_precharge",   # column write with auto-precharge
     "refresh",           # refresh every bank of its scope (all must be closed)
+    # processing in memory (PIM designs, configs/pim; see docs/pim-configs.md)
+    "mac",               # multiply-accumulate one column of every bank of its scope in the PIM units
+    "buffer_write",      # write data into a PIM buffer (global / GEMV buffer) over the data bus
+    "buffer_read",       # read results out of the PIM units or a buffer over the data bus
+    "move",              # move data between PIM units and buffers inside the device (no data bus)
+    "unit_op",           # an operation of a function unit (softmax, activation) with a latency
 )
+PIM_COMMAND_KINDS = COMMAND_KINDS[7:]
+BANK_SELECTIONS = ("all", "same")   # every bank under the scope node / the same bank of every bank group
+ROW_BUFFERS = ("normal", "pim")
 BUSES = ("row", "column")
 SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # same order as the engine's codes
 ROW_POLICIES = ("open", "closed")
@@ -58,6 +67,10 @@ class Command:
     scope: int          # level index of the node the command addresses
     bus: int            # 0 = row command bus, 1 = column command bus
     bus_cycles: int     # cycles the command occupies its bus
+    banks: str = "all"  # banks under the scope node it acts on: all, or the same bank of every bank group
+    row_buffer: str = "normal"   # the row buffer it opens, uses or closes (pim: NeuPIMs' second one)
+    unit: str = ""      # PIM unit it occupies (mac, unit_op)
+    buffer: str = ""    # PIM buffer it writes, reads or moves to
 
 
 @dataclass
@@ -118,6 +131,7 @@ class MemorySpec:
     address_mapping: List[Tuple[str, int]]
     offset_bits: int
     raw: dict = field(default_factory=dict, repr=False)
+    pim: Optional["PimSpec"] = None     # the PIM design's units, buffers and energies (configs/pim)
 
     # --- derived views -------------------------------------------------------------------
     @property
@@ -176,10 +190,7 @@ class MemorySpec:
             "timing": {"tCK": self.tck_ns, **self.timing},
             "read_latency": self.read_latency,
             "write_latency": self.write_latency,
-            "commands": {
-                c.name: {"kind": c.kind, "scope": self.levels[c.scope], "bus": BUSES[c.bus], "bus_cycles": c.bus_cycles}
-                for c in self.commands
-            },
+            "commands": {c.name: _command_dict(c, self.levels) for c in self.commands},
             "command_bus": {"separate_row_column": self.separate_row_column_bus},
             "constraints": [
                 {"level": self.levels[r.level], "from": names[r.from_cmd], "to": names[r.to_cmd],
@@ -194,6 +205,7 @@ class MemorySpec:
             "controller": dict(vars(self.controller)),
             "address_mapping": [[f, b] for f, b in self.address_mapping],
             "offset_bits": self.offset_bits,
+            **({"pim": self.pim.to_dict(self.levels)} if self.pim is not None else {}),
         }
 
     def to_yaml(self):
@@ -207,14 +219,77 @@ class MemorySpec:
                          for r in self.constraints], dtype=dt)
 
 
+def _command_dict(c, levels):
+    d = {"kind": c.kind, "scope": levels[c.scope], "bus": BUSES[c.bus], "bus_cycles": c.bus_cycles}
+    if c.banks != "all":
+        d["banks"] = c.banks
+    if c.row_buffer != "normal":
+        d["row_buffer"] = c.row_buffer
+    if c.unit:
+        d["unit"] = c.unit
+    if c.buffer:
+        d["buffer"] = c.buffer
+    return d
+
+
 # --- loading -------------------------------------------------------------------------------
 
 def load_memory(name_or_path, overrides=None):
-    """Find, read, override and resolve a memory standard (configs/dram or configs/compare)."""
-    path = find_config("dram", name_or_path, kinds=("dram", "compare"))
+    """Find, read, override and resolve a memory standard (configs/dram or configs/compare) or a
+    PIM design (configs/pim: a standard plus PIM commands and units, see config/pim.py).
+
+    A file with `base: NAME` is composed onto that standard first; `options.NAME=CHOICE`
+    overrides pick among its options, every other override applies to the composed config."""
+    path = find_config("dram", name_or_path, kinds=("dram", "compare", "pim"))
+    raw, options, offered = _load_composed(path, overrides)
+    return resolve_memory(raw, source=str(path), options=options, option_choices=offered)
+
+
+def base_chain(name_or_path):
+    """Names of the files a memory config is composed from, itself first and its standard last
+    (e.g. papi-fc -> attacc-bank -> hbm3_5.2gbps); reads only the files' base: keys."""
+    chain = []
+    path = find_config("dram", name_or_path, kinds=("dram", "compare", "pim"))
+    while True:
+        chain.append(path.stem)
+        base = load_yaml(path).get("base")
+        if base is None:
+            return chain
+        if len(chain) > 8 or not isinstance(base, str):
+            raise ConfigError(f"{path}: base: expected the name of a memory standard or PIM design (chain {' -> '.join(chain)})")
+        path = find_config("dram", base, kinds=("dram", "compare", "pim"))
+
+
+def _load_composed(path, overrides):
+    """The raw config of `path` with any `base:` chain composed in, the option choices applied
+    and the other overrides set. Returns (raw, options in effect, choices each option offers)."""
+    from .pim import split_option_overrides
+    choices, rest = split_option_overrides(overrides)
+    raw, options, offered = _compose_chain(path, choices, [])
+    for name in choices:
+        if name not in options:
+            raise ConfigError(f"{path}: options.{name}: no such option (known: {', '.join(options) or 'none'})")
+    return apply_overrides(raw, rest, source=path), options, offered
+
+
+def _compose_chain(path, choices, seen):
+    from .pim import compose
     raw = load_yaml(path)
-    raw = apply_overrides(raw, overrides or {}, source=path)
-    return resolve_memory(raw, source=str(path))
+    if "base" not in raw:
+        if "options" in raw:
+            raise ConfigError(f"{path}: options: only a file with a base: can have options")
+        return raw, {}, {}
+    base_name = raw.get("base")
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: base: expected the name of the memory standard or PIM design the file extends")
+    if str(path) in seen or len(seen) > 8:
+        raise ConfigError(f"{path}: base: circular chain of base files ({' -> '.join(seen + [str(path)])})")
+    base_path = find_config("dram", base_name, kinds=("dram", "compare", "pim"))
+    base_raw, options, offered = _compose_chain(base_path, choices, seen + [str(path)])
+    raw, own, own_offered = compose(raw, base_raw, str(path), choices)
+    options.update(own)
+    offered.update(own_offered)
+    return raw, options, offered
 
 
 def parse_set_options(items):
@@ -255,12 +330,13 @@ def apply_overrides(raw, overrides, source=""):
     return raw
 
 
-def resolve_memory(raw, source="config"):
+def resolve_memory(raw, source="config", options=None, option_choices=None):
     root = Section(raw, source=source)
     name = root.require("name", str)
     standard = root.require("standard", str)
     description = root.get("description", "", str)
     root.get("sources")  # free-form citations, kept in raw
+    base = root.get("base", None, str)   # the standard a derived file (PIM design, speed bin) extends
 
     levels, counts, org = _organization(root.section("organization", required=True))
     timing_sec = root.section("timing", required=True)
@@ -278,8 +354,19 @@ def resolve_memory(raw, source="config"):
         scope = c.choice("scope", levels)
         bus = c.choice("bus", BUSES)
         bus_cycles = c.number("bus_cycles", 1, positive=True, integer=True)
+        banks = c.choice("banks", BANK_SELECTIONS, "all")
+        if banks == "same" and ("bank_group" not in levels or levels.index(scope) >= levels.index("bank_group")):
+            raise c.error("banks", "'same' (the same bank of every bank group) needs a scope above bank_group")
+        row_buffer = c.choice("row_buffer", ROW_BUFFERS, "normal")
+        unit = c.get("unit", "", str)
+        buffer = c.get("buffer", "", str)
+        c.get("source")
         c.done()
-        commands.append(Command(str(cname), kind, levels.index(scope), BUSES.index(bus), bus_cycles))
+        if (unit or buffer or kind in PIM_COMMAND_KINDS or banks != "all" or row_buffer != "normal") and "pim" not in raw:
+            raise c.error("kind" if kind in PIM_COMMAND_KINDS else "unit",
+                          "PIM commands need a PIM design (a pim: section with its units, configs/pim)")
+        commands.append(Command(str(cname), kind, levels.index(scope), BUSES.index(bus), bus_cycles,
+                                banks, row_buffer, unit, buffer))
     cmd_sec.done()
     names = [c.name for c in commands]
     if not commands:
@@ -300,6 +387,12 @@ def resolve_memory(raw, source="config"):
     read_latency = _int_expr(lat_sec, "read", timing)
     write_latency = _int_expr(lat_sec, "write", timing)
     lat_sec.done()
+
+    pim = None
+    if "pim" in raw:
+        from .pim import resolve_pim
+        pim = resolve_pim(root.section("pim"), name, base or "", levels, commands, timing,
+                          dict(options or {}), dict(option_choices or {}))
 
     power = _power(root.section("power"))
     controller = _controller(root.section("controller"))
@@ -331,7 +424,7 @@ def resolve_memory(raw, source="config"):
         tck_ns=tck, timing=timing, commands=commands, constraints=constraints,
         refresh=refresh, refresh_options=refresh_options, separate_row_column_bus=separate,
         read_latency=read_latency, write_latency=write_latency, power=power,
-        controller=controller, address_mapping=mapping, offset_bits=offset_bits, raw=raw,
+        controller=controller, address_mapping=mapping, offset_bits=offset_bits, raw=raw, pim=pim,
     )
 
 

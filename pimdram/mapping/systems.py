@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Section, find_config, load_yaml
+from ..config.memory import base_chain
 from ..errors import ConfigError
 
 DEVICE_KINDS = ("gpu", "npu", "pim")
@@ -166,6 +167,24 @@ def _range(sec, key):
     return tuple(value)
 
 
+def _check_memory_names(s, standard, pim):
+    """The standard must be a memory preset and the PIM design one built on that standard."""
+    try:
+        find_config("dram", standard, kinds=("dram", "compare"))
+    except ConfigError as exc:
+        raise s.error("standard", str(exc)) from None
+    if pim is None:
+        return
+    try:
+        find_config("pim", pim)
+        chain = base_chain(pim)
+    except ConfigError as exc:
+        raise s.error("pim", str(exc)) from None
+    if chain[-1] != standard:
+        raise s.error("pim", f"PIM design {pim!r} is built on {chain[-1]!r} ({' -> '.join(chain)}), "
+                             f"not on this memory's standard {standard!r}")
+
+
 def load_system(name_or_path):
     """A SystemSpec from a preset name (configs/systems/NAME.yaml) or a YAML path."""
     if isinstance(name_or_path, SystemSpec):
@@ -181,8 +200,10 @@ def load_system(name_or_path):
     for key in msec.keys():
         s = msec.section(key)
         pim = s.get("pim", None, types=str)
+        standard = s.require("standard", types=str)
+        _check_memory_names(s, standard, pim)
         memories[key] = MemorySpec(
-            name=key, standard=s.require("standard", types=str), pim=pim,
+            name=key, standard=standard, pim=pim,
             stacks=s.number("stacks", positive=True, integer=True),
             channels_per_stack=s.number("channels_per_stack", positive=True, integer=True),
             banks_per_channel=s.number("banks_per_channel", positive=True, integer=True),
