@@ -23,8 +23,13 @@ The rules, each reported under its own name
                  auto-precharge) needs every bank of its scope open on its `row`; a precharge
                  closes every bank of its scope (closing a closed bank is legal); a read or
                  write with auto-precharge closes its banks after the access; a refresh needs
-                 every bank of its scope closed. Commands of any other kind take part in the
-                 timing and bus rules only.
+                 every bank of its scope closed. A PIM multiply-accumulate (kind mac) needs
+                 its banks open on its `row`, like a read. Commands of any other kind take
+                 part in the timing and bus rules only.
+                 PIM designs: a command with `banks: same` acts on bank k (its bank address
+                 column) of every bank group under its node, for timing rows below its scope
+                 too; with `row_buffer: pim` it opens, uses and closes the banks' second (PIM)
+                 row buffer, tracked apart from the normal one; a refresh needs both closed.
     command_bus  per channel, a command occupies its bus (`row` or `column`, one shared bus if
                  `spec.separate_row_column_bus` is false) for `bus_cycles` cycles from its
                  issue cycle; two commands never overlap on one bus.
@@ -77,11 +82,13 @@ from .errors import FileFormatError, PimdramError
 RULES = ("address", "order", "timing", "bank_state", "command_bus")
 
 # The kinds whose bank-state effect the checker knows.
-_ACTIVATE, _PRECHARGE, _READ, _WRITE, _READ_PRE, _WRITE_PRE, _REFRESH = range(7)
+_ACTIVATE, _PRECHARGE, _READ, _WRITE, _READ_PRE, _WRITE_PRE, _REFRESH, _MAC = range(8)
 _KIND_CODES = {"activate": _ACTIVATE, "precharge": _PRECHARGE, "read": _READ, "write": _WRITE,
-               "read_precharge": _READ_PRE, "write_precharge": _WRITE_PRE, "refresh": _REFRESH}
+               "read_precharge": _READ_PRE, "write_precharge": _WRITE_PRE, "refresh": _REFRESH,
+               "mac": _MAC}
 _OTHER = 255
 _COLUMN_KINDS = (_READ, _WRITE, _READ_PRE, _WRITE_PRE)
+_ROW_USERS = _COLUMN_KINDS + (_MAC,)     # need their banks open on their row
 _CLOSED = -1
 
 
@@ -178,6 +185,7 @@ class _Log:
         n_cmd = len(spec.commands)
         self.scopes = np.array([c.scope for c in spec.commands], dtype=np.int64)
         self.kinds = np.array([_KIND_CODES.get(c.kind, _OTHER) for c in spec.commands], dtype=np.int64)
+        self.same = np.array([c.banks == "same" for c in spec.commands], dtype=bool)
         self.n_cmd = n_cmd
 
     def validate_addresses(self, out):
@@ -188,12 +196,14 @@ class _Log:
         safe = np.where(ok_cmd, cmd, 0)
         scope = self.scopes[safe]
         kind = self.kinds[safe]
+        same = self.same[safe]
+        bank = len(self.levels) - 1
         problem = np.zeros(self.n_total, dtype=np.int64)  # 0 = fine, else a reason code
         for L, (a, count) in enumerate(zip(self.all_addr, self.counts)):
-            above = L <= scope
+            above = (L <= scope) | ((L == bank) & same)   # a same-bank command names bank k
             bad = np.where(above, (a < 0) | (a >= count), a != -1)
             problem = np.where((problem == 0) & bad, 1 + L, problem)
-        needs_row = (kind == _ACTIVATE) | np.isin(kind, _COLUMN_KINDS)
+        needs_row = (kind == _ACTIVATE) | np.isin(kind, _ROW_USERS)
         bad_row = needs_row & ((self.all_row < 0) | (self.all_row >= spec.rows))
         problem = np.where((problem == 0) & bad_row, 100, problem)
         bad_col = np.isin(kind, _COLUMN_KINDS) & ((self.all_column < 0) | (self.all_column >= spec.columns))
@@ -215,7 +225,7 @@ class _Log:
             else:
                 L = code - 1
                 s = spec.commands[c].scope
-                if L <= s:
+                if L <= s or (L == bank and spec.commands[c].banks == "same"):
                     what = (f"{self.levels[L]} {int(self.all_addr[L][i])} outside 0..{self.counts[L] - 1}")
                 else:
                     what = (f"{self.levels[L]} must be -1 below the command's scope "
@@ -232,6 +242,7 @@ class _Log:
         self.column = self.all_column[keep]
         self.n = len(keep)
         self.scope = self.scopes[self.command] if self.n else np.zeros(0, np.int64)
+        self.select = self.addr[-1]     # bank k of a same-bank command (-1 for the others below bank scope)
         # keys[L][i]: flat index of command i's ancestor at level L (-1 where L is below its scope)
         keys = []
         k = self.addr[0].copy()
@@ -249,7 +260,10 @@ class _Log:
     def node_text(self, pos):
         c = int(self.command[pos])
         s = self.spec.commands[c].scope
-        return " ".join(f"{self.levels[L]}={int(self.addr[L][pos])}" for L in range(s + 1))
+        text = " ".join(f"{self.levels[L]}={int(self.addr[L][pos])}" for L in range(s + 1))
+        if self.same[c]:
+            text += f" (bank {int(self.select[pos])} of every bank group)"
+        return text
 
     def violation(self, pos, rule, text, earlier=None):
         c = int(self.command[pos])
@@ -311,15 +325,21 @@ def _sorted_events(key, pos, n):
     return comp
 
 
-def _expand(log, pos, scope, level):
+def _expand(log, pos, scope, level, same=False):
     """Each command at `pos` (all of one command type, scope `scope`) as (position, key) pairs,
-    one per node it touches at `level`."""
+    one per node it touches at `level`. A same-bank command touches, at bank level, only bank k
+    (its bank column) of each bank group under its node."""
     if scope >= level:
         return pos, log.keys[level][pos]
     per = log.nodes_below(level)[scope]
     base = log.keys[scope][pos] * per
-    keys = (base[:, None] + np.arange(per, dtype=np.int64)[None, :]).ravel()
-    return np.repeat(pos, per), keys
+    offsets = np.arange(per, dtype=np.int64)
+    if same and level == len(log.levels) - 1:
+        group = log.counts[-1]
+        offsets = np.arange(0, per, group, dtype=np.int64)
+        base = base + log.select[pos]
+    keys = (base[:, None] + offsets[None, :]).ravel()
+    return np.repeat(pos, len(offsets)), keys
 
 
 def _constraint_text(spec, r):
@@ -358,16 +378,16 @@ def _check_timing(log, out):
             else:
                 earlier = _window_sibling_slow(log, L, xpos, ypos, w)
             yp = ypos
-        elif w == 1:
+        elif w == 1 and not ((log.same[x] and L > sx) or (log.same[y] and L > sy)):
             m = min(L, sx, sy)
             comp = sorted_x(("m", m), x, xpos, log.keys[m][xpos])
             ykey = log.keys[m][ypos]
             earlier = _wth_before(comp, ykey, ypos, 1, n)
             yp = ypos
         else:
-            epos, ekey = _expand(log, xpos, sx, L)
+            epos, ekey = _expand(log, xpos, sx, L, log.same[x])
             comp = sorted_x(("L", L), x, epos, ekey)
-            yp, ykey = _expand(log, ypos, sy, L)
+            yp, ykey = _expand(log, ypos, sy, L, log.same[y])
             earlier = _wth_before(comp, ykey, yp, w, n)
         has = earlier >= 0
         gap = np.where(has, log.cycle[yp] - log.cycle[np.where(has, earlier, 0)], 0)
@@ -446,24 +466,27 @@ def _window_sibling_slow(log, L, xpos, ypos, w):
 
 
 def _check_bank_state(log, out):
+    """Open-row tracking per bank; PIM designs with a second row buffer (row_buffer: pim) get a
+    second, separate stream for it (refresh needs both closed)."""
+    spec = log.spec
+    buffers = ["normal"] + (["pim"] if any(c.row_buffer == "pim" for c in spec.commands) else [])
+    for rb in buffers:
+        cmds = [c for c in range(log.n_cmd) if log.kinds[c] != _OTHER
+                and (spec.commands[c].row_buffer == rb or log.kinds[c] == _REFRESH)]
+        _bank_state_stream(log, out, cmds, "" if rb == "normal" else " (PIM row buffer)")
+
+
+def _bank_state_stream(log, out, cmds, label):
     spec = log.spec
     bank = len(spec.levels) - 1
-    per = log.nodes_below(bank)
     pos_parts, bank_parts = [], []
-    for c in range(log.n_cmd):
-        if log.kinds[c] == _OTHER:
-            continue
+    for c in cmds:
         pos = log.positions[c]
         if len(pos) == 0:
             continue
-        s = spec.commands[c].scope
-        if s == bank:
-            pos_parts.append(pos)
-            bank_parts.append(log.keys[bank][pos])
-        else:
-            k = per[s]
-            pos_parts.append(np.repeat(pos, k))
-            bank_parts.append((log.keys[s][pos][:, None] * k + np.arange(k, dtype=np.int64)).ravel())
+        epos, ebank = _expand(log, pos, spec.commands[c].scope, bank, log.same[c])
+        pos_parts.append(epos)
+        bank_parts.append(ebank)
     if not pos_parts:
         return
     epos = np.concatenate(pos_parts)
@@ -488,7 +511,7 @@ def _check_bank_state(log, out):
     before = np.where(has_prev, state_after[ps], _CLOSED)
     opener = np.where(has_prev, epos[ps], -1)
 
-    is_col = np.isin(kind, _COLUMN_KINDS)
+    is_col = np.isin(kind, _ROW_USERS)
     bad_act = (kind == _ACTIVATE) & (before != _CLOSED)
     bad_closed = is_col & (before == _CLOSED)
     bad_row = is_col & (before != _CLOSED) & (before != row)
@@ -503,23 +526,23 @@ def _check_bank_state(log, out):
         if len(sel) == 0:
             continue
         # one violation per command (a multi-bank command reports its first bad bank)
-        cmds, first = np.unique(epos[sel], return_index=True)
+        cmds_bad, first = np.unique(epos[sel], return_index=True)
         sel = sel[first]
-        lookup = dict(zip(cmds[: out.max_examples].tolist(), sel[: out.max_examples].tolist()))
+        lookup = dict(zip(cmds_bad[: out.max_examples].tolist(), sel[: out.max_examples].tolist()))
 
         def describe(p, lookup=lookup, what=what):
             e = lookup[p]
-            b = bank_names(int(ebank[e]))
+            b = bank_names(int(ebank[e])) + label
             if before[e] == _CLOSED:
                 text = f"{what}: {b} is closed"
                 return log.violation(p, "bank_state", text, earlier=int(opener[e]))
             text = f"{what}: {b} has row {int(before[e])} open"
-            if kind[e] in _COLUMN_KINDS:
+            if kind[e] in _ROW_USERS:
                 text += f", command is for row {int(row[e])}"
             return log.violation(p, "bank_state", text,
                                  earlier=int(opener[e]))
 
-        out.add("bank_state", cmds, describe)
+        out.add("bank_state", cmds_bad, describe)
 
 
 def _bank_namer(spec):
@@ -667,7 +690,9 @@ def spec_from_resolved(d: dict) -> MemorySpec:
         commands = []
         for name, c in _need(d, "commands", dict).items():
             commands.append(Command(str(name), str(c["kind"]), levels.index(c["scope"]),
-                                    BUSES.index(c.get("bus", "row")), int(c.get("bus_cycles", 1))))
+                                    BUSES.index(c.get("bus", "row")), int(c.get("bus_cycles", 1)),
+                                    str(c.get("banks", "all")), str(c.get("row_buffer", "normal")),
+                                    str(c.get("unit", "")), str(c.get("buffer", ""))))
         names = [c.name for c in commands]
         constraints = []
         for r in _need(d, "constraints", list):

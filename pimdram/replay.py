@@ -60,6 +60,7 @@ def engine_params(spec: MemorySpec, command_log=False):
         wq_high=max(1, math.ceil(ctl.write_high_watermark * ctl.write_queue)),
         wq_low=int(ctl.write_low_watermark * ctl.write_queue),
         power_level=power_level(spec),
+        **_pim_params(spec),
         field_id=field_id, field_bits=[b for _, b in spec.address_mapping], offset_bits=spec.offset_bits,
         access_bytes=spec.access_bytes, log=bool(command_log),
     )
@@ -121,6 +122,22 @@ def prefetched(reader, engine, spec, depth=2):
         worker.join()
 
 
+def _pim_params(spec):
+    """The PIM part of engine_params: command attributes, units and the traffic mode."""
+    pim = spec.pim
+    bank = spec.bank_level
+    units = list(pim.units.values()) if pim is not None else []
+    unit_index = {u.name: i for i, u in enumerate(units)}
+    return dict(
+        pim_mode=0 if pim is None else (1 if pim.mode == "concurrent" else 2),
+        n_sel=spec.counts[bank] if "bank_group" in spec.levels else 0,
+        cmd_sel=[int(c.banks == "same") for c in spec.commands],
+        cmd_rb=[int(c.row_buffer == "pim") for c in spec.commands],
+        cmd_unit=[unit_index.get(c.unit, -1) for c in spec.commands],
+        units=[(u.level, u.banks_per_unit) for u in units],
+    )
+
+
 class CommandLogExpander:
     """Turns the engine's (channel, node) log into one index column per organisation level."""
 
@@ -138,9 +155,16 @@ class CommandLogExpander:
 
     def __call__(self, log):
         out = {"cycle": log["cycle"], "command": log["command"], "channel": log["channel"]}
-        per_node = self.table[log["node"]]
+        # a same-bank PIM command is logged as node + n_nodes * (k + 1): its scope node, and
+        # bank k of every bank group under it in the bank column
+        n_nodes = len(self.table)
+        node = np.asarray(log["node"])
+        select = node // n_nodes - 1
+        per_node = self.table[node % n_nodes]
         for m, name in enumerate(self.levels[1:], start=1):
             out[name] = per_node[:, m]
+        bank = self.levels[-1]
+        out[bank] = np.where(select >= 0, select, out[bank]).astype(np.int32)
         out["row"] = log["row"]
         out["column"] = log["column"]
         return out

@@ -101,6 +101,32 @@ cdef class Engine:
     cdef int64_t* pw_since
     cdef int64_t* active_cycles    # [ch]
 
+    # --- processing in memory ---------------------------------------------------------------
+    cdef int pim_mode               # 0 no PIM, 1 concurrent with normal traffic, 2 blocked (normal waits)
+    cdef int n_sel                  # banks per bank group: the choices of a same-bank selection (0: none)
+    cdef int32_t* cmd_sel           # [cmd] 0: every bank under the node, 1: the same bank of every bank group
+    cdef int32_t* cmd_rb            # [cmd] row buffer used: 0 normal, 1 the PIM row buffer
+    cdef int32_t* cmd_unit          # [cmd] PIM unit occupied (mac, unit_op) or -1
+    cdef int32_t* sel_start         # [node * n_sel + k]: nodes below `node` holding bank k of a group
+    cdef int32_t* sel_nodes
+    cdef int32_t* pim_row           # [ch * n_banks + b] open row of the PIM row buffer, -1 closed
+    cdef int unit_total             # unit instances per channel (all units)
+    cdef int32_t* unit_off          # [unit] first instance of the unit in a channel's unit_free
+    cdef int32_t* unit_div          # [unit] banks per instance
+    cdef int64_t* unit_free         # [ch * unit_total + instance] cycle the instance is free again
+    cdef object _prog_arrays
+    cdef int32_t* p_cmd             # command programs, grouped by channel, in issue order
+    cdef int32_t* p_node
+    cdef int32_t* p_sel
+    cdef int32_t* p_row
+    cdef int64_t* p_occ             # cycles the command keeps its unit busy (and completes after)
+    cdef int64_t* p_pos             # [ch] next program command
+    cdef int64_t* p_end             # [ch] end of the channel's program
+    cdef uint8_t* pim_claim         # [ch] blocked mode: the running program holds every bank
+    cdef int32_t* pim_open          # [ch] banks holding a row a PIM activate opened
+    cdef uint8_t* pim_yield         # [ch] the PIM program issued last tick: normal traffic goes first
+    cdef int64_t pim_error          # program index of a command that cannot be issued (-1: none)
+
     # --- frontend -----------------------------------------------------------------------------
     cdef object _feed_arrays
     cdef int64_t f_n, f_pos, f_base
@@ -176,6 +202,13 @@ cdef class Engine:
     cdef void _count_hits(self, int ch, int b) noexcept nogil
     cdef bint _bank_push(self, int ch, int b, int lst, int s) noexcept nogil
     cdef bint _mode_flip_due(self, int ch) noexcept nogil
+    cdef bint _pim_holds(self, int ch, int first, int nb) noexcept nogil
+    cdef int64_t _sel_ready(self, int ch, int cmd, int node, int k) noexcept nogil
+    cdef void _update_key(self, int ch, int key, int64_t t) noexcept nogil
+    cdef bint _covers(self, int cmd, int k, int b) noexcept nogil
+    cdef int _pim_step(self, int ch, int64_t t, int used, int64_t* wake) noexcept nogil
+    cdef void _pim_issue(self, int ch, int64_t i, int64_t t) noexcept nogil
+
     cdef bint _move_one(self, int ch) noexcept nogil
     cdef int _frontend(self, int64_t t) noexcept nogil
     cdef int _run(self, bint final) noexcept nogil

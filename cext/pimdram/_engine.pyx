@@ -28,6 +28,19 @@ cdef enum:
 SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # index = the engine's scheduler code
 
 cdef enum:
+    BLOCK_REFRESH = 1             # bank_blocked bits: a refresh is pending on the bank's node
+    BLOCK_PIM_ROW = 2             # a PIM activate opened the bank's row and no PIM precharge closed it
+    BLOCK_PIM_MODE = 4            # blocked mode: a PIM program runs on the channel
+    BLOCK_PIM_WAIT = 8            # a PIM activate waits to open the bank's row
+
+cdef enum:
+    KIND_MAC = 7                  # PIM kinds, after the standard's (config.memory.COMMAND_KINDS)
+    KIND_BUFFER_WRITE = 8
+    KIND_BUFFER_READ = 9
+    KIND_MOVE = 10
+    KIND_UNIT_OP = 11
+
+cdef enum:
     N_HIST = 1024 + 31 * 128      # latency histogram bins: exact below 1024, 128 per octave above
     BW_BINS = 4096                # bandwidth time-series bins before the window doubles
     MAXL = 8
@@ -147,6 +160,16 @@ cdef class Engine:
         self.cmd_wra = p["cmd_wra"]
         self.cmd_pre_refresh = p["cmd_pre_refresh"]
 
+        # processing in memory: command attributes, units (absent keys: a memory without PIM)
+        self.pim_mode = p.get("pim_mode", 0)
+        self.n_sel = p.get("n_sel", 0)
+        self.cmd_sel = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p.get("cmd_sel", [0] * self.n_cmd), dtype=np.int32).copy()))
+        self.cmd_rb = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p.get("cmd_rb", [0] * self.n_cmd), dtype=np.int32).copy()))
+        self.cmd_unit = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p.get("cmd_unit", [-1] * self.n_cmd), dtype=np.int32).copy()))
+        for i in range(self.n_cmd):
+            if self.cmd_sel[i] and self.n_sel <= 0:
+                raise ValueError("a same-bank command needs n_sel (banks per bank group)")
+
         # constraint rows. Commands that every row treats alike (same incoming rows: e.g. RD and
         # RDA) share one timing class, i.e. one column of the earliest-issue tables, so an issue
         # raises one entry where it would raise one per command; rows that become identical merge.
@@ -209,6 +232,32 @@ cdef class Engine:
         self.ref_pending = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_ref_nodes))
         self.ref_quiet_until = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
         self.bank_blocked = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_banks))
+
+        # PIM units: instances per channel (a unit at bank level shared by banks_per_unit banks,
+        # else one per node of its level), and the cycle each instance is free again
+        units = list(p.get("units", []))
+        offs, divs, total = [], [], 0
+        for level, per_unit in units:
+            n_inst = self.n_banks // per_unit if level == self.bank_level else self.level_size[level]
+            if n_inst <= 0 or self.n_banks % n_inst:
+                raise ValueError("a PIM unit's instances must divide the banks of a channel")
+            offs.append(total)
+            divs.append(self.n_banks // n_inst)
+            total += n_inst
+        self.unit_total = total
+        self.unit_off = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(offs + [0], dtype=np.int32)))
+        self.unit_div = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(divs + [1], dtype=np.int32)))
+        self.unit_free = <int64_t*> cnp.PyArray_DATA(self._i64(max(1, self.n_channels * total)))
+        for i in range(self.n_cmd):
+            if self.cmd_unit[i] >= len(units):
+                raise ValueError("a command names a PIM unit that does not exist")
+        self.pim_row = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
+        self.p_pos = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
+        self.p_end = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
+        self.pim_claim = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels))
+        self.pim_open = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.pim_yield = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels))
+        self.pim_error = -1
 
         # controller policy
         self.read_queue = p["read_queue"]
@@ -361,62 +410,113 @@ cdef class Engine:
         """For every (command, node) the flat lists of table entries an issue there raises, so that
         issuing walks short arrays instead of interpreting the rows (levels, siblings, subtrees).
         Plain rows become (offset in a channel's earliest table, latency), one entry per offset
-        with the largest latency; window rows become (row, node) for the ring buffers."""
-        cdef int c, node, lvl, r, L, first, tgt
-        cdef int64_t span, start
-        NL = self.n_levels
+        with the largest latency; window rows become (row, node) for the ring buffers.
+
+        Same-bank commands (bank k of every bank group under the node) get one list per k after
+        the (command, node) lists, at key n_cmd * n_nodes + (cmd * n_nodes + node) * n_sel + k,
+        reaching only the nodes below the node that hold such a bank; sel_start/sel_nodes list
+        those nodes for the ready check."""
+        cdef int c, node, lvl, k
         starts, wstarts = [0], [0]
         offs, lats, wrows, wnodes = [], [], [], []
+
+        def add(c, node, keep):
+            plain = {}
+            for r, x in self._row_targets(c, node):
+                if self.node_level[x] > self.node_level[node] and not keep(x):
+                    continue
+                if self.row_window[r] > 1:
+                    wrows.append(r)
+                    wnodes.append(x)
+                else:
+                    o = x * self.n_class + self.row_to[r]
+                    plain[o] = max(plain.get(o, -1), self.row_latency[r])
+            for o in sorted(plain):
+                offs.append(o)
+                lats.append(plain[o])
+            starts.append(len(offs))
+            wstarts.append(len(wrows))
+
         for c in range(self.n_cmd):
             for node in range(self.n_nodes):
-                lvl = self.node_level[node]
-                plain = {}
-                for r in range(self.row_start[c], self.row_start[c + 1]):
-                    L = self.row_level[r]
-                    targets = []
-                    if L <= lvl:
-                        tgt = self.node_anc[node * NL + L]
-                        if self.row_sibling[r]:
-                            first = self.level_offset[L] + ((tgt - self.level_offset[L]) // self.level_count[L]) * self.level_count[L]
-                            targets = [x for x in range(first, first + self.level_count[L]) if x != tgt]
-                        else:
-                            targets = [tgt]
-                    elif not self.row_sibling[r]:
-                        span = self.level_span[lvl * MAXL + L]
-                        start = self.level_offset[L] + (node - self.level_offset[lvl]) * span
-                        targets = list(range(start, start + span))
-                    for x in targets:
-                        if self.row_window[r] > 1:
-                            wrows.append(r)
-                            wnodes.append(x)
-                        else:
-                            o = x * self.n_class + self.row_to[r]
-                            plain[o] = max(plain.get(o, -1), self.row_latency[r])
-                for o in sorted(plain):
-                    offs.append(o)
-                    lats.append(plain[o])
-                starts.append(len(offs))
-                wstarts.append(len(wrows))
+                add(c, node, lambda x: True)
+        n_sel = max(self.n_sel, 0)
+        sel_start, sel_nodes = [0], []
+        for c in range(self.n_cmd):
+            for node in range(self.n_nodes):
+                for k in range(n_sel):
+                    if self.cmd_sel[c] and self.node_level[node] == self.cmd_scope[c]:
+                        add(c, node, lambda x, k=k: self._holds_sel(x, k))
+                    else:
+                        starts.append(len(offs))
+                        wstarts.append(len(wrows))
+        for node in range(self.n_nodes):
+            lvl = self.node_level[node]
+            for k in range(n_sel):
+                sel_nodes.extend(x for x in range(self.n_nodes)
+                                 if self.node_level[x] > lvl and self.node_anc[x * self.n_levels + lvl] == node
+                                 and self._holds_sel(x, k))
+                sel_start.append(len(sel_nodes))
         self.upd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(starts, dtype=np.int32)))
         self.upd_off = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(offs + [0], dtype=np.int32)))
         self.upd_lat = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(lats + [0], dtype=np.int64)))
         self.wupd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wstarts, dtype=np.int32)))
         self.wupd_row = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wrows + [0], dtype=np.int32)))
         self.wupd_node = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wnodes + [0], dtype=np.int32)))
+        self.sel_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_start, dtype=np.int32)))
+        self.sel_nodes = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_nodes + [0], dtype=np.int32)))
+
+    def _row_targets(self, int c, int node):
+        """(row, target node) for every constraint row from command c issued at `node`: the
+        ancestor at the row's level (or its siblings), or every node at a deeper level below."""
+        cdef int lvl = self.node_level[node]
+        cdef int r, L, first, tgt
+        cdef int64_t span, start
+        NL = self.n_levels
+        out = []
+        for r in range(self.row_start[c], self.row_start[c + 1]):
+            L = self.row_level[r]
+            targets = []
+            if L <= lvl:
+                tgt = self.node_anc[node * NL + L]
+                if self.row_sibling[r]:
+                    first = self.level_offset[L] + ((tgt - self.level_offset[L]) // self.level_count[L]) * self.level_count[L]
+                    targets = [x for x in range(first, first + self.level_count[L]) if x != tgt]
+                else:
+                    targets = [tgt]
+            elif not self.row_sibling[r]:
+                span = self.level_span[lvl * MAXL + L]
+                start = self.level_offset[L] + (node - self.level_offset[lvl]) * span
+                targets = list(range(start, start + span))
+            out.extend((r, x) for x in targets)
+        return out
+
+    def _holds_sel(self, int x, int k):
+        """Whether node x holds bank k of some bank group (the banks a same-bank command selects)."""
+        if self.node_n_banks[x] >= self.n_sel:
+            return True
+        return self.node_first_bank[x] % self.n_sel == k
 
     cdef int64_t _ready(self, int ch, int cmd, int node) noexcept nogil:
         """Earliest cycle `cmd` may issue at `node`: the max over the node, its ancestors and,
         for commands that cover several banks, every node below it."""
+        return self._sel_ready(ch, cmd, node, -1)
+
+    cdef int64_t _sel_ready(self, int ch, int cmd, int node, int k) noexcept nogil:
+        """_ready where a same-bank command (k >= 0) covers only bank k of every bank group."""
         cdef int NL = self.n_levels
         cdef int cls = self.cmd_class[cmd]
         cdef int lvl = self.node_level[node]
         cdef int64_t base = <int64_t>ch * self.n_nodes
         cdef int64_t e = 0
-        cdef int l, m
+        cdef int l, m, j
         cdef int64_t d, start, span
         for l in range(lvl + 1):
             e = imax(e, self.earliest[(base + self.node_anc[node * NL + l]) * self.n_class + cls])
-        if lvl < self.bank_level:
+        if k >= 0 and self.cmd_sel[cmd]:
+            for j in range(self.sel_start[node * self.n_sel + k], self.sel_start[node * self.n_sel + k + 1]):
+                e = imax(e, self.earliest[(base + self.sel_nodes[j]) * self.n_class + cls])
+        elif lvl < self.bank_level:
             for m in range(lvl + 1, NL):
                 span = self.level_span[lvl * MAXL + m]
                 start = self.level_offset[m] + (node - self.level_offset[lvl]) * span
@@ -444,8 +544,11 @@ cdef class Engine:
             self.earliest[idx] = v
 
     cdef void _update_timing(self, int ch, int cmd, int node, int64_t t) noexcept nogil:
+        self._update_key(ch, cmd * self.n_nodes + node, t)
+
+    cdef void _update_key(self, int ch, int i, int64_t t) noexcept nogil:
+        """Raise the table entries of update list i (see _compile_updates) for an issue at t."""
         cdef int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_class]
-        cdef int i = cmd * self.n_nodes + node
         cdef int k
         cdef int end = self.upd_start[i + 1]
         cdef int64_t v
@@ -692,13 +795,15 @@ cdef class Engine:
                 if t >= self.ref_due[ri]:
                     self.ref_pending[ri] = 1
                     for b in range(first, first + nb):
-                        self.bank_blocked[ch * self.n_banks + b] = 1
+                        self.bank_blocked[ch * self.n_banks + b] |= BLOCK_REFRESH
                 else:
                     wake[0] = imin(wake[0], self.ref_due[ri])
                     quiet = imin(quiet, self.ref_due[ri])
                     continue
-            # pending: close open banks, then refresh
+            # pending: close open banks, then refresh (after any PIM operation that holds a row here)
             pending += 1
+            if self.pim_open[ch] > 0 and self._pim_holds(ch, first, nb):
+                continue        # the PIM precharge that releases the rows wakes the channel
             bank = -1
             for b in range(first, first + nb):
                 if self.open_row[ch * self.n_banks + b] >= 0:
@@ -726,7 +831,7 @@ cdef class Engine:
                     self.ref_pending[ri] = 0
                     self.ref_due[ri] += self.ref_interval
                     for b in range(first, first + nb):
-                        self.bank_blocked[ch * self.n_banks + b] = 0
+                        self.bank_blocked[ch * self.n_banks + b] &= ~BLOCK_REFRESH
                         self._invalidate(ch, b)
                     wake[0] = imin(wake[0], self.ref_due[ri])
             else:
@@ -743,6 +848,149 @@ cdef class Engine:
         if self.drain[ch] == 0:
             return wq > 0 and (wq >= self.wq_high or self.rq_count[ch] == 0)
         return wq == 0 or (wq <= self.wq_low and self.rq_count[ch] > 0)
+
+    # --- processing in memory -----------------------------------------------------------------
+    cdef inline bint _covers(self, int cmd, int k, int b) noexcept nogil:
+        """Whether a command at a node over bank b acts on b (k: the same-bank choice)."""
+        return self.cmd_sel[cmd] == 0 or b % self.n_sel == k
+
+    cdef bint _pim_holds(self, int ch, int first, int nb) noexcept nogil:
+        """Whether a PIM operation holds an open row in banks first .. first + nb - 1."""
+        cdef int b, bi
+        for b in range(first, first + nb):
+            bi = ch * self.n_banks + b
+            if self.bank_blocked[bi] & BLOCK_PIM_ROW or self.pim_row[bi] >= 0:
+                return True
+        return False
+
+    cdef int _pim_step(self, int ch, int64_t t, int used, int64_t* wake) noexcept nogil:
+        """Issue the channel's next PIM program command if it is legal now (first closing banks
+        that normal traffic left open under a PIM activate). Returns the buses used."""
+        cdef int64_t i = self.p_pos[ch]
+        cdef int cmd = self.p_cmd[i]
+        cdef int node = self.p_node[i]
+        cdef int k = self.p_sel[i]
+        cdef int kind = self.cmd_kind[cmd]
+        cdef int rb = self.cmd_rb[cmd]
+        cdef int first = self.node_first_bank[node]
+        cdef int nb = self.node_n_banks[node]
+        cdef int bus = self.cmd_bus[cmd]
+        cdef int u = self.cmd_unit[cmd]
+        cdef int b, bi, pre_bus, open_now
+        cdef int64_t r
+        if self.pim_mode == 2 and not self.pim_claim[ch]:
+            # blocked mode: normal traffic waits until the program has run
+            self.pim_claim[ch] = 1
+            for b in range(self.n_banks):
+                self.bank_blocked[ch * self.n_banks + b] |= BLOCK_PIM_MODE
+        if kind == KIND_ACTIVATE or kind == KIND_MAC:
+            for b in range(first, first + nb):
+                if not self._covers(cmd, k, b):
+                    continue
+                bi = ch * self.n_banks + b
+                if kind == KIND_MAC:
+                    # the program must have opened the row it computes on
+                    if rb:
+                        open_now = self.pim_row[bi]
+                    elif self.bank_blocked[bi] & BLOCK_PIM_ROW:
+                        open_now = self.open_row[bi]
+                    else:
+                        open_now = -1
+                    if open_now != self.p_row[i]:
+                        self.pim_error = i
+                        return 0
+                elif (rb and self.pim_row[bi] >= 0) or (not rb and self.bank_blocked[bi] & BLOCK_PIM_ROW):
+                    self.pim_error = i          # the program activates a row it has not closed
+                    return 0
+                elif self.bank_blocked[bi] & BLOCK_REFRESH and self.pim_open[ch] == 0:
+                    return 0                    # the refresh goes first; its issue wakes the channel
+            if kind == KIND_ACTIVATE and not rb:
+                # hold the banks against normal traffic, and close those it left open
+                for b in range(first, first + nb):
+                    if self._covers(cmd, k, b):
+                        self.bank_blocked[ch * self.n_banks + b] |= BLOCK_PIM_WAIT
+                for b in range(first, first + nb):
+                    if not self._covers(cmd, k, b) or self.open_row[ch * self.n_banks + b] < 0:
+                        continue
+                    pre_bus = self.cmd_bus[self.cmd_pre]
+                    r = self._bank_ready(ch, self.cmd_pre, b)
+                    if used & (1 << pre_bus) or r > t:
+                        wake[0] = imin(wake[0], imax(r, t + 1))
+                        return 0
+                    self._issue(ch, self.cmd_pre, self.bank_node[b], b, -1, -1, t)
+                    self.last_progress = t
+                    wake[0] = imin(wake[0], t + 1)
+                    return 1 << pre_bus
+        r = imax(self._sel_ready(ch, cmd, node, k), self.bus_free[ch * 2 + bus])
+        if u >= 0:
+            for b in range(first, first + nb):
+                if self._covers(cmd, k, b):
+                    r = imax(r, self.unit_free[ch * self.unit_total + self.unit_off[u] + b // self.unit_div[u]])
+        if used & (1 << bus) or r > t:
+            wake[0] = imin(wake[0], imax(r, t + 1))
+            return 0
+        self._pim_issue(ch, i, t)
+        wake[0] = imin(wake[0], t + 1)
+        return 1 << bus
+
+    cdef void _pim_issue(self, int ch, int64_t i, int64_t t) noexcept nogil:
+        """Issue program command i: timing tables, bus, row buffers, units, statistics, log."""
+        cdef int cmd = self.p_cmd[i]
+        cdef int node = self.p_node[i]
+        cdef int k = self.p_sel[i]
+        cdef int row = self.p_row[i]
+        cdef int64_t occ = self.p_occ[i]
+        cdef int kind = self.cmd_kind[cmd]
+        cdef int rb = self.cmd_rb[cmd]
+        cdef int u = self.cmd_unit[cmd]
+        cdef int first = self.node_first_bank[node]
+        cdef int nb = self.node_n_banks[node]
+        cdef int b, bi, key
+        if self.cmd_sel[cmd]:
+            key = self.n_cmd * self.n_nodes + (cmd * self.n_nodes + node) * self.n_sel + k
+        else:
+            key = cmd * self.n_nodes + node
+        self._update_key(ch, key, t)
+        self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
+        self.cmd_count[ch * self.n_cmd + cmd] += 1
+        for b in range(first, first + nb):
+            if not self._covers(cmd, k, b):
+                continue
+            bi = ch * self.n_banks + b
+            if kind == KIND_ACTIVATE:
+                self.pim_open[ch] += 1
+                if rb:
+                    self.pim_row[bi] = row
+                else:
+                    self.bank_blocked[bi] = (self.bank_blocked[bi] & ~BLOCK_PIM_WAIT) | BLOCK_PIM_ROW
+                    self._set_open(ch, b, row, t)
+            elif kind == KIND_PRECHARGE:
+                if rb:
+                    if self.pim_row[bi] >= 0:
+                        self.pim_open[ch] -= 1
+                    self.pim_row[bi] = -1
+                else:
+                    if self.bank_blocked[bi] & BLOCK_PIM_ROW:
+                        self.pim_open[ch] -= 1
+                        self.bank_blocked[bi] &= ~BLOCK_PIM_ROW
+                    if self.open_row[bi] >= 0:
+                        self._set_open(ch, b, -1, t)
+                    else:
+                        self._invalidate(ch, b)
+            elif u >= 0:
+                self.unit_free[ch * self.unit_total + self.unit_off[u] + b // self.unit_div[u]] = t + occ
+        if t + occ > self.last_done:
+            self.last_done = t + occ
+        self.last_progress = t
+        if self.logging:
+            self._log(ch, cmd, node + (self.n_nodes * (k + 1) if self.cmd_sel[cmd] else 0),
+                      row if kind == KIND_ACTIVATE or kind == KIND_MAC else -1, -1, t)
+        self.p_pos[ch] = i + 1
+        if i + 1 == self.p_end[ch] and self.pim_claim[ch]:
+            self.pim_claim[ch] = 0
+            for b in range(self.n_banks):
+                self.bank_blocked[ch * self.n_banks + b] &= ~BLOCK_PIM_MODE
+                self._invalidate(ch, b)
 
     # --- scheduling ----------------------------------------------------------------------------
     cdef bint _move_one(self, int ch) noexcept nogil:
@@ -849,6 +1097,8 @@ cdef class Engine:
         cdef int best_row = -1, best_row_s = -1, best_row_cmd = -1
         cdef int64_t best_col_seq = 0, best_row_seq = 0, oldest = CYCLE_NEVER
         cdef int oldest_bank = -1, found = 0, mw, base = ch * nb
+        cdef int pim_used = 0
+        cdef bint pim_first = False
         cdef uint64_t bits, bit, anyp = 0
         cdef uint64_t rmask[8]
         cdef uint64_t keep[8]          # banks to look at again next cycle
@@ -862,6 +1112,14 @@ cdef class Engine:
                 used = self._refresh_step(ch, t, &w)
             else:
                 w = self.ref_quiet_until[ch]
+
+        # PIM program and normal traffic take turns when both have a command ready: the program
+        # goes first unless it issued in the previous tick of the channel
+        if self.pim_mode:
+            pim_first = self.p_pos[ch] < self.p_end[ch] and not self.pim_yield[ch]
+            if pim_first:
+                pim_used = self._pim_step(ch, t, used, &w)
+                used |= pim_used
 
         # read/write mode (queue mode without bank queues)
         if self.bank_queue > 0:
@@ -971,6 +1229,12 @@ cdef class Engine:
                     self._issue(ch, best_row_cmd, self.bank_node[best_row], best_row, best_row_s, -1, t)
                     used |= 1 << self.cmd_bus[best_row_cmd]
 
+        if self.pim_mode:
+            if self.p_pos[ch] < self.p_end[ch] and not pim_first:
+                pim_used = self._pim_step(ch, t, used, &w)
+                used |= pim_used
+            self.pim_yield[ch] = pim_used != 0
+
         # ready banks that did not issue, and banks whose state changed, are looked at next
         # cycle; so is the whole channel after an issue (queue counts, mode and oldest request
         # may have changed)
@@ -1049,6 +1313,9 @@ cdef class Engine:
                 for ch in range(self.n_channels):
                     if self.wake[ch] <= t:
                         self._tick(ch, t)
+                if self.pim_error >= 0:
+                    self.now = t
+                    return -2
             self.frontend_pending_at_now = False
             blocked = self._frontend(t)
             if self.f_pos == self.f_n:
@@ -1058,7 +1325,7 @@ cdef class Engine:
                     return 0
                 busy = 0
                 for ch in range(self.n_channels):
-                    busy += self.outstanding[ch]
+                    busy += self.outstanding[ch] + (self.p_end[ch] - self.p_pos[ch])
                 if busy == 0:
                     self.now = t
                     return 0
@@ -1186,11 +1453,74 @@ cdef class Engine:
             raise RuntimeError("feed() called before the previous chunk was consumed")
         self.feed_decoded(self.decode(address, is_write, arrival))
 
+    def feed_program(self, channel, command, node, select, row, occupancy):
+        """Queue PIM command programs: one entry per command, issued in order per channel as soon
+        as the timing rules, its bus, its unit and the banks allow (before normal traffic).
+
+        channel, command, node (within the channel, see node_id), select (k for a same-bank
+        command: bank k of every bank group under the node; else ignored), row (the row an
+        activate opens or a MAC computes on), occupancy (cycles a mac or unit_op keeps its unit
+        busy; the command completes then). Every earlier program must have run (run())."""
+        cdef int64_t n, i
+        cdef int ch, c
+        ch_a = np.ascontiguousarray(channel, dtype=np.int32)
+        n = ch_a.shape[0]
+        arrays = [np.ascontiguousarray(a, dtype=np.int32) for a in (command, node, select, row)]
+        occ_a = np.ascontiguousarray(occupancy, dtype=np.int64)
+        if any(a.shape[0] != n for a in arrays) or occ_a.shape[0] != n:
+            raise ValueError("program columns must have equal lengths")
+        for ch in range(self.n_channels):
+            if self.p_pos[ch] != self.p_end[ch]:
+                raise RuntimeError("feed_program() called before the previous program has run")
+        if self.pim_mode == 0 and n:
+            raise ValueError("this memory has no PIM design: no programs to run")
+        cmd_a, node_a, sel_a, row_a = arrays
+        if n and (ch_a.min() < 0 or ch_a.max() >= self.n_channels or cmd_a.min() < 0 or cmd_a.max() >= self.n_cmd
+                  or node_a.min() < 0 or node_a.max() >= self.n_nodes or occ_a.min() < 0):
+            raise ValueError("program channel, command, node or occupancy out of range")
+        for i in range(n):
+            c = cmd_a[i]
+            if self.cmd_kind[c] in (KIND_READ, KIND_WRITE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH):
+                raise ValueError(f"program entry {i}: reads, writes and refreshes come from requests, not programs")
+            if self.node_level[node_a[i]] != self.cmd_scope[c]:
+                raise ValueError(f"program entry {i}: node {node_a[i]} is not at the command's scope level")
+            if self.cmd_sel[c] and not 0 <= sel_a[i] < self.n_sel:
+                raise ValueError(f"program entry {i}: select {sel_a[i]} outside 0..{self.n_sel - 1}")
+        order = np.argsort(ch_a, kind="stable")
+        cmd_a, node_a, sel_a, row_a, occ_a = (a[order].copy() for a in (cmd_a, node_a, sel_a, row_a, occ_a))
+        bounds = np.searchsorted(ch_a[order], np.arange(self.n_channels + 1))
+        self._prog_arrays = (cmd_a, node_a, sel_a, row_a, occ_a, order, bounds)
+        self.p_cmd = <int32_t*> cnp.PyArray_DATA(cmd_a)
+        self.p_node = <int32_t*> cnp.PyArray_DATA(node_a)
+        self.p_sel = <int32_t*> cnp.PyArray_DATA(sel_a)
+        self.p_row = <int32_t*> cnp.PyArray_DATA(row_a)
+        self.p_occ = <int64_t*> cnp.PyArray_DATA(occ_a)
+        for ch in range(self.n_channels):
+            self.p_pos[ch] = bounds[ch]
+            self.p_end[ch] = bounds[ch + 1]
+            if bounds[ch + 1] > bounds[ch] and self.wake[ch] > self.now:
+                self.wake[ch] = self.now
+
+    @property
+    def program_issued(self):
+        """Per channel, how many commands of the last fed program have issued."""
+        if self._prog_arrays is None:
+            return np.zeros(self.n_channels, dtype=np.int64)
+        bounds = self._prog_arrays[6]
+        return np.array([self.p_pos[ch] - bounds[ch] for ch in range(self.n_channels)], dtype=np.int64)
+
     def run(self, bint final=False):
         """Simulate until the fed chunk is accepted (final=False) or every access completed."""
         cdef int rc
         with nogil:
             rc = self._run(final)
+        if rc == -2:
+            from pimdram.errors import SimulationError
+            i = self.pim_error
+            raise SimulationError(
+                f"PIM program entry {int(self._prog_arrays[5][i])} (command {self.p_cmd[i]} at node "
+                f"{self.p_node[i]}) cannot issue at cycle {self.now}: it activates a row the program has "
+                "not closed, or computes on a row the program has not opened")
         if rc < 0:
             from pimdram.errors import SimulationError
             raise SimulationError(f"memory controller stalled at cycle {self.now}: queued accesses made no "

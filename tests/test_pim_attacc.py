@@ -1,0 +1,71 @@
+"""AttAcc's PIM designs in the engine: all-bank GEMV timing with and without the power limit,
+same-bank (bank-group) selection, PIM and normal traffic sharing a channel, and the checker."""
+import pytest
+
+from pim_programs import PimRun, gemv_program
+from pimdram.config.memory import load_memory
+
+
+def test_all_bank_mac_spacing_with_and_without_the_power_limit():
+    for option, spacing in (("limited", 6), ("unlimited", 4)):
+        spec = load_memory("attacc-bank", {"options.power_limit": option})
+        run = PimRun("attacc-bank", gemv_program(spec, "MACAB", n_macs=6),
+                     overrides={"options.power_limit": option})
+        act, = run.cycles("ACTAB")
+        macs = run.cycles("MACAB")
+        pre, = run.cycles("PREAB")
+        t = spec.timing
+        assert macs[0] - act == t["nRCD"]
+        assert [b - a for a, b in zip(macs, macs[1:])] == [spacing] * 5
+        assert pre - macs[-1] == t["nRTP_L"]
+        run.check()
+
+
+def test_a_busy_unit_delays_the_next_mac():
+    spec = load_memory("attacc-bank")
+    run = PimRun("attacc-bank", gemv_program(spec, "MACAB", n_macs=4, occupancy=20))
+    macs = run.cycles("MACAB")
+    assert [b - a for a, b in zip(macs, macs[1:])] == [20, 20, 20]
+    run.check()
+
+
+def test_normal_reads_wait_for_banks_a_gemv_holds_and_use_the_others():
+    spec = load_memory("attacc-bankgroup")
+    # MACSB on bank 0 of every bank group; one read to a selected bank, one to bank 1
+    program = gemv_program(spec, "MACSB", n_macs=30, select=0)
+    held = dict(bank=(0, 0, 2, 0), row=3)
+    free = dict(bank=(0, 0, 2, 1), row=3)
+    run = PimRun("attacc-bankgroup", program, accesses=[held, free])
+    pre, = run.cycles("PRESB")
+    macs = run.cycles("MACSB")
+    reads = run.cycles("RD")
+    assert len(reads) == 2 and len(macs) == 30
+    assert min(reads) < macs[-1]          # the free bank is read during the GEMV
+    assert max(reads) > pre               # the held bank only after its precharge
+    run.check()
+
+
+def test_normal_traffic_left_open_is_closed_before_an_all_bank_activate():
+    spec = load_memory("attacc-bank")
+    reads = [dict(bank=(0, 0, 1, 2), row=9, column=c) for c in range(4)]
+    # buffer writes first, so that the reads open their bank before the activate comes up
+    program = [(0, "WRGB", (0,), 0, 0, 0)] * 40 + gemv_program(spec, "MACAB", n_macs=2)
+    run = PimRun("attacc-bank", program, accesses=reads)
+    names = [n for _, n in run.log]
+    assert names.index("ACT") < names.index("PRE") < names.index("ACTAB")
+    assert names.count("RD") == 4
+    run.check()
+
+
+@pytest.mark.parametrize("design, mac", [("attacc-bank", "MACAB"), ("attacc-bankgroup", "MACSB"),
+                                         ("attacc-buffer", "MACPB"), ("papi-fc", "MACAB"), ("papi-attn", "MACAB")])
+def test_gemv_programs_are_legal_with_refresh_running(design, mac):
+    spec = load_memory(design)
+    # long enough to meet several refreshes of the channel
+    program = []
+    for g in range(4):
+        program += gemv_program(spec, mac, n_macs=800, row=g)
+    run = PimRun(design, program, refresh=True)
+    assert len(run.cycles(mac)) == 3200
+    assert run.counters["commands"][0, spec.command_index("REFab")] >= 1
+    run.check()
