@@ -69,3 +69,55 @@ def test_gemv_programs_are_legal_with_refresh_running(design, mac):
     assert len(run.cycles(mac)) == 3200
     assert run.counters["commands"][0, spec.command_index("REFab")] >= 1
     run.check()
+
+
+# --- lowering: AttAcc's head-wise mapping ------------------------------------------------------
+
+from pimdram.lower import attacc_head_counts, macs_per_gemv, run_attention  # noqa: E402
+
+
+@pytest.mark.parametrize("L, d", [(2048, 128), (1000, 64), (17, 80), (4096, 256)])
+def test_bank_mode_command_counts_per_head_follow_the_formula(L, d):
+    run = run_attention("attacc-bank", 1, L, d, overrides={"controller.refresh": "none"})
+    c = -(-L // 16) * -(-d // 64)
+    want = {"WRGB": 4 * -(-d // 64), "MACAB": 2 * c, "MVSB": 8 * -(-L // 256) + 8 * -(-d // 64),
+            "SFM": 1, "MVGB": 8 * -(-L // 256)}
+    assert attacc_head_counts("bank", L, d) == want
+    got = {k: v for k, v in run["commands"].items() if k in want}
+    assert got == want
+    # one row activation per 32 MACs of a GEMV
+    assert run["commands"]["ACTAB"] == run["commands"]["PREAB"] == 2 * -(-c // 32)
+
+
+@pytest.mark.parametrize("design, mode, mac", [("attacc-bankgroup", "bankgroup", "MACSB"),
+                                               ("attacc-buffer", "buffer", "MACPB")])
+def test_bank_group_and_buffer_mac_counts(design, mode, mac):
+    L, d = 1000, 128
+    run = run_attention(design, 1, L, d, overrides={"controller.refresh": "none"})
+    per_gemv = {"bankgroup": -(-L // 16) * -(-d // 16), "buffer": -(-L // 2) * -(-d // 16)}[mode]
+    assert macs_per_gemv(mode, L, d) == per_gemv
+    assert run["commands"][mac] == 2 * per_gemv
+
+
+def test_heads_go_to_channels_round_robin():
+    run = run_attention("attacc-bank", 37, 256, 128)
+    per = run["program"].instances_per_channel
+    assert per.sum() == 37 and per.max() - per.min() == 1 and len(per) == 16
+
+
+@pytest.mark.parametrize("design", ["attacc-bank", "attacc-bankgroup", "attacc-buffer"])
+def test_attention_layer_is_legal(design):
+    from pimdram.check import check_command_log
+    from pimdram.replay import CommandLogExpander
+    run = run_attention(design, 20, 300, 128, reuse=2, command_log=True)
+    result = check_command_log(run["spec"], CommandLogExpander(run["engine"], run["spec"])(run["log"]))
+    assert result.ok, str(result)
+
+
+def test_gqa_attention_costs_more_compute_time_per_byte_than_mha():
+    # same K/V bytes; GQA's 8 query rows per KV head make every MAC 8x the work: the GEMV
+    # units, not the MAC command spacing (nCCD_AB 6), set the pace
+    mha = run_attention("attacc-bank", 16, 2048, 128, reuse=1)
+    gqa = run_attention("attacc-bank", 16, 2048, 128, reuse=8)
+    assert gqa["commands"]["MACAB"] == mha["commands"]["MACAB"]
+    assert gqa["cycles"] > 1.2 * mha["cycles"]

@@ -4,6 +4,7 @@
     python tools/bench.py                      # speed: 3 traces x 4 standards, 3 runs each
     python tools/bench.py --compare            # cycles against DRAMsim3's reference results
     python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
+    python tools/bench.py --pim                # one layer of attention on one AttAcc stack
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
 median over --repeat runs of the replay's wall time (parsing, simulation and writing the stats
@@ -78,6 +79,50 @@ def speed(args, traces, workdir):
     return rows
 
 
+PIM_RUN = r"""
+import json, sys, time
+from pimdram.lower import run_attention
+started = time.perf_counter()
+r = run_attention(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), reuse=int(sys.argv[5]))
+print(json.dumps({"cycles": r["cycles"], "seconds": r["seconds"], "wall": time.perf_counter() - started,
+                  "commands": sum(r["commands"].values())}))
+"""
+PIM_CASES = [  # design, instances (heads x requests), context, head dim, reuse
+    ("attacc-bank", 64, 2048, 128, 1),
+    ("attacc-bankgroup", 64, 2048, 128, 1),
+    ("attacc-buffer", 64, 2048, 128, 1),
+]
+
+
+def pim(args):
+    """One layer of GPT-3-175B-style attention (64 heads of 128, context 2048) on one HBM3-PIM
+    stack in AttAcc's three modes: simulated time and the wall time of each run (a fresh process
+    each; config, program and simulation, not the interpreter's start-up and imports)."""
+    rows = []
+    for case in PIM_CASES:
+        runs = []
+        for _ in range(args.repeat):
+            proc = subprocess.run([sys.executable, "-c", PIM_RUN, *map(str, case)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"PIM run {case} failed:\n{proc.stderr}")
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        walls = [r["wall"] for r in runs]
+        row = {"design": case[0], "heads": case[1], "context": case[2], "head_dim": case[3], "reuse": case[4],
+               "cycles": runs[0]["cycles"], "simulated_us": runs[0]["seconds"] * 1e6,
+               "commands": runs[0]["commands"], "wall_median_s": statistics.median(walls), "wall_all_s": walls}
+        rows.append(row)
+        print(f"{case[0]:18s} {row['cycles']:>9,d} cycles = {row['simulated_us']:7.1f} us simulated, "
+              f"{row['commands']:>9,d} commands, wall {row['wall_median_s']:.2f} s "
+              f"(runs: {', '.join(f'{w:.2f}' for w in walls)})", flush=True)
+    print()
+    print("| design | simulated cycles | simulated time | commands | wall s (median) |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['design']} | {r['cycles']:,} | {r['simulated_us']:.1f} µs | {r['commands']:,} | "
+              f"{r['wall_median_s']:.2f} ({len(r['wall_all_s'])} runs) |")
+    return rows
+
+
 def compare(args, traces, workdir):
     with open(REFERENCE_CSV) as f:
         reference = list(csv.DictReader(f))
@@ -106,9 +151,15 @@ def main():
     ap.add_argument("--traces", type=Path, default=Path(tempfile.gettempdir()) / "pimdram-bench-traces")
     ap.add_argument("--memories", nargs="+", default=list(MEMORIES))
     ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3")
+    ap.add_argument("--pim", action="store_true", help="one layer of attention on one AttAcc stack, three modes")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
+    if args.pim:
+        rows = pim(args)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+        return
     from pimdram.trace.synthetic import synthetic_traces
     traces = synthetic_traces(args.traces / str(args.requests), args.requests)
     with tempfile.TemporaryDirectory() as workdir:

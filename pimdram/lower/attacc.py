@@ -1,0 +1,324 @@
+"""AttAcc's head-wise mapping (Park et al., ASPLOS 2024; shared/reference/pim_designs.md) as
+command programs for the engine, for the three AttAcc variants and the designs that reuse its
+commands (PAPI's FC-PIM and Attn-PIM).
+
+Mapping. Each attention instance (one request and one KV head: its K and V, L tokens of d
+dimensions) lives in one channel; instances go to channels round robin, so the 16 channels of
+a stack work on 16 heads at a time. Within a channel, tokens are split over the 16 (pseudo-
+channel x SID x bank-group) units and the head dimension over the 4 banks of a group. A GEMV
+over a matrix of L rows (tokens) by d columns (dimensions) then takes
+
+    bank level        ceil(L/16) * ceil(d/64)  all-bank MACs (MACAB: one 32 B column of every bank)
+    bank-group level  ceil(L/16) * ceil(d/16)  same-bank MACs (MACSB: bank k of every bank group)
+    buffer die        ceil(L/2)  * ceil(d/16)  single-bank MACs (MACPB, read spacing)
+
+and one attention instance is: the query into the GEMV buffers (WRGB, 4 ceil(d/64)), the score
+GEMV (K: L x d), the scores to the softmax unit (MVSB, 8 ceil(L/256)), the softmax (SFM, once),
+its output back (MVGB, 8 ceil(L/256)), the context GEMV (V: L x d) and the context out (MVSB,
+8 ceil(d/64)). A 1 KB row holds 32 columns: a bank-level GEMV opens ceil(MACs / 32) rows.
+
+Program order pipelines two instances per channel as AttAcc does: instance i's query and score
+run while instance i-1's softmax does, then i-1's context, then i's softmax (the moves wait for
+their units: MVSB for the GEMV units, MVGB for the softmax unit).
+
+Compute time. A MAC command multiplies access_bytes / 2 FP16 weights in each bank by `reuse`
+query rows (g = heads / kv_heads under GQA, times the speculation length); a unit of
+fpus x lanes MACs per cycle shared by banks_per_unit banks is busy ceil(work / rate) cycles,
+which spaces the MACs once it exceeds the command spacing (nCCD_AB).
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Dict
+
+import numpy as np
+
+from ..errors import ConfigError
+
+# mode -> (activate, mac, precharge) command names
+MODES = {
+    "bank": ("ACTAB", "MACAB", "PREAB"),
+    "bankgroup": ("ACTSB", "MACSB", "PRESB"),
+    "buffer": ("ACT", "MACPB", "PRE"),
+}
+FP16_BYTES = 2
+
+
+def attacc_mode(spec):
+    """Which AttAcc variant a PIM design's commands are (bank, bankgroup or buffer)."""
+    names = set(spec.command_names)
+    for mode, (_, mac, _) in MODES.items():
+        if mac in names:
+            return mode
+    raise ConfigError(f"{spec.name}: not an AttAcc-style design (no MACAB, MACSB or MACPB command)")
+
+
+def macs_per_gemv(mode, rows, cols):
+    """MAC commands of one GEMV over a rows x cols FP16 matrix in one channel."""
+    c = math.ceil
+    if mode == "bank":
+        return c(rows / 16) * c(cols / 64)
+    if mode == "bankgroup":
+        return c(rows / 16) * c(cols / 16)
+    return c(rows / 2) * c(cols / 16)
+
+
+def attacc_head_counts(mode, L, d):
+    """Commands per attention instance (one head of one request) per channel, pim_designs.md."""
+    c = math.ceil
+    mac = MODES[mode][1]
+    return {
+        "WRGB": 4 * c(d / 64),
+        mac: 2 * macs_per_gemv(mode, L, d),
+        "MVSB": 8 * c(L / 256) + 8 * c(d / 64),
+        "SFM": 1,
+        "MVGB": 8 * c(L / 256),
+    }
+
+
+@dataclass
+class AttentionProgram:
+    """Per-channel command programs as the engine's feed_program columns, plus bookkeeping."""
+    spec: object
+    mode: str
+    columns: Dict[str, np.ndarray]          # channel, command, node, select, row, occupancy
+    instances_per_channel: np.ndarray
+    counts: Dict[str, int] = field(default_factory=dict)   # command name -> total issued
+
+
+class _Builder:
+    """Accumulates program columns in numpy blocks (a GEMV row at a time)."""
+
+    def __init__(self, spec, engine_node_id, mode, reuse):
+        self.spec = spec
+        self.node_id = engine_node_id
+        self.mode = mode
+        self.act, self.mac, self.pre = (spec.command_index(n) for n in MODES[mode])
+        self.names = spec.command_names
+        self.blocks = []
+        self.counts = np.zeros(len(self.names), dtype=np.int64)
+        levels = spec.levels
+        self.n_pc = spec.counts[levels.index("pseudo_channel")] if "pseudo_channel" in levels else 1
+        self.pc_nodes = np.array([engine_node_id((i,)) for i in range(self.n_pc)], dtype=np.int32)
+        self.n_sel = spec.counts[-1]
+        self.banks = spec.banks_per_channel
+        self.bank_nodes = np.array([engine_node_id(p) for p in _bank_paths(spec)], dtype=np.int32)
+        pim = spec.pim
+        mac_cmd = spec.commands[self.mac]
+        unit = pim.units[mac_cmd.unit]
+        per_column = spec.access_bytes // FP16_BYTES
+        # banks a MAC command feeds into one unit instance
+        if mode == "bank" and unit.level == spec.bank_level:
+            banks_per_instance = unit.banks_per_unit
+        elif mode == "bank":
+            banks_per_instance = self.banks // _instances(spec, unit)
+        else:
+            banks_per_instance = 1
+        rate = unit.macs_per_cycle(spec.tck_ns)
+        self.mac_occupancy = max(1, math.ceil(per_column * reuse * banks_per_instance / rate - 1e-9))
+        self.reuse = reuse
+        self.softmax = pim.units.get("softmax")
+
+    def block(self, ch, command, node, select=0, row=0, occupancy=0):
+        command = np.atleast_1d(np.asarray(command, dtype=np.int32))
+        n = len(command)
+        full = lambda v, dt: np.broadcast_to(np.asarray(v, dtype=dt), (n,))
+        self.blocks.append((full(ch, np.int32), command, full(node, np.int32), full(select, np.int32),
+                            full(row, np.int32), full(occupancy, np.int64)))
+        np.add.at(self.counts, command, 1)
+
+    def emit(self, ch, name, path, occupancy=0):
+        self.block(ch, self.names.index(name), self.node_id(path), occupancy=occupancy)
+
+    def spread(self, ch, name, n, occupancy=0):
+        """n pseudo-channel commands, alternating over the pseudo-channels."""
+        if n:
+            self.block(ch, np.full(n, self.names.index(name)), self.pc_nodes[np.arange(n) % self.n_pc],
+                       occupancy=occupancy)
+
+    def gemv(self, ch, rows, cols, first_row):
+        """One GEMV over a rows x cols matrix stored from row first_row of the channel's banks.
+        Returns the next free row."""
+        n = macs_per_gemv(self.mode, rows, cols)
+        per_row = self.spec.columns
+        occ = self.mac_occupancy
+        top = self.node_id(())
+        if self.mode == "bank":
+            units = [0]
+        elif self.mode == "bankgroup":
+            units = list(range(self.n_sel))        # the same-bank choice k
+        else:
+            units = list(range(len(self.bank_nodes)))
+        share = np.array([n // len(units) + (1 if u < n % len(units) else 0) for u in units])
+        n_rows = math.ceil(share.max() / per_row)
+        for r in range(n_rows):
+            row = first_row + r
+            left = np.clip(share - r * per_row, 0, per_row)
+            live = np.flatnonzero(left > 0)
+            j = np.repeat(np.arange(left.max()), len(live))
+            u = np.tile(live, int(left.max()))
+            u = u[j < left[u]]
+            if self.mode == "bank":
+                nodes_live, nodes_mac, sel_live, sel_mac = top, top, 0, 0
+            elif self.mode == "bankgroup":
+                nodes_live, nodes_mac, sel_live, sel_mac = top, top, live, u
+            else:
+                nodes_live, nodes_mac, sel_live, sel_mac = self.bank_nodes[live], self.bank_nodes[u], 0, 0
+            self.block(ch, np.full(len(live), self.act), nodes_live, sel_live, row)
+            self.block(ch, np.full(len(u), self.mac), nodes_mac, sel_mac, row, occ)
+            self.block(ch, np.full(len(live), self.pre), nodes_live, sel_live)
+        return first_row + n_rows
+
+    def columns(self):
+        names = ("channel", "command", "node", "select", "row", "occupancy")
+        return {k: np.concatenate([b[i] for b in self.blocks]) if self.blocks else np.zeros(0, np.int64)
+                for i, k in enumerate(names)}
+
+    def softmax_cycles(self, L):
+        if self.softmax is None:
+            return 1
+        return max(1, math.ceil(L * self.reuse / self.softmax.elements_per_cycle) + self.softmax.latency)
+
+
+def _instances(spec, unit):
+    if unit.level == spec.bank_level:
+        return spec.banks_per_channel // unit.banks_per_unit
+    return int(np.prod(spec.counts[1:unit.level + 1]))
+
+
+def _bank_paths(spec):
+    """Every bank of a channel as a node path, ordered so that neighbours differ in bank group
+    and pseudo-channel first (consecutive single-bank commands use the short spacings)."""
+    counts = spec.counts[1:]
+    paths = [tuple(int(x) for x in idx) for idx in np.ndindex(*counts)]
+    # sort by bank index, then bank group, then the levels above: varies the outer levels fastest
+    return sorted(paths, key=lambda p: tuple(reversed(p)))
+
+
+def attention_program(spec, engine, instances, L, d, reuse=1, channels=None):
+    """The programs of one attention layer: `instances` (requests x KV heads) of L cached tokens
+    and head dimension d, each instance's K and V in one channel (round robin over `channels`,
+    default every channel of the memory), `reuse` query rows per instance (g x speculation)."""
+    mode = attacc_mode(spec)
+    channels = list(range(spec.n_channels)) if channels is None else list(channels)
+    if instances < 1 or L < 1 or d < 1 or reuse < 1:
+        raise ValueError("instances, L, d and reuse must be positive")
+    per_channel = np.zeros(spec.n_channels, dtype=np.int64)
+    for i in range(instances):
+        per_channel[channels[i % len(channels)]] += 1
+    # channels holding the same number of instances run the same program: build it once
+    built = {}
+    for n_inst in sorted(set(per_channel[channels].tolist())):
+        b = _Builder(spec, engine.node_id, mode, reuse)
+        _channel_program(b, spec, n_inst, L, d)
+        built[n_inst] = b
+    return _assemble(spec, mode, [(ch, built[int(per_channel[ch])]) for ch in channels], per_channel)
+
+
+def _assemble(spec, mode, programs, per_channel):
+    """One AttentionProgram from (channel, builder of that channel's program) pairs."""
+    parts, counts = [], np.zeros(len(spec.command_names), dtype=np.int64)
+    for ch, b in programs:
+        cols = b.columns()
+        cols["channel"] = np.full(len(cols["command"]), ch, dtype=np.int32)
+        parts.append(cols)
+        counts += b.counts
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    counts = {n: int(k) for n, k in zip(spec.command_names, counts) if k}
+    return AttentionProgram(spec, mode, columns, per_channel, counts)
+
+
+def _channel_program(b, spec, n_inst, L, d):
+    """The program of one channel holding n_inst instances (on channel 0 of the builder)."""
+    c = math.ceil
+    ch = 0
+    row = 0
+    pending_tail = None          # the previous instance's second half (pipelining)
+    for _ in range(n_inst):
+        b.spread(ch, "WRGB", 4 * c(d / 64))
+        row = b.gemv(ch, L, d, row)                                  # score: K
+        b.spread(ch, "MVSB", 8 * c(L / 256))
+        if pending_tail is not None:
+            pending_tail()       # the previous instance's context, after its softmax
+        b.emit(ch, "SFM", (), occupancy=b.softmax_cycles(L))
+        v_row = row
+        row += _rows_of(b, L, d)
+
+        def tail(v_row=v_row):
+            b.spread(ch, "MVGB", 8 * c(L / 256))
+            b.gemv(ch, L, d, v_row)                                  # context: V
+            b.spread(ch, "MVSB", 8 * c(d / 64))
+        pending_tail = tail
+    if pending_tail is not None:
+        pending_tail()
+    if row > spec.rows:
+        raise ValueError(f"{n_inst} instances of {L} tokens x {d} need {row} rows per bank in a "
+                         f"channel; the memory has {spec.rows}")
+
+
+def fc_program(spec, engine, n_out, n_in, reuse=1, channels=None):
+    """An FC layer y = x W (W: n_in x n_out FP16) as GEMVs in AttAcc's mapping: the output rows of
+    W split evenly over `channels`, each channel a GEMV of its rows by n_in (the input into the
+    GEMV buffers first, the results out after); `reuse` input rows (batch x speculation)."""
+    mode = attacc_mode(spec)
+    channels = list(range(spec.n_channels)) if channels is None else list(channels)
+    if n_out < 1 or n_in < 1 or reuse < 1:
+        raise ValueError("n_out, n_in and reuse must be positive")
+    c = math.ceil
+    programs = []
+    per_channel = np.zeros(spec.n_channels, dtype=np.int64)
+    for i, ch in enumerate(channels):
+        rows = n_out // len(channels) + (1 if i < n_out % len(channels) else 0)
+        if rows == 0:
+            continue
+        per_channel[ch] = rows
+        b = _Builder(spec, engine.node_id, mode, reuse)
+        b.spread(0, "WRGB", 4 * c(n_in / 64))
+        last = b.gemv(0, rows, n_in, 0)
+        if last > spec.rows:
+            raise ValueError(f"{rows} x {n_in} weights need {last} rows per bank in a channel; the memory has {spec.rows}")
+        b.spread(0, "MVSB", 8 * c(rows / 256))
+        programs.append((ch, b))
+    return _assemble(spec, mode, programs, per_channel)
+
+
+def _rows_of(builder, L, d):
+    n = macs_per_gemv(builder.mode, L, d)
+    units = {"bank": 1, "bankgroup": builder.n_sel, "buffer": builder.spec.banks_per_channel}[builder.mode]
+    return math.ceil(math.ceil(n / units) / builder.spec.columns)
+
+
+def run_attention(design, instances, L, d, reuse=1, overrides=None, command_log=False):
+    """Simulate one attention layer on a PIM design's memory (every channel). Returns a dict with
+    `cycles`, `seconds`, `commands` (name -> count), `program` and, with command_log, `log`."""
+    return _run(design, overrides, command_log, attention_program, instances, L, d, reuse)
+
+
+def run_fc(design, n_out, n_in, reuse=1, overrides=None, command_log=False):
+    """Simulate one FC layer (fc_program) on a PIM design's memory; returns as run_attention."""
+    return _run(design, overrides, command_log, fc_program, n_out, n_in, reuse)
+
+
+def _run(design, overrides, command_log, build, *args):
+    from .._engine import Engine
+    from ..config.memory import MemorySpec, load_memory
+    from ..replay import engine_params
+    spec = design if isinstance(design, MemorySpec) else load_memory(design, overrides)
+    engine = Engine(engine_params(spec, command_log))
+    program = build(spec, engine, *args)
+    cols = program.columns
+    engine.feed_program(cols["channel"], cols["command"], cols["node"], cols["select"], cols["row"],
+                        cols["occupancy"])
+    engine.run(True)
+    cycles = max(engine.completion_cycle, engine.current_cycle)
+    counts = engine.counters()["commands"].sum(axis=0)
+    out = {
+        "cycles": int(cycles),
+        "seconds": cycles * spec.tck_ns * 1e-9,
+        "commands": {n: int(counts[i]) for i, n in enumerate(spec.command_names) if counts[i]},
+        "program": program,
+        "spec": spec,
+        "engine": engine,
+    }
+    if command_log:
+        out["log"] = engine.take_log()
+    return out
