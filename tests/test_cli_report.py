@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from pimdram.stats import schema
 from pimdram.cli import cli
 from pimdram.stats import Table, standard_table, write_stats
 from pimdram.stats.report import format_report, summarize
@@ -96,7 +97,7 @@ def test_json_has_the_figures(tmp_path):
     assert data["read_latency_mean"] == pytest.approx(39.97)
     assert data["read_latency_max"] == 131 and data["write_latency_max"] == 77
     assert data["seed"] == 7 and data["trace_path"] == "traces/mixed.trace"
-    assert data["format_version"] == "1.0"
+    assert data["format_version"] == ".".join(map(str, schema.FORMAT_VERSION))
     ch1 = data["channels"][1]
     assert ch1["channel"] == 1 and ch1["commands"]["WR"] == 0
     assert ch1["write_latency_p99"] is None             # NaN in the file, null in JSON

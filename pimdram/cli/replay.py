@@ -1,4 +1,5 @@
-"""`pimdram replay`: run a request trace on a memory system and write the statistics file."""
+"""`pimdram replay`: run a request trace on a memory system, or a kernel trace on a system, and
+write the statistics file."""
 from pathlib import Path
 
 import click
@@ -11,8 +12,14 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 
 @click.command("replay")
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--memory", "-m", required=True, metavar="NAME|FILE.yaml",
-              help="Memory standard: a preset name (pimdram config list) or a YAML file.")
+@click.option("--memory", "-m", metavar="NAME|FILE.yaml",
+              help="Memory standard or PIM design for a request trace: a preset name (pimdram config list) "
+                   "or a YAML file.")
+@click.option("--system", metavar="NAME|FILE.yaml",
+              help="Kernel traces: the system to run on (default: the one named in the trace header).")
+@click.option("--symmetry/--no-symmetry", default=True, show_default=True,
+              help="Kernel traces: simulate one channel per distinct PIM channel load and reuse kernels "
+                   "with equal inputs (--no-symmetry simulates every channel of every PIM kernel).")
 @click.option("--format", "trace_format", type=click.Choice(FORMATS), default="auto", show_default=True,
               help="Trace format; auto detects it from the file.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -24,27 +31,50 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 @seed_option
 @output_option(help="Statistics file to write (HDF5).")
 @overwrite_option
-def command(trace, memory, trace_format, sets, command_log, progress, seed, output, overwrite):
-    """Replay a request TRACE (Ramulator 2, DRAMsim3 or pimdram binary) on a memory system.
+def command(trace, memory, system, symmetry, trace_format, sets, command_log, progress, seed, output, overwrite):
+    """Replay a request TRACE (Ramulator 2, DRAMsim3 or pimdram binary) on a memory system, or a
+    kernel trace (pimdram gen) on a system with PIM.
 
     \b
     Examples:
       pimdram replay traces/example_hbm2.dramsim3 --memory hbm2_2gbps -o out.h5
       pimdram replay big.trace --memory ddr4_3200 --set controller.row_policy=closed -o closed.h5
       pimdram replay t.dramsim3 -m dramsim3_hbm2_8gb_x128 --command-log -o t.h5 && pimdram check t.h5
+      pimdram replay attention.jsonl -o attention.h5             # kernel trace, system from its header
+      pimdram replay step.jsonl --system dgx-attacc --set options.power_limit=unlimited -o step.h5
     """
     from ..config.memory import parse_set_options
+    from ..kernel_replay import is_kernel_trace, replay_kernels
     from ..replay import replay_requests
 
     check_output(output, overwrite)
-    bar = ProgressBar("replaying", want_progress(progress))
-    try:
-        result = replay_requests(trace, memory, output, trace_format=trace_format,
-                                 overrides=parse_set_options(sets), command_log=command_log,
-                                 overwrite=overwrite, progress=bar, seed=seed)
-    finally:
-        bar.close()
-    s = result.summary
+    if is_kernel_trace(trace):
+        if memory is not None:
+            raise click.UsageError("--memory is for request traces; a kernel trace runs on --system (or its header's)")
+        if command_log:
+            raise click.UsageError("--command-log is for request traces")
+        s = _with_bar("replaying kernels", progress, replay_kernels, trace, output, system=system,
+                      overrides=parse_set_options(sets), symmetry=symmetry, overwrite=overwrite)
+        click.echo(f"{output}: {s['kernels']} kernels in {s['simulated_seconds'] * 1e6:.1f} us "
+                   f"({s['tokens_per_s']:.1f} tokens/s; {s['kernels_simulated']} simulated, "
+                   f"{s['kernels_reused']} reused, {s['kernels_modelled']} modelled), "
+                   f"{s['wall_seconds']:.2f} s wall", err=True)
+        return
+    if system is not None:
+        raise click.UsageError("--system is for kernel traces; a request trace runs on --memory")
+    if memory is None:
+        raise click.UsageError("a request trace needs --memory")
+    s = _with_bar("replaying", progress, replay_requests, trace, memory, output, trace_format=trace_format,
+                  overrides=parse_set_options(sets), command_log=command_log, overwrite=overwrite, seed=seed)
     click.echo(f"{output}: {s['requests']} requests in {s['cycles']} cycles "
                f"({s['bandwidth'] / 1e9:.2f} GB/s of {s['peak_bandwidth'] / 1e9:.2f} GB/s peak), "
                f"{s['wall_seconds']:.2f} s wall", err=True)
+
+
+def _with_bar(label, progress, run, *args, **kw):
+    """run(*args, progress=bar, **kw) with a progress bar on stderr; the result's summary."""
+    bar = ProgressBar(label, want_progress(progress))
+    try:
+        return run(*args, progress=bar, **kw).summary
+    finally:
+        bar.close()

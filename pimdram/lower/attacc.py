@@ -46,10 +46,11 @@ FP16_BYTES = 2
 def attacc_mode(spec):
     """Which AttAcc variant a PIM design's commands are (bank, bankgroup or buffer)."""
     names = set(spec.command_names)
-    for mode, (_, mac, _) in MODES.items():
-        if mac in names:
+    for mode, commands in MODES.items():
+        if set(commands) | {"WRGB", "MVSB", "MVGB", "SFM"} <= names:
             return mode
-    raise ConfigError(f"{spec.name}: not an AttAcc-style design (no MACAB, MACSB or MACPB command)")
+    raise ConfigError(f"{spec.name}: not an AttAcc-style design (needs ACTAB/MACAB/PREAB, ACTSB/MACSB/PRESB "
+                      "or ACT/MACPB/PRE, with WRGB, MVSB, MVGB and SFM)")
 
 
 def macs_per_gemv(mode, rows, cols):

@@ -122,6 +122,14 @@ def _kernels_section(sf, out):
                       for i in range(len(table["name"]))]
 
 
+def _kernel_run_section(sf, out):
+    """Kernel replays (format 1.1): tokens per second and where the kernel times came from."""
+    names = [c for c, _, _ in schema.standard_columns(schema.RUN)]
+    table = _columns(sf, schema.RUN, names)
+    out.update({c: _plain(table[c][0]) for c in names if c != "kernels"})
+    out["kernel_count"] = _plain(table["kernels"][0])
+
+
 _REQUIRED_SECTIONS = (_run_section, _summary_section, _channels_section)
 #: table name -> section, for tables a file may or may not have
 _OPTIONAL_SECTIONS = {
@@ -129,6 +137,7 @@ _OPTIONAL_SECTIONS = {
     schema.BANDWIDTH: _bandwidth_section,
     schema.COMMAND_LOG: _command_log_section,
     schema.KERNELS: _kernels_section,
+    schema.RUN: _kernel_run_section,
 }
 
 
@@ -253,6 +262,13 @@ def format_report(s):
     if "command_log_rows" in s:
         lines += ["", f"Command log: {_int(s['command_log_rows'])} commands"]
 
+    if "tokens_per_s" in s:
+        lines += ["", "Kernel replay",
+                  f"  tokens      {_int(s['tokens'])} in {_si(s['simulated_seconds'], 's')}: "
+                  f"{_num(s['tokens_per_s'])} tokens/s",
+                  f"  kernels     {_int(s['kernel_count'])}: {_int(s['kernels_simulated'])} simulated, "
+                  f"{_int(s['kernels_reused'])} reused (same inputs), {_int(s['kernels_modelled'])} modelled"
+                  + ("" if s.get("symmetry") is False else "; symmetric channels simulated once")]
     kernels = s.get("kernels")
     if kernels:
         lines += ["", f"Kernels ({len(kernels)})"]

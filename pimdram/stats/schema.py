@@ -8,7 +8,7 @@ unit or a dtype and the spec (docs/stats-format.md) can be checked against the c
 import numpy as np
 
 FORMAT = "pimdram.stats"
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)
 
 #: Group under which every table lives: table `channels` is the group `/tables/channels`.
 TABLES_GROUP = "tables"
@@ -61,11 +61,15 @@ BANDWIDTH = "bandwidth"
 ENERGY = "energy"
 COMMAND_LOG = "command_log"
 KERNELS = "kernels"
+RUN = "run"            # since 1.1: kernel replays
+LAYERS = "layers"      # since 1.1
+STEPS = "steps"        # since 1.1
 
 #: latency_histogram.kind values, in order (also stored as that table's `kind-names` attribute).
 LATENCY_KINDS = ("read", "write")
 
 _I64, _I32, _U8, _F64 = np.dtype("int64"), np.dtype("int32"), np.dtype("uint8"), np.dtype("float64")
+_STR, _BOOL = np.dtype(str), np.dtype(bool)      # text of any length (stored as UTF-8)
 
 _LATENCY_STATS = ("mean", "p50", "p90", "p99", "max")
 
@@ -124,6 +128,48 @@ _STANDARD = {
         ("refresh_j", _F64, "J"),
         ("background_j", _F64, "J"),
         ("total_j", _F64, "J"),
+    ],
+    # kernel replays (since 1.1)
+    KERNELS: [
+        ("id", _I64, "1"),
+        ("name", _STR, "1"),
+        ("layer", _I32, "1"),
+        ("step", _I32, "1"),
+        ("device", _STR, "1"),
+        ("start_cycle", _I64, "cycle"),
+        ("end_cycle", _I64, "cycle"),
+        ("start_ns", _F64, "ns"),
+        ("end_ns", _F64, "ns"),
+        ("flops", _I64, "count"),
+        ("bytes", _I64, "B"),
+        ("commands", _I64, "count"),
+        ("energy_j", _F64, "J"),
+        ("source", _STR, "1"),
+        ("channels_simulated", _I64, "count"),
+        ("channels_total", _I64, "count"),
+    ],
+    RUN: [
+        ("tokens", _I64, "count"),
+        ("tokens_per_s", _F64, "1/s"),
+        ("kernels", _I64, "count"),
+        ("kernels_simulated", _I64, "count"),
+        ("kernels_reused", _I64, "count"),
+        ("kernels_modelled", _I64, "count"),
+        ("symmetry", _BOOL, "1"),
+    ],
+    LAYERS: [
+        ("layer", _I32, "1"),
+        ("kernels", _I64, "count"),
+        ("start_cycle", _I64, "cycle"),
+        ("end_cycle", _I64, "cycle"),
+        ("energy_j", _F64, "J"),
+    ],
+    STEPS: [
+        ("step", _I32, "1"),
+        ("kernels", _I64, "count"),
+        ("start_cycle", _I64, "cycle"),
+        ("end_cycle", _I64, "cycle"),
+        ("energy_j", _F64, "J"),
     ],
     # level columns are inserted after `command`, one per organisation level
     COMMAND_LOG: [
