@@ -94,6 +94,43 @@ PIM_CASES = [  # design, instances (heads x requests), context, head dim, reuse
 ]
 
 
+STEP_RUN = r"""
+import json, sys, tempfile, time
+from pathlib import Path
+from pimdram.mapping import generate_kernel_trace
+from pimdram.llm import Workload
+from pimdram.kernel_replay import replay_kernels
+with tempfile.TemporaryDirectory() as d:
+    started = time.perf_counter()
+    trace = generate_kernel_trace("gpt3-175b", "dgx-attacc", Workload.uniform(64, 2048, 1, phase="decode", context=2048))
+    trace.write(Path(d) / "step.jsonl")
+    generated = time.perf_counter()
+    r = replay_kernels(Path(d) / "step.jsonl", Path(d) / "step.h5").summary
+    done = time.perf_counter()
+print(json.dumps({"gen": generated - started, "replay": done - generated, "seconds": r["simulated_seconds"],
+                  "tokens_per_s": r["tokens_per_s"], "kernels": r["kernels"], "simulated": r["kernels_simulated"],
+                  "reused": r["kernels_reused"]}))
+"""
+
+
+def pim_step(args):
+    """A whole GPT-3 175B decode step (96 layers, batch 64, context 2048) on dgx-attacc: gen,
+    then replay (fresh process each run)."""
+    runs = []
+    for _ in range(args.repeat):
+        proc = subprocess.run([sys.executable, "-c", STEP_RUN], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"decode step failed:\n{proc.stderr}")
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    r = runs[0]
+    gen = statistics.median(x["gen"] for x in runs)
+    rep = statistics.median(x["replay"] for x in runs)
+    print(f"gpt3-175b decode step on dgx-attacc: {r['kernels']} kernels ({r['simulated']} simulated, "
+          f"{r['reused']} reused), {r['seconds'] * 1e3:.2f} ms simulated, {r['tokens_per_s']:.0f} tokens/s; "
+          f"wall gen {gen:.2f} s + replay {rep:.2f} s (median of {len(runs)})")
+    return {"step": r, "gen_wall_median_s": gen, "replay_wall_median_s": rep}
+
+
 def pim(args):
     """One layer of GPT-3-175B-style attention (64 heads of 128, context 2048) on one HBM3-PIM
     stack in AttAcc's three modes: simulated time and the wall time of each run (a fresh process
@@ -115,12 +152,14 @@ def pim(args):
               f"{row['commands']:>9,d} commands, wall {row['wall_median_s']:.2f} s "
               f"(runs: {', '.join(f'{w:.2f}' for w in walls)})", flush=True)
     print()
+    step = pim_step(args)
+    print()
     print("| design | simulated cycles | simulated time | commands | wall s (median) |")
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['design']} | {r['cycles']:,} | {r['simulated_us']:.1f} µs | {r['commands']:,} | "
               f"{r['wall_median_s']:.2f} ({len(r['wall_all_s'])} runs) |")
-    return rows
+    return {"layers": rows, "decode_step": step}
 
 
 def compare(args, traces, workdir):
