@@ -1,11 +1,12 @@
 """Replays a kernel trace (`pimdram gen`) on a system: each kernel gets a duration on its device
 and the kernels are scheduled by their dependencies.
 
-- A kernel on a PIM device whose design has a lowering (AttAcc's mapping: attacc-bank,
-  attacc-bankgroup, attacc-buffer, papi-fc, papi-attn) becomes command programs that the engine
-  simulates at command level: attention_score, softmax and attention_context per instance
-  (request x KV head) in one channel, round robin over the memory's channels; FC products as
-  GEMVs over channels (pimdram.lower.attacc).
+- A kernel on a PIM device whose design has a lowering becomes command programs that the engine
+  simulates at command level: AttAcc's mapping (attacc-bank, attacc-bankgroup, attacc-buffer,
+  papi-fc, papi-attn: attention_score, softmax and attention_context per instance, request x KV
+  head, in one channel, round robin over the memory's channels; FC products as GEMVs over the
+  channels; pimdram.lower.attacc) or the design's GEMV commands (neupims, aim, hbm-pim; a
+  request's whole KV cache in one channel where the design says so; pimdram.lower.generic).
 - Any other kernel takes the longer of its compute time (flops / the device's peak) and its
   memory time (bytes / the device's bandwidth, or the bandwidth of its memory standard where
   the device names none); a transfer takes bytes / its link's bandwidth.
@@ -33,7 +34,9 @@ from ._engine import Engine
 from .config.files import SafeDumper
 from .config.memory import load_memory
 from .errors import ConfigError, PimdramError, TraceError
-from .lower.attacc import _assemble, _Builder, attacc_mode
+from .lower.attacc import _Builder, attacc_mode
+from .lower.generic import GemvBuilder, has_gemv_lowering
+from .lower.program import assemble
 from .mapping.systems import load_system
 from .replay import ReplayResult, engine_params
 from .stats import StatsWriter, schema, standard_table
@@ -71,20 +74,26 @@ class _PimMemory:
         try:
             self.mode = attacc_mode(self.spec)
         except ConfigError:
-            self.mode = None          # no lowering for this design yet: kernels are modelled
+            # a design that names its GEMV commands, else none: its kernels are modelled
+            self.mode = "gemv" if has_gemv_lowering(self.spec) else None
+        self.kv_placement = self.spec.pim.lowering.get("kv_cache", "head")
 
-    def run(self, kind, instances, shape, symmetry):
-        """Simulate kernel part `kind` ('score', 'softmax', 'context' or 'fc'); returns KernelTiming."""
+    def loads(self, units, group=1):
+        """(load, channels) pairs: `units` groups of `group` instances round robin over the channels."""
+        base, extra = divmod(units, self.channels)
+        pairs = [((base + 1) * group, extra), (base * group, self.channels - extra)]
+        return [(n, m) for n, m in pairs if m > 0 and n > 0]
+
+    def run(self, kind, loads, shape, symmetry):
+        """Simulate kernel part `kind` ('score', 'softmax', 'context' or 'fc') whose channels carry
+        `loads` ((instances or output rows per channel, channels) pairs); returns KernelTiming."""
         C = self.channels
         if kind == "fc":
             n_out, n_in, reuse = shape
-            base, extra = divmod(n_out, C)
         else:
             L, d, reuse = shape
-            base, extra = divmod(instances, C)
-        # channel loads: `extra` channels get base + 1, the others base
-        loads = [(base + 1, extra), (base, C - extra)]
-        loads = [(n, m) for n, m in loads if m > 0 and n > 0]
+        if self.mode == "gemv" and kind == "softmax":
+            return None
         if not loads:
             return KernelTiming(0.0, "model", channels_total=C)
         if symmetry:
@@ -101,18 +110,26 @@ class _PimMemory:
         programs, ch = [], 0
         per_channel = np.zeros(n_sim, dtype=np.int64)
         for load, n_ch, _ in reps:
-            b = _Builder(spec, engine.node_id, self.mode, reuse)
-            if kind == "fc":
-                _fc_piece(b, load, n_in)
+            if self.mode == "gemv":
+                b = GemvBuilder(spec, engine.node_id, reuse)
+                if kind == "fc":
+                    b.gemv(0, load, n_in)
+                else:
+                    row = 0
+                    for _ in range(load):       # score: K is L x d; context: V^T is d x L
+                        row = b.gemv(0, L, d, row) if kind == "score" else b.gemv(0, d, L, row)
             else:
-                for _ in range(load):
-                    _attention_piece(b, kind, L, d)
+                b = _Builder(spec, engine.node_id, self.mode, reuse)
+                if kind == "fc":
+                    _fc_piece(b, load, n_in)
+                else:
+                    for _ in range(load):
+                        _attention_piece(b, kind, L, d)
             for _ in range(n_ch):
                 programs.append((ch, b))
                 per_channel[ch] = load
                 ch += 1
-        prog = _assemble(spec, self.mode, programs, per_channel)
-        cols = prog.columns
+        cols, _ = assemble(spec, programs)
         engine.feed_program(cols["channel"], cols["command"], cols["node"], cols["select"], cols["row"],
                             cols["occupancy"])
         engine.run(True)
@@ -185,11 +202,6 @@ def _model_ns(kernel, device, bandwidth_gbs):
     if bandwidth_gbs:
         t_memory = (kernel["bytes_read"] + kernel["bytes_written"]) / (bandwidth_gbs * 1e9) * 1e9
     return max(t_compute, t_memory)
-
-
-def _instances(kernel):
-    lo, hi = kernel.get("kv_heads", [0, 1])
-    return len(kernel.get("requests", [])) * (hi - lo)
 
 
 def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True, overwrite=False,
@@ -304,18 +316,24 @@ def _pim_timing(pm, k, symmetry):
     """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled)."""
     shape = k.get("shape", {})
     reuse = max(1, int(k.get("reuse") or shape.get("M", 1)))
-    if k["name"] == "attention_score":
-        return pm.run("score", shape["instances"], (shape["N"], shape["K"], reuse), symmetry)
-    if k["name"] == "attention_context":
-        return pm.run("context", shape["instances"], (shape["K"], shape["N"], reuse), symmetry)
-    if k["name"] == "softmax" and k["op"] == "softmax":
-        inst = _instances(k)
-        if inst <= 0:
-            return None
-        L = max(1, shape.get("elements", 0) // (inst * reuse))
-        return pm.run("softmax", inst, (L, 1, reuse), symmetry)
+    if k["name"] in _ATTENTION_PARTS:
+        lo, hi = k.get("kv_heads", [0, 1])
+        heads = max(1, hi - lo)
+        requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
+        if pm.kv_placement == "request":      # a request's KV heads all in one channel
+            loads = pm.loads(requests, heads)
+        else:
+            loads = pm.loads(shape.get("instances", requests * heads))
+        if k["name"] == "attention_score":
+            return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry)
+        if k["name"] == "attention_context":
+            return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry)
+        if k["op"] == "softmax":
+            L = max(1, shape.get("elements", 0) // (requests * heads * reuse))
+            return pm.run("softmax", loads, (L, 1, reuse), symmetry)
+        return None
     if k["op"] in _FC_OPS and "N" in shape:
-        return pm.run("fc", 0, (shape["N"], shape["K"], max(1, shape.get("M", 1))), symmetry)
+        return pm.run("fc", pm.loads(shape["N"]), (shape["N"], shape["K"], max(1, shape.get("M", 1))), symmetry)
     return None
 
 

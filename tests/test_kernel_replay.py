@@ -104,3 +104,22 @@ def test_a_trace_for_another_system_is_one_error(tmp_path):
     assert "does not have" in r.output and not (tmp_path / "x.h5").exists()
     r = CliRunner().invoke(cli, ["replay", str(trace), "--memory", "hbm2_2gbps", "-o", str(tmp_path / "x.h5")])
     assert r.exit_code != 0 and "--memory is for request traces" in r.output
+
+
+@pytest.mark.parametrize("system", ["neupims", "ianus"])
+def test_gemv_designs_simulate_their_pim_kernels(tmp_path, system):
+    trace = gen(tmp_path, "--model", "llama3-8b", "--system", system, "--batch", "4", "--prompt", "128",
+                "--output", "4", "--layers", "1")
+    replay_kernels(trace, tmp_path / "s.h5")
+    t = open_stats(tmp_path / "s.h5").table("kernels")
+    pim = [i for i in range(len(t["name"])) if t["channels_total"][i] > 0]
+    assert pim and all(t["source"][i] in ("simulated", "reused") for i in pim)
+    assert all(t["commands"][i] > 0 for i in pim)
+
+
+def test_neupims_keeps_a_requests_kv_cache_in_one_channel():
+    from pimdram.kernel_replay import _PimMemory
+    pm = _PimMemory("m", {"pim": "neupims", "channels": 32}, None)
+    assert pm.kv_placement == "request"
+    # 40 requests x 8 KV heads over 32 channels: 8 channels hold two requests (16 instances)
+    assert pm.loads(40, 8) == [(16, 8), (8, 24)]

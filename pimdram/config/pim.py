@@ -64,6 +64,7 @@ class PimSpec:
     command_energy: Dict[str, dict]   # command -> {"like": other command, "factor": f} or {"pj": e}
     options: Dict[str, str]     # option name -> the choice in effect
     option_choices: Dict[str, List[str]] = field(default_factory=dict)
+    lowering: dict = field(default_factory=dict)   # generic GEMV lowering (see resolve_pim)
 
     def to_dict(self, levels):
         return {
@@ -76,6 +77,7 @@ class PimSpec:
             "buffers": {b.name: {"level": levels[b.level], "bytes": b.bytes} for b in self.buffers.values()},
             "energy": dict(self.energy),
             "command_energy": copy.deepcopy(self.command_energy),
+            **({"lowering": copy.deepcopy(self.lowering)} if self.lowering else {}),
         }
 
 
@@ -208,6 +210,8 @@ def resolve_pim(sec, design, base, levels, commands, timing, options, offered):
         b.done()
     bsec.done()
 
+    lowering = _lowering(sec.section("lowering"), commands, levels)
+
     energy = {}
     esec = sec.section("energy")
     command_energy = {}
@@ -249,4 +253,47 @@ def resolve_pim(sec, design, base, levels, commands, timing, options, offered):
         if c.row_buffer == "pim" and row_buffers < 2:
             raise ConfigError(f"{sec.source}: {where}.row_buffer: 'pim' needs pim.row_buffers: 2")
     return PimSpec(design=design, base=base, mode=mode, row_buffers=row_buffers, units=units, buffers=buffers,
-                   energy=energy, command_energy=command_energy, options=options, option_choices=offered)
+                   energy=energy, command_energy=command_energy, options=options, option_choices=offered,
+                   lowering=lowering)
+
+
+KV_PLACEMENTS = ("head", "request")
+
+
+def _lowering(sec, commands, levels):
+    """`pim.lowering`: how kernels become programs on a design without a dedicated mapping.
+
+    gemv: {mac, activate, precharge, input: {command, bytes}, output: {command, bytes}} names the
+    design's commands for one GEMV (pimdram/lower/generic.py); kv_cache: head (each request x KV
+    head in one channel, round robin) or request (a request's whole KV cache in one channel)."""
+    if not sec.data:
+        sec.done()
+        return {}
+    by_name = {c.name: c for c in commands}
+    out = {"kv_cache": sec.choice("kv_cache", KV_PLACEMENTS, "head")}
+    g = sec.section("gemv", required=True)
+
+    def command(key, kinds, where=g):
+        name = where.require(key, str)
+        if name not in by_name:
+            raise where.error(key, f"unknown command {name!r}")
+        if by_name[name].kind not in kinds:
+            raise where.error(key, f"{name} is a {by_name[name].kind} command; expected {' or '.join(kinds)}")
+        return name
+
+    gemv = {"mac": command("mac", ("mac",)), "activate": command("activate", ("activate",)),
+            "precharge": command("precharge", ("precharge",))}
+    mac, act, pre = (by_name[gemv[k]] for k in ("mac", "activate", "precharge"))
+    if act.scope < mac.scope or pre.scope != mac.scope or act.row_buffer != mac.row_buffer:
+        raise g.error("activate", "the activate must sit at or below the mac's scope, the precharge at it, "
+                                  "both on the mac's row buffer")
+    if mac.banks != "all":
+        raise g.error("mac", "the generic GEMV lowering needs a mac over every bank under its node")
+    for key, kinds in (("input", ("buffer_write",)), ("output", ("buffer_read", "move"))):
+        t = g.section(key, required=True)
+        gemv[key] = {"command": command("command", kinds, t), "bytes": t.number("bytes", positive=True, integer=True)}
+        t.done()
+    g.done()
+    sec.done()
+    out["gemv"] = gemv
+    return out

@@ -33,6 +33,7 @@ from typing import Dict
 import numpy as np
 
 from ..errors import ConfigError
+from .program import FP16_BYTES, ProgramBuilder, assemble, mac_occupancy
 
 # mode -> (activate, mac, precharge) command names
 MODES = {
@@ -40,7 +41,6 @@ MODES = {
     "bankgroup": ("ACTSB", "MACSB", "PRESB"),
     "buffer": ("ACT", "MACPB", "PRE"),
 }
-FP16_BYTES = 2
 
 
 def attacc_mode(spec):
@@ -86,55 +86,28 @@ class AttentionProgram:
     counts: Dict[str, int] = field(default_factory=dict)   # command name -> total issued
 
 
-class _Builder:
-    """Accumulates program columns in numpy blocks (a GEMV row at a time)."""
+class _Builder(ProgramBuilder):
+    """AttAcc programs: accumulates columns a GEMV row at a time."""
 
     def __init__(self, spec, engine_node_id, mode, reuse):
-        self.spec = spec
-        self.node_id = engine_node_id
+        super().__init__(spec, engine_node_id)
         self.mode = mode
         self.act, self.mac, self.pre = (spec.command_index(n) for n in MODES[mode])
-        self.names = spec.command_names
-        self.blocks = []
-        self.counts = np.zeros(len(self.names), dtype=np.int64)
-        levels = spec.levels
-        self.n_pc = spec.counts[levels.index("pseudo_channel")] if "pseudo_channel" in levels else 1
-        self.pc_nodes = np.array([engine_node_id((i,)) for i in range(self.n_pc)], dtype=np.int32)
         self.n_sel = spec.counts[-1]
         self.banks = spec.banks_per_channel
         self.bank_nodes = np.array([engine_node_id(p) for p in _bank_paths(spec)], dtype=np.int32)
-        pim = spec.pim
-        mac_cmd = spec.commands[self.mac]
-        unit = pim.units[mac_cmd.unit]
-        per_column = spec.access_bytes // FP16_BYTES
-        # banks a MAC command feeds into one unit instance
-        if mode == "bank" and unit.level == spec.bank_level:
-            banks_per_instance = unit.banks_per_unit
-        elif mode == "bank":
-            banks_per_instance = self.banks // _instances(spec, unit)
-        else:
-            banks_per_instance = 1
-        rate = unit.macs_per_cycle(spec.tck_ns)
-        self.mac_occupancy = max(1, math.ceil(per_column * reuse * banks_per_instance / rate - 1e-9))
+        # bank level: one MACAB reaches every bank; else one bank per unit instance
+        banks_per_mac = self.banks if mode == "bank" else 1
+        self.mac_occupancy = mac_occupancy(spec, spec.commands[self.mac], reuse, banks_per_mac)
         self.reuse = reuse
-        self.softmax = pim.units.get("softmax")
-
-    def block(self, ch, command, node, select=0, row=0, occupancy=0):
-        command = np.atleast_1d(np.asarray(command, dtype=np.int32))
-        n = len(command)
-        full = lambda v, dt: np.broadcast_to(np.asarray(v, dtype=dt), (n,))
-        self.blocks.append((full(ch, np.int32), command, full(node, np.int32), full(select, np.int32),
-                            full(row, np.int32), full(occupancy, np.int64)))
-        np.add.at(self.counts, command, 1)
-
-    def emit(self, ch, name, path, occupancy=0):
-        self.block(ch, self.names.index(name), self.node_id(path), occupancy=occupancy)
+        self.softmax = spec.pim.units.get("softmax")
+        levels = spec.levels
+        self.pc_nodes = (self.level_nodes(levels.index("pseudo_channel")) if "pseudo_channel" in levels
+                         else np.array([engine_node_id(())], dtype=np.int32))
 
     def spread(self, ch, name, n, occupancy=0):
         """n pseudo-channel commands, alternating over the pseudo-channels."""
-        if n:
-            self.block(ch, np.full(n, self.names.index(name)), self.pc_nodes[np.arange(n) % self.n_pc],
-                       occupancy=occupancy)
+        self.spread_over(ch, name, n, self.pc_nodes, occupancy)
 
     def gemv(self, ch, rows, cols, first_row):
         """One GEMV over a rows x cols matrix stored from row first_row of the channel's banks.
@@ -169,21 +142,10 @@ class _Builder:
             self.block(ch, np.full(len(live), self.pre), nodes_live, sel_live)
         return first_row + n_rows
 
-    def columns(self):
-        names = ("channel", "command", "node", "select", "row", "occupancy")
-        return {k: np.concatenate([b[i] for b in self.blocks]) if self.blocks else np.zeros(0, np.int64)
-                for i, k in enumerate(names)}
-
     def softmax_cycles(self, L):
         if self.softmax is None:
             return 1
         return max(1, math.ceil(L * self.reuse / self.softmax.elements_per_cycle) + self.softmax.latency)
-
-
-def _instances(spec, unit):
-    if unit.level == spec.bank_level:
-        return spec.banks_per_channel // unit.banks_per_unit
-    return int(np.prod(spec.counts[1:unit.level + 1]))
 
 
 def _bank_paths(spec):
@@ -217,14 +179,7 @@ def attention_program(spec, engine, instances, L, d, reuse=1, channels=None):
 
 def _assemble(spec, mode, programs, per_channel):
     """One AttentionProgram from (channel, builder of that channel's program) pairs."""
-    parts, counts = [], np.zeros(len(spec.command_names), dtype=np.int64)
-    for ch, b in programs:
-        cols = b.columns()
-        cols["channel"] = np.full(len(cols["command"]), ch, dtype=np.int32)
-        parts.append(cols)
-        counts += b.counts
-    columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    counts = {n: int(k) for n, k in zip(spec.command_names, counts) if k}
+    columns, counts = assemble(spec, programs)
     return AttentionProgram(spec, mode, columns, per_channel, counts)
 
 

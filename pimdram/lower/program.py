@@ -1,0 +1,77 @@
+"""Building command programs: the columns Engine.feed_program takes, accumulated in numpy blocks."""
+import math
+
+import numpy as np
+
+FP16_BYTES = 2
+COLUMNS = ("channel", "command", "node", "select", "row", "occupancy")
+
+
+class ProgramBuilder:
+    """One channel's program (channel 0; `assemble` places copies on real channels)."""
+
+    def __init__(self, spec, engine_node_id):
+        self.spec = spec
+        self.node_id = engine_node_id
+        self.names = spec.command_names
+        self.blocks = []
+        self.counts = np.zeros(len(self.names), dtype=np.int64)
+
+    def block(self, ch, command, node, select=0, row=0, occupancy=0):
+        command = np.atleast_1d(np.asarray(command, dtype=np.int32))
+        n = len(command)
+        full = lambda v, dt: np.broadcast_to(np.asarray(v, dtype=dt), (n,))
+        self.blocks.append((full(ch, np.int32), command, full(node, np.int32), full(select, np.int32),
+                            full(row, np.int32), full(occupancy, np.int64)))
+        np.add.at(self.counts, command, 1)
+
+    def emit(self, ch, name, path, occupancy=0):
+        self.block(ch, self.names.index(name), self.node_id(path), occupancy=occupancy)
+
+    def level_nodes(self, level):
+        """Node ids of every node of `level` in a channel, in index order."""
+        paths = np.ndindex(*self.spec.counts[1:level + 1]) if level > 0 else [()]
+        return np.array([self.node_id(tuple(int(x) for x in p)) for p in paths], dtype=np.int32)
+
+    def spread_over(self, ch, name, n, nodes, occupancy=0):
+        """n commands `name`, round robin over `nodes`."""
+        if n:
+            nodes = np.asarray(nodes, dtype=np.int32)
+            self.block(ch, np.full(n, self.names.index(name)), nodes[np.arange(n) % len(nodes)],
+                       occupancy=occupancy)
+
+    def columns(self):
+        return {k: np.concatenate([b[i] for b in self.blocks]) if self.blocks else np.zeros(0, np.int64)
+                for i, k in enumerate(COLUMNS)}
+
+
+def assemble(spec, programs):
+    """Columns for (channel, builder) pairs, and the command totals by name."""
+    parts, counts = [], np.zeros(len(spec.command_names), dtype=np.int64)
+    for ch, b in programs:
+        cols = b.columns()
+        cols["channel"] = np.full(len(cols["command"]), ch, dtype=np.int32)
+        parts.append(cols)
+        counts += b.counts
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in COLUMNS}
+    return columns, {n: int(k) for n, k in zip(spec.command_names, counts) if k}
+
+
+def mac_occupancy(spec, mac, reuse, banks_per_command):
+    """Cycles a MAC command keeps its unit instances busy: access_bytes / 2 FP16 weights per bank,
+    each times `reuse` inputs, over the banks a unit instance serves in this command, at the
+    unit's rate (fpus x lanes, slowed by its clock)."""
+    unit = spec.pim.units[mac.unit]
+    n_inst = _instances(spec, unit)
+    per_inst = max(1, banks_per_command // max(1, math.ceil(banks_per_command * n_inst / spec.banks_per_channel)))
+    if unit.level == spec.bank_level:
+        per_inst = min(unit.banks_per_unit, banks_per_command)
+    work = spec.access_bytes // FP16_BYTES * reuse * per_inst
+    return max(1, math.ceil(work / unit.macs_per_cycle(spec.tck_ns) - 1e-9))
+
+
+def _instances(spec, unit):
+    """Unit instances per channel."""
+    if unit.level == spec.bank_level:
+        return spec.banks_per_channel // unit.banks_per_unit
+    return int(np.prod(spec.counts[1:unit.level + 1]))
