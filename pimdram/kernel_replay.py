@@ -33,6 +33,7 @@ import yaml
 from ._engine import Engine
 from .config.files import SafeDumper
 from .config.memory import load_memory
+from .energy import command_energies
 from .errors import ConfigError, PimdramError, TraceError
 from .lower.attacc import _Builder, attacc_mode
 from .lower.generic import GemvBuilder, has_gemv_lowering
@@ -148,19 +149,41 @@ class _PimMemory:
         return timing
 
     def _energy(self, totals):
-        """PIM energy of the commands: MACs and the bytes they read (the design's pJ figures)."""
+        """Energy of a kernel's PIM commands (docs/pim-configs.md, "Energy"): a command with a
+        figure of its own (pim.energy.commands) takes it; a MAC takes the bytes it reads from its
+        banks at pim_access_pj_per_byte plus mac_pj per MAC where the design gives them, else the
+        DRAM read energy of a column in each bank (IDD model); an activate takes the DRAM
+        activate energy of every bank it opens. NaN when the memory has no IDD figures."""
         spec, pim = self.spec, self.spec.pim
         e = pim.energy
-        if "mac_pj" not in e and "pim_access_pj_per_byte" not in e:
+        try:
+            dram = command_energies(spec)
+        except ConfigError:
             return float("nan")
+        kinds = {"read": "read", "write": "write", "activate": "activate", "precharge": None,
+                 "read_precharge": "read", "write_precharge": "write"}
         joules = 0.0
         for i, c in enumerate(spec.commands):
-            if c.kind != "mac" or not totals[i]:
+            if not totals[i]:
                 continue
-            node_banks = _banks_covered(spec, c)
-            read = totals[i] * node_banks * spec.access_bytes
-            joules += read * e.get("pim_access_pj_per_byte", 0.0) * 1e-12
-            joules += read / 2 * e.get("mac_pj", 0.0) * 1e-12       # FP16: one MAC per 2 bytes
+            banks = _banks_covered(spec, c)
+            own = pim.command_energy.get(c.name)
+            if own is not None:
+                if "pj" in own:
+                    joules += totals[i] * own["pj"] * 1e-12
+                else:
+                    like = spec.commands[spec.command_index(own["like"])]
+                    per = dram.get(kinds.get(like.kind) or "", 0.0) * _banks_covered(spec, like)
+                    joules += totals[i] * own["factor"] * per
+            elif c.kind == "mac":
+                read = totals[i] * banks * spec.access_bytes
+                if "pim_access_pj_per_byte" in e or "mac_pj" in e:
+                    joules += read * e.get("pim_access_pj_per_byte", 0.0) * 1e-12
+                    joules += read / 2 * e.get("mac_pj", 0.0) * 1e-12       # FP16: one MAC per 2 bytes
+                else:
+                    joules += totals[i] * banks * dram["read"]
+            elif c.kind == "activate":
+                joules += totals[i] * banks * dram["activate"]
         return joules
 
 
@@ -197,7 +220,7 @@ def _model_ns(kernel, device, bandwidth_gbs):
     """Roofline time of a kernel on an xPU (or an unlowered PIM kernel)."""
     t_compute = 0.0
     if device.peak_tflops:
-        t_compute = kernel["flops"] / (device.peak_tflops * 1e12 * device.count) * 1e9
+        t_compute = kernel["flops"] / (device.peak_tflops * 1e12 * device.count * device.efficiency) * 1e9
     t_memory = 0.0
     if bandwidth_gbs:
         t_memory = (kernel["bytes_read"] + kernel["bytes_written"]) / (bandwidth_gbs * 1e9) * 1e9
@@ -236,13 +259,21 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
         std = load_memory(mem.standard)
         return std.peak_bandwidth / 1e9 * mem.channels / std.n_channels
 
+    # per-byte energies of xPU memory traffic and links, where a PIM design of the system gives them
+    figures = {}
+    for pm in pim_mems.values():
+        for key in ("xpu_access_pj_per_byte", "link_pj_per_byte"):
+            if key in pm.spec.pim.energy:
+                figures.setdefault(key, pm.spec.pim.energy[key])
     timings = []
     n = len(kt.kernels)
     for i, k in enumerate(kt.kernels):
         dev_name = k["device"]
         if dev_name in sys_spec.links:
             link = sys_spec.links[dev_name]
-            timing = KernelTiming((k["bytes_read"] + k["bytes_written"]) / (link.bandwidth_gbs * 1e9) * 1e9, "model")
+            moved = k["bytes_read"] + k["bytes_written"]
+            timing = KernelTiming(moved / (link.bandwidth_gbs * 1e9) * 1e9, "model",
+                                  energy_j=moved * figures.get("link_pj_per_byte", float("nan")) * 1e-12)
         else:
             dev = sys_spec.devices[dev_name]
             pm = pim_mems.get(dev.memory) if dev.kind == "pim" else None
@@ -250,7 +281,9 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
             if pm is not None and pm.mode is not None:
                 timing = _pim_timing(pm, k, symmetry)
             if timing is None:
-                timing = KernelTiming(_model_ns(k, dev, device_bandwidth(dev)), "model")
+                per_byte = figures.get("xpu_access_pj_per_byte", float("nan")) if dev.kind != "pim" else float("nan")
+                timing = KernelTiming(_model_ns(k, dev, device_bandwidth(dev)), "model",
+                                      energy_j=(k["bytes_read"] + k["bytes_written"]) * per_byte * 1e-12)
         timings.append(timing)
         if progress is not None and (i % 256 == 0 or i == n - 1):
             progress(i + 1, n)
@@ -372,7 +405,8 @@ def _tables(kt, rows, makespan_ns, tck, wall, pim_mems, symmetry, command_names)
         steps = len({k.get("step", 0) for k in kt.kernels}) or 1
         tokens = n_req * int(wl.get("speculation", 1)) * steps
     seconds = makespan_ns * 1e-9
-    energy = float(np.nansum(k_cols["energy_j"])) if k_cols["energy_j"] else 0.0
+    known = [e for e in k_cols["energy_j"] if not math.isnan(e)]
+    energy = float(sum(known)) if known else float("nan")     # NaN: no kernel's energy is modelled
     total_bytes = int(sum(k_cols["bytes"]))
     run = {
         "tokens": tokens, "tokens_per_s": tokens / seconds if seconds > 0 else float("nan"),

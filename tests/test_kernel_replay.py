@@ -33,6 +33,12 @@ def test_gen_then_replay_writes_stats_on_every_system(tmp_path, system):
     assert len(kernels) == report["kernel_count"] > 0
     assert all(k["end_cycle"] >= k["start_cycle"] >= 0 for k in kernels)
     assert {"name", "layer", "device", "start_cycle", "end_cycle"} <= set(kernels[0])
+    t = open_stats(stats).table("kernels")
+    pim = t["channels_total"] > 0
+    gemv = pim & (t["commands"] > 0) & (t["name"] != "softmax")     # softmax: unit ops, not counted
+    assert (t["energy_j"][gemv] > 0).all()
+    if system == "dgx-a100":
+        assert report["energy_j"] is None          # nothing in the system gives an energy figure
 
 
 def attention_trace(tmp_path, system="attacc-stack-bank", prompt=300):
@@ -123,3 +129,20 @@ def test_neupims_keeps_a_requests_kv_cache_in_one_channel():
     assert pm.kv_placement == "request"
     # 40 requests x 8 KV heads over 32 channels: 8 channels hold two requests (16 instances)
     assert pm.loads(40, 8) == [(16, 8), (8, 24)]
+
+
+def test_device_efficiency_scales_compute_bound_kernels(tmp_path):
+    import yaml
+    from pimdram.config import find_config
+    raw = yaml.safe_load(find_config("systems", "dgx-a100").read_text())
+    raw["devices"]["gpu"]["efficiency"] = 0.5
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(yaml.safe_dump(raw))
+    trace = gen(tmp_path, "--model", "gpt2", "--system", "dgx-a100", "--batch", "64", "--prompt", "512",
+                "--output", "1", "--phase", "prefill", "--layers", "1")
+    full = replay_kernels(trace, tmp_path / "a.h5").summary
+    half = replay_kernels(trace, tmp_path / "b.h5", system=slow).summary
+    assert half["simulated_seconds"] > full["simulated_seconds"]
+    ta, tb = open_stats(tmp_path / "a.h5").table("kernels"), open_stats(tmp_path / "b.h5").table("kernels")
+    up = list(ta["name"]).index("ffn_up")          # 64 x 512 tokens: compute-bound on an A100
+    assert tb["end_ns"][up] - tb["start_ns"][up] == pytest.approx(2 * (ta["end_ns"][up] - ta["start_ns"][up]))

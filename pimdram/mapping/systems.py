@@ -60,6 +60,7 @@ class DeviceSpec:
     peak_tflops: float = None       # per device
     bandwidth_gbs: float = None     # per device, to its memory (internal bandwidth for PIM)
     tensor_parallel: bool = False
+    efficiency: float = 1.0         # fraction of peak_tflops a kernel reaches (kernel replay)
 
     @property
     def peak_flops(self):
@@ -77,6 +78,8 @@ class DeviceSpec:
             d["bandwidth_gbs"] = self.bandwidth_gbs
         if self.tensor_parallel:
             d["tensor_parallel"] = True
+        if self.efficiency != 1.0:
+            d["efficiency"] = self.efficiency
         return d
 
 
@@ -229,7 +232,10 @@ def load_system(name_or_path):
             name=key, kind=kind, count=s.number("count", default=1, positive=True, integer=True), memory=memory,
             peak_tflops=s.number("peak_tflops", default=None, positive=True),
             bandwidth_gbs=s.number("bandwidth_gbs", default=None, positive=True),
-            tensor_parallel=s.get("tensor_parallel", False, types=bool))
+            tensor_parallel=s.get("tensor_parallel", False, types=bool),
+            efficiency=float(s.number("efficiency", default=1.0, positive=True)))
+        if devices[key].efficiency > 1:
+            raise s.error("efficiency", "a fraction of the peak: at most 1")
         s.get("source")
         s.done()
     dsec.done()
