@@ -22,6 +22,7 @@ simulated once and reused. Both are recorded per kernel (`source`, `channels_sim
 """
 import dataclasses
 import hashlib
+import heapq
 import math
 import time
 from dataclasses import dataclass
@@ -34,8 +35,8 @@ from ._engine import Engine
 from .config.files import SafeDumper
 from .config.memory import load_memory
 from .energy import command_energies
-from .errors import ConfigError, PimdramError, TraceError
-from .lower.attacc import _Builder, attacc_mode
+from .errors import ConfigError, PimdramError
+from .lower.attacc import _Builder, attacc_mode, attention_piece, fc_piece
 from .lower.generic import GemvBuilder, has_gemv_lowering
 from .lower.program import assemble
 from .mapping.systems import load_system
@@ -122,10 +123,10 @@ class _PimMemory:
             else:
                 b = _Builder(spec, engine.node_id, self.mode, reuse)
                 if kind == "fc":
-                    _fc_piece(b, load, n_in)
+                    fc_piece(b, load, n_in)
                 else:
                     for _ in range(load):
-                        _attention_piece(b, kind, L, d)
+                        attention_piece(b, kind, L, d)
             for _ in range(n_ch):
                 programs.append((ch, b))
                 per_channel[ch] = load
@@ -192,28 +193,6 @@ def _banks_covered(spec, command):
     return below // spec.counts[-1] if command.banks == "same" else below
 
 
-def _attention_piece(b, kind, L, d):
-    """One instance's part of an attention layer in AttAcc's mapping (pim_designs.md counts)."""
-    c = math.ceil
-    if kind == "score":
-        b.spread(0, "WRGB", 4 * c(d / 64))
-        b.gemv(0, L, d, 0)
-        b.spread(0, "MVSB", 8 * c(L / 256))
-    elif kind == "softmax":
-        b.emit(0, "SFM", (), occupancy=b.softmax_cycles(L))
-        b.spread(0, "MVGB", 8 * c(L / 256))
-    else:
-        b.gemv(0, L, d, 0)
-        b.spread(0, "MVSB", 8 * c(d / 64))
-
-
-def _fc_piece(b, rows, n_in):
-    c = math.ceil
-    b.spread(0, "WRGB", 4 * c(n_in / 64))
-    b.gemv(0, rows, n_in, 0)
-    b.spread(0, "MVSB", 8 * c(rows / 256))
-
-
 # --- durations ---------------------------------------------------------------------------------
 
 def _model_ns(kernel, device, bandwidth_gbs):
@@ -252,12 +231,18 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
         next(iter(sys_spec.memories.values())).standard)
     tck = ref.tck_ns
 
+    bandwidths = {}
+
     def device_bandwidth(dev):
-        if dev.bandwidth_gbs:
-            return dev.bandwidth_gbs * dev.count
-        mem = sys_spec.memories[dev.memory]
-        std = load_memory(mem.standard)
-        return std.peak_bandwidth / 1e9 * mem.channels / std.n_channels
+        """GB/s a device reaches its memory with: its own figure, else its memory's peak."""
+        if dev.name not in bandwidths:
+            if dev.bandwidth_gbs:
+                bandwidths[dev.name] = dev.bandwidth_gbs * dev.count
+            else:
+                mem = sys_spec.memories[dev.memory]
+                std = load_memory(mem.standard)
+                bandwidths[dev.name] = std.peak_bandwidth / 1e9 * mem.channels / std.n_channels
+        return bandwidths[dev.name]
 
     # per-byte energies of xPU memory traffic and links, where a PIM design of the system gives them
     figures = {}
@@ -314,7 +299,6 @@ def _schedule(kernels, timings):
     the kernel that can start earliest goes (ties: trace order), once every kernel it depends on
     has ended. Kernels of different devices overlap; a device does not wait for its kernels'
     trace order when a later one is ready first (NeuPIMs' sub-batches interleave)."""
-    import heapq
     n = len(kernels)
     index = {k["id"]: i for i, k in enumerate(kernels)}
     waiting = [len(k.get("deps", [])) for k in kernels]
@@ -490,4 +474,4 @@ def is_kernel_trace(path):
     return first.lstrip().startswith(b"{") and b"pimdram.kernel-trace" in first
 
 
-__all__ = ["replay_kernels", "is_kernel_trace", "KernelReplayError", "TraceError"]
+__all__ = ["replay_kernels", "is_kernel_trace", "KernelReplayError"]

@@ -219,7 +219,6 @@ def fc_program(spec, engine, n_out, n_in, reuse=1, channels=None):
     channels = list(range(spec.n_channels)) if channels is None else list(channels)
     if n_out < 1 or n_in < 1 or reuse < 1:
         raise ValueError("n_out, n_in and reuse must be positive")
-    c = math.ceil
     programs = []
     per_channel = np.zeros(spec.n_channels, dtype=np.int64)
     for i, ch in enumerate(channels):
@@ -228,13 +227,37 @@ def fc_program(spec, engine, n_out, n_in, reuse=1, channels=None):
             continue
         per_channel[ch] = rows
         b = _Builder(spec, engine.node_id, mode, reuse)
-        b.spread(0, "WRGB", 4 * c(n_in / 64))
-        last = b.gemv(0, rows, n_in, 0)
-        if last > spec.rows:
-            raise ValueError(f"{rows} x {n_in} weights need {last} rows per bank in a channel; the memory has {spec.rows}")
-        b.spread(0, "MVSB", 8 * c(rows / 256))
+        fc_piece(b, rows, n_in)
         programs.append((ch, b))
     return _assemble(spec, mode, programs, per_channel)
+
+
+def attention_piece(b, kind, L, d):
+    """One instance's part `kind` ('score', 'softmax' or 'context') of an attention layer in
+    AttAcc's mapping (pim_designs.md counts), on channel 0 of builder b: kernel by kernel, as a
+    kernel replay runs them (attention_program pipelines two instances instead)."""
+    c = math.ceil
+    if kind == "score":
+        b.spread(0, "WRGB", 4 * c(d / 64))
+        b.gemv(0, L, d, 0)
+        b.spread(0, "MVSB", 8 * c(L / 256))
+    elif kind == "softmax":
+        b.emit(0, "SFM", (), occupancy=b.softmax_cycles(L))
+        b.spread(0, "MVGB", 8 * c(L / 256))
+    else:
+        b.gemv(0, L, d, 0)
+        b.spread(0, "MVSB", 8 * c(d / 64))
+
+
+def fc_piece(b, rows, n_in):
+    """One channel's share of an FC layer: the input into the GEMV buffers, a GEMV of `rows`
+    output rows by n_in, the results out."""
+    c = math.ceil
+    b.spread(0, "WRGB", 4 * c(n_in / 64))
+    last = b.gemv(0, rows, n_in, 0)
+    if last > b.spec.rows:
+        raise ValueError(f"{rows} x {n_in} weights need {last} rows per bank in a channel; the memory has {b.spec.rows}")
+    b.spread(0, "MVSB", 8 * c(rows / 256))
 
 
 def _rows_of(builder, L, d):
