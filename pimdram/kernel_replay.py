@@ -40,7 +40,7 @@ from .lower.attacc import _Builder, attacc_mode, attention_piece, fc_piece
 from .lower.generic import GemvBuilder, has_gemv_lowering
 from .lower.program import assemble
 from .mapping.systems import load_system
-from .replay import ReplayResult, engine_params
+from .replay import CommandLogExpander, ReplayResult, engine_params
 from .stats import StatsWriter, schema, standard_table
 from .trace.kernels import read_kernel_trace
 
@@ -63,13 +63,15 @@ class KernelTiming:
     channels_total: int = 0
     per_command: object = None  # PIM: commands issued over every channel, by command index
     memory: str = ""
+    log: object = None          # PIM, with command_log: the kernel's commands from its start (expanded columns)
 
 
 class _PimMemory:
     """A PIM memory of the system: its resolved design, its channel count, a cache of runs."""
 
-    def __init__(self, name, geometry, overrides):
+    def __init__(self, name, geometry, overrides, command_log=False):
         self.name = name
+        self.command_log = command_log
         self.spec = load_memory(geometry["pim"], overrides)
         self.channels = int(geometry["channels"])
         self.cache = {}
@@ -108,7 +110,7 @@ class _PimMemory:
             return dataclasses.replace(t, source="reused")
         n_sim = sum(s for _, s, _ in reps)
         spec = dataclasses.replace(self.spec, counts=[n_sim] + list(self.spec.counts[1:]))
-        engine = Engine(engine_params(spec))
+        engine = Engine(engine_params(spec, self.command_log))
         programs, ch = [], 0
         per_channel = np.zeros(n_sim, dtype=np.int64)
         for load, n_ch, _ in reps:
@@ -135,7 +137,9 @@ class _PimMemory:
         engine.feed_program(cols["channel"], cols["command"], cols["node"], cols["select"], cols["row"],
                             cols["occupancy"])
         engine.run(True)
-        cycles = max(engine.completion_cycle, engine.current_cycle)
+        # the kernel ends when its data is done and no timing row of its commands can bind the
+        # next kernel's (which starts on a fresh engine): the boundary stays legal
+        cycles = max(engine.completion_cycle, engine.current_cycle, engine.settle_cycle())
         counts = engine.counters()["commands"]           # per simulated channel
         # scale to every channel: a representative stands for `multiplicity` channels
         scale = np.zeros(n_sim)
@@ -144,8 +148,9 @@ class _PimMemory:
             scale[ch:ch + n_ch] = mult
             ch += n_ch
         totals = (counts * scale[:, None]).sum(axis=0)
+        log = CommandLogExpander(engine, spec)(engine.take_log()) if self.command_log else None
         timing = KernelTiming(cycles * spec.tck_ns, "simulated", int(totals.sum()),
-                              self._energy(totals), n_sim, C, totals, self.name)
+                              self._energy(totals), n_sim, C, totals, self.name, log)
         self.cache[key] = timing
         return timing
 
@@ -206,10 +211,13 @@ def _model_ns(kernel, device, bandwidth_gbs):
     return max(t_compute, t_memory)
 
 
-def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True, overwrite=False,
-                   progress=None):
+def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True, command_log=False,
+                   overwrite=False, progress=None):
     """Replay kernel trace `trace` on `system` (default: the one its header names) and write the
-    statistics to `output`. Returns a ReplayResult whose summary also holds tokens_per_s."""
+    statistics to `output`. Returns a ReplayResult whose summary also holds tokens_per_s.
+
+    command_log: keep the commands of the first PIM memory's kernels (of its simulated channels,
+    each kernel from its start cycle) in table command_log, for `pimdram check`."""
     started = time.perf_counter()
     trace = Path(trace)
     kt = read_kernel_trace(trace)
@@ -225,7 +233,7 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
         mem = sys_spec.memories[dev.memory]
         if dev.kind == "pim" and mem.pim and dev.memory not in pim_mems:
             geo = geometry.get(dev.memory) or {"pim": mem.pim, "channels": mem.channels}
-            pim_mems[dev.memory] = _PimMemory(dev.memory, geo, overrides)
+            pim_mems[dev.memory] = _PimMemory(dev.memory, geo, overrides, command_log and not pim_mems)
     # the clock that cycles are counted in: the first PIM memory's, else the first memory's standard
     ref = next(iter(pim_mems.values())).spec if pim_mems else load_memory(
         next(iter(sys_spec.memories.values())).standard)
@@ -277,10 +285,12 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     makespan_ns = max((r[2] for r in rows), default=0.0)
     wall = time.perf_counter() - started
     tables, summary = _tables(kt, rows, makespan_ns, tck, wall, pim_mems, symmetry, ref.command_names)
+    config = {"system": sys_spec.name, "symmetry": bool(symmetry),
+              "memories": {m: p.spec.to_dict() for m, p in pim_mems.items()}}
+    if pim_mems:
+        config["memory"] = ref.to_dict()      # the memory of command-names / command_log (pimdram check)
     attrs = {
-        schema.ATTR_CONFIG: yaml.dump({"system": sys_spec.name, "symmetry": bool(symmetry),
-                                       "memories": {m: p.spec.to_dict() for m, p in pim_mems.items()}},
-                                      Dumper=SafeDumper, sort_keys=False),
+        schema.ATTR_CONFIG: yaml.dump(config, Dumper=SafeDumper, sort_keys=False),
         schema.ATTR_TRACE_SHA256: hashlib.sha256(trace.read_bytes()).hexdigest(),
         schema.ATTR_TRACE_PATH: str(trace),
         schema.ATTR_SEED: 0,
@@ -291,7 +301,22 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     with StatsWriter(output, attrs, overwrite=overwrite) as writer:
         for name, table in tables.items():
             writer.write_table(name, table)
+        if command_log and pim_mems:
+            _write_command_log(writer, ref, rows, next(iter(pim_mems)))
     return ReplayResult(Path(output), summary)
+
+
+def _write_command_log(writer, spec, rows, memory):
+    """The logged memory's kernel logs, each shifted to its kernel's start, in cycle order."""
+    cols = schema.standard_columns(schema.COMMAND_LOG, levels=spec.levels)
+    table = writer.append_table(schema.COMMAND_LOG, {c: d for c, d, _ in cols}, {c: u for c, _, u in cols},
+                                attrs={"names": spec.command_names})
+    for k, start, _, t in sorted(rows, key=lambda r: r[1]):
+        if t.memory != memory or t.log is None or not len(t.log["cycle"]):
+            continue
+        part = dict(t.log)
+        part["cycle"] = np.asarray(part["cycle"]) + int(math.ceil(start / spec.tck_ns - 1e-9))
+        table.append(part)
 
 
 def _schedule(kernels, timings):

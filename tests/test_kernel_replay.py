@@ -146,3 +146,16 @@ def test_device_efficiency_scales_compute_bound_kernels(tmp_path):
     ta, tb = open_stats(tmp_path / "a.h5").table("kernels"), open_stats(tmp_path / "b.h5").table("kernels")
     up = list(ta["name"]).index("ffn_up")          # 64 x 512 tokens: compute-bound on an A100
     assert tb["end_ns"][up] - tb["start_ns"][up] == pytest.approx(2 * (ta["end_ns"][up] - ta["start_ns"][up]))
+
+
+@pytest.mark.parametrize("system", ["attacc-stack-bankgroup", "neupims", "papi"])
+def test_kernel_replay_command_log_passes_the_checker_across_kernel_boundaries(tmp_path, system):
+    trace = gen(tmp_path, "--model", "llama3-8b", "--system", system, "--batch", "4", "--prompt", "128",
+                "--output", "4", "--layers", "2")
+    stats = tmp_path / "s.h5"
+    r = CliRunner().invoke(cli, ["replay", str(trace), "--command-log", "-o", str(stats), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert open_stats(stats).nrows("command_log") > 0
+    r = CliRunner().invoke(cli, ["check", str(stats)])
+    assert r.exit_code == 0, r.output
+    assert " 0 violations" in r.output

@@ -5,6 +5,7 @@
     python tools/bench.py --compare            # cycles against DRAMsim3's reference results
     python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
     python tools/bench.py --pim                # one layer of attention on one AttAcc stack
+    python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
 median over --repeat runs of the replay's wall time (parsing, simulation and writing the stats
@@ -36,17 +37,31 @@ print(json.dumps(s))
 """
 
 
-def run_once(trace, memory, workdir):
+def run_once(trace, memory, workdir, tree=None):
+    """One replay in a fresh process; `tree` runs another checkout's pimdram (built in place)."""
     out = Path(workdir) / "bench.h5"
+    env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
     proc = subprocess.run([sys.executable, "-c", RUN_ONE, str(trace), memory, str(out)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env, cwd=workdir if tree else None)
     if proc.returncode != 0:
         raise SystemExit(f"replay of {trace} on {memory} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure(trace, memory, repeat, workdir):
-    runs = [run_once(trace, memory, workdir) for _ in range(repeat)]
+def measure(trace, memory, repeat, workdir, against=None):
+    """Median of `repeat` runs. With `against` (another checkout), its runs alternate with ours
+    (this machine's speed drifts over minutes, so back-to-back blocks would compare sittings)."""
+    runs, base = [], []
+    for r in range(repeat):
+        order = (None, against) if r % 2 == 0 else (against, None)
+        for tree in order:
+            if tree is None:
+                runs.append(run_once(trace, memory, workdir))
+            elif against is not None:
+                base.append(run_once(trace, memory, workdir, against))
+    if base:
+        if {b["cycles"] for b in base} != {r["cycles"] for r in runs}:
+            print(f"  note: {against} simulates {base[0]['cycles']:,} cycles, this tree {runs[0]['cycles']:,}")
     cycles = {r["cycles"] for r in runs}
     if len(cycles) != 1:
         raise SystemExit(f"non-deterministic cycle counts for {trace} on {memory}: {sorted(cycles)}")
@@ -58,6 +73,9 @@ def measure(trace, memory, repeat, workdir):
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "bandwidth_gbs": runs[0]["bandwidth"] / 1e9, "peak_bandwidth_gbs": runs[0]["peak_bandwidth"] / 1e9,
         "row_hits": runs[0]["row_hits"], "read_latency_mean": runs[0]["read_latency_mean"],
+        **({"against_wall_median_s": statistics.median(b["wall_seconds"] for b in base),
+            "against_requests_per_s": base[0]["requests"] / statistics.median(b["wall_seconds"] for b in base),
+            "against_peak_rss_mb": max(b["peak_rss_mb"] for b in base)} if base else {}),
     }
 
 
@@ -65,16 +83,20 @@ def speed(args, traces, workdir):
     rows = []
     for memory in args.memories:
         for name, path in traces.items():
-            row = measure(path, memory, args.repeat, workdir)
+            row = measure(path, memory, args.repeat, workdir, args.against)
             rows.append(row)
+            vs = (f"  [{args.against}: {row['against_requests_per_s'] / 1e6:.2f} M req/s, "
+                  f"{row['against_peak_rss_mb']:.0f} MB]" if args.against else "")
             print(f"{memory:14s} {name:10s} {row['requests_per_s'] / 1e6:6.2f} M req/s  "
                   f"{row['cycles']:>10,d} cycles  {row['peak_rss_mb']:6.0f} MB  "
-                  f"(runs: {', '.join(f'{w:.2f}' for w in row['wall_all_s'])} s)", flush=True)
+                  f"(runs: {', '.join(f'{w:.2f}' for w in row['wall_all_s'])} s){vs}", flush=True)
     print()
-    print("| memory | trace | requests/s (median) | wall s (median of runs) | simulated cycles | peak memory |")
-    print("|---|---|---:|---:|---:|---:|")
+    vs = f" | {args.against} requests/s (alternating runs)" if args.against else ""
+    print(f"| memory | trace | requests/s (median){vs} | wall s (median of runs) | simulated cycles | peak memory |")
+    print("|---|---|---:|" + ("---:|" if args.against else "") + "---:|---:|---:|")
     for r in rows:
-        print(f"| {r['memory']} | {r['trace']} | {r['requests_per_s'] / 1e6:.2f} M | {r['wall_median_s']:.2f} "
+        other = f" {r['against_requests_per_s'] / 1e6:.2f} M |" if args.against else ""
+        print(f"| {r['memory']} | {r['trace']} | {r['requests_per_s'] / 1e6:.2f} M |{other} {r['wall_median_s']:.2f} "
               f"({len(r['wall_all_s'])} runs) | {r['cycles']:,} | {r['peak_rss_mb']:.0f} MB |")
     return rows
 
@@ -191,6 +213,8 @@ def main():
     ap.add_argument("--memories", nargs="+", default=list(MEMORIES))
     ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3")
     ap.add_argument("--pim", action="store_true", help="one layer of attention on one AttAcc stack, three modes")
+    ap.add_argument("--against", type=Path, metavar="CHECKOUT",
+                    help="also time another checkout (built in place), its runs alternating with ours")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 

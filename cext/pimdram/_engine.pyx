@@ -1530,6 +1530,32 @@ cdef class Engine:
             from pimdram.errors import SimulationError
             raise SimulationError("out of memory while recording the command log")
 
+    def settle_cycle(self):
+        """The first cycle from which no timing row of any command issued so far can constrain a
+        later command: the latest earliest-issue entry, bus release and, for window rows (tFAW),
+        the latest recorded issue plus the row's latency. A run that starts a fresh engine there
+        stays legal across the boundary."""
+        cdef int64_t t = 0
+        cdef int64_t i, n = <int64_t>self.n_channels * self.n_nodes * self.n_class
+        cdef int r, w
+        cdef int64_t k, base, cells
+        for i in range(n):
+            if self.earliest[i] > t:
+                t = self.earliest[i]
+        for i in range(self.n_channels * 2):
+            if self.bus_free[i] > t:
+                t = self.bus_free[i]
+        for r in range(self.row_start[self.n_cmd]):
+            w = self.row_window[r]
+            if w <= 1:
+                continue
+            base = self.row_hist_off[r]
+            cells = <int64_t>self.n_channels * self.n_nodes * w
+            for k in range(cells):
+                if self.hist[base + k] + self.row_latency[r] > t:
+                    t = self.hist[base + k] + self.row_latency[r]
+        return t
+
     def close(self, int64_t end):
         """Account open-bank time up to `end` (call once, after the final run)."""
         cdef int ch, i, pn

@@ -51,10 +51,9 @@ def command(trace, memory, system, symmetry, trace_format, sets, command_log, pr
     if is_kernel_trace(trace):
         if memory is not None:
             raise click.UsageError("--memory is for request traces; a kernel trace runs on --system (or its header's)")
-        if command_log:
-            raise click.UsageError("--command-log is for request traces")
         s = _with_bar("replaying kernels", progress, replay_kernels, trace, output, system=system,
-                      overrides=parse_set_options(sets), symmetry=symmetry, overwrite=overwrite)
+                      overrides=parse_set_options(sets), symmetry=symmetry, command_log=command_log,
+                      overwrite=overwrite)
         click.echo(f"{output}: {s['kernels']} kernels in {s['simulated_seconds'] * 1e6:.1f} us "
                    f"({s['tokens_per_s']:.1f} tokens/s; {s['kernels_simulated']} simulated, "
                    f"{s['kernels_reused']} reused, {s['kernels_modelled']} modelled), "
