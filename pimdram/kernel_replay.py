@@ -12,7 +12,8 @@ and the kernels are scheduled by their dependencies.
   the device names none); a transfer takes bytes / its link's bandwidth.
 - A device (or link) runs one kernel at a time; a kernel starts when the kernels it depends on
   have ended and its device is free, the one that can start earliest first (list scheduling):
-  kernels on different devices overlap.
+  kernels on different devices overlap, except that devices sharing a memory whose PIM design
+  runs in blocked mode (IANUS' NPU and AiM) take turns.
 
 Symmetry: a PIM kernel's instances spread round robin, so its channels hold one of at most two
 instance counts; one representative channel per count is simulated and the kernel's time is the
@@ -280,7 +281,8 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
         timings.append(timing)
         if progress is not None and (i % 256 == 0 or i == n - 1):
             progress(i + 1, n)
-    starts, ends = _schedule(kt.kernels, timings)
+    resource = _resources(sys_spec, pim_mems)
+    starts, ends = _schedule(kt.kernels, timings, [resource[k["device"]] for k in kt.kernels])
     rows = [(k, starts[i], ends[i], timings[i]) for i, k in enumerate(kt.kernels)]
     makespan_ns = max((r[2] for r in rows), default=0.0)
     wall = time.perf_counter() - started
@@ -319,8 +321,22 @@ def _write_command_log(writer, spec, rows, memory):
         table.append(part)
 
 
-def _schedule(kernels, timings):
-    """List scheduling: a device (or link) runs one kernel at a time; whenever one could start,
+def _resources(sys_spec, pim_mems):
+    """Device or link name -> the resource its kernels occupy: itself, except that devices sharing
+    a memory whose PIM design runs in blocked mode (IANUS: a PIM macro blocks the NPU's DMA)
+    share that memory and take turns."""
+    resource = {name: name for name in list(sys_spec.devices) + list(sys_spec.links)}
+    for mem_name, pm in pim_mems.items():
+        if pm.spec.pim.mode == "blocked":
+            for name, dev in sys_spec.devices.items():
+                if dev.memory == mem_name:
+                    resource[name] = f"memory:{mem_name}"
+    return resource
+
+
+def _schedule(kernels, timings, resources):
+    """List scheduling: a resource (a device, a link, or a memory that devices share in blocked
+    mode) runs one kernel at a time; whenever one could start,
     the kernel that can start earliest goes (ties: trace order), once every kernel it depends on
     has ended. Kernels of different devices overlap; a device does not wait for its kernels'
     trace order when a later one is ready first (NeuPIMs' sub-batches interleave)."""
@@ -338,7 +354,7 @@ def _schedule(kernels, timings):
     heapq.heapify(heap)
     while heap:
         t, i = heapq.heappop(heap)
-        dev = kernels[i]["device"]
+        dev = resources[i]
         start = max(free.get(dev, 0.0), ready[i])
         if start > t:
             heapq.heappush(heap, (start, i))      # the device got busy meanwhile
@@ -350,7 +366,7 @@ def _schedule(kernels, timings):
             ready[u] = max(ready[u], ends[i])
             waiting[u] -= 1
             if waiting[u] == 0:
-                heapq.heappush(heap, (max(ready[u], free.get(kernels[u]["device"], 0.0)), u))
+                heapq.heappush(heap, (max(ready[u], free.get(resources[u], 0.0)), u))
     return starts, ends
 
 

@@ -159,3 +159,19 @@ def test_kernel_replay_command_log_passes_the_checker_across_kernel_boundaries(t
     r = CliRunner().invoke(cli, ["check", str(stats)])
     assert r.exit_code == 0, r.output
     assert " 0 violations" in r.output
+
+
+def test_devices_sharing_a_blocked_pim_memory_take_turns():
+    from pimdram.kernel_replay import KernelTiming, _PimMemory, _resources, _schedule
+    from pimdram.mapping.systems import load_system
+    ianus = load_system("ianus")
+    res = _resources(ianus, {"aim": _PimMemory("aim", {"pim": "aim", "channels": 8}, None)})
+    assert res["npu"] == res["aim_pim"] == "memory:aim"
+    attacc = load_system("dgx-attacc")        # attacc-bank runs concurrently: no sharing
+    res = _resources(attacc, {"attacc_hbm": _PimMemory("attacc_hbm", {"pim": "attacc-bank", "channels": 16}, None)})
+    assert res["gpu"] == "gpu" and res["attacc"] == "attacc"
+    # two independent kernels: they overlap on two resources and take turns on one
+    kernels = [{"id": 0, "device": "npu", "deps": []}, {"id": 1, "device": "aim_pim", "deps": []}]
+    timings = [KernelTiming(10.0, "model"), KernelTiming(10.0, "model")]
+    assert _schedule(kernels, timings, ["npu", "aim_pim"])[0] == [0.0, 0.0]
+    assert _schedule(kernels, timings, ["memory:aim", "memory:aim"]) == ([0.0, 10.0], [10.0, 20.0])

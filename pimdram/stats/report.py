@@ -215,6 +215,11 @@ def format_report(s):
               f"{_int(s['bytes_written'])} B written ({_si(s['bytes_written'], 'B')})",
               f"  wall time   {_si(s['wall_seconds'], 's')} ({_num(s['requests_per_second'], 0)} requests/s)"]
 
+    kernel_replay = "tokens_per_s" in s
+    if kernel_replay:
+        # a kernel replay: no request-level row-buffer, bandwidth or latency figures to show
+        return "\n".join(lines + _kernel_lines(s)) + "\n"
+
     lines += ["", "Row buffer",
               f"  hits {_int(s['row_hits'])}, misses {_int(s['row_misses'])}, "
               f"conflicts {_int(s['row_conflicts'])}: hit rate {_pct(s['row_hit_rate'])}"]
@@ -262,13 +267,25 @@ def format_report(s):
     if "command_log_rows" in s:
         lines += ["", f"Command log: {_int(s['command_log_rows'])} commands"]
 
+    lines += _kernel_lines(s)
+    return "\n".join(lines) + "\n"
+
+
+def _kernel_lines(s):
+    """The kernel-replay part of the report: tokens per second, PIM commands and energy, kernels."""
+    lines = []
     if "tokens_per_s" in s:
         lines += ["", "Kernel replay",
                   f"  tokens      {_int(s['tokens'])} in {_si(s['simulated_seconds'], 's')}: "
                   f"{_num(s['tokens_per_s'])} tokens/s",
                   f"  kernels     {_int(s['kernel_count'])}: {_int(s['kernels_simulated'])} simulated, "
                   f"{_int(s['kernels_reused'])} reused (same inputs), {_int(s['kernels_modelled'])} modelled"
-                  + ("" if s.get("symmetry") is False else "; symmetric channels simulated once")]
+                  + ("" if s.get("symmetry") is False else "; symmetric channels simulated once"),
+                  f"  energy      {_si(s['energy_j'], 'J')} (kernels whose energy is modelled)"]
+        used = {n: c for n, c in s["commands"].items() if c}
+        if used:
+            lines += ["", "PIM memory commands (all channels)"]
+            lines += _grid(["command", "count"], [[n, _int(c)] for n, c in used.items()])
     kernels = s.get("kernels")
     if kernels:
         lines += ["", f"Kernels ({len(kernels)})"]
@@ -276,4 +293,4 @@ def format_report(s):
                        [[k["name"], str(k["layer"]), str(k["device"]), _int(k["start_cycle"]),
                          _int(k["end_cycle"]), _int(k["end_cycle"] - k["start_cycle"])]
                         for k in kernels])
-    return "\n".join(lines) + "\n"
+    return lines
