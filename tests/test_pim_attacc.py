@@ -121,3 +121,34 @@ def test_gqa_attention_costs_more_compute_time_per_byte_than_mha():
     gqa = run_attention("attacc-bank", 16, 2048, 128, reuse=8)
     assert gqa["commands"]["MACAB"] == mha["commands"]["MACAB"]
     assert gqa["cycles"] > 1.2 * mha["cycles"]
+
+
+def test_bad_program_entries_are_rejected_with_their_index():
+    import numpy as np
+    from pimdram._engine import Engine
+    from pimdram.replay import engine_params
+    spec = load_memory("attacc-bankgroup")
+    engine = Engine(engine_params(spec))
+    C = spec.command_index
+    good = (0, C("ACTSB"), 0, 1, 5, 0)
+    cases = [((0, C("RD"), engine.node_id((0, 0, 0, 0)), 0, 0, 0), "come from requests"),
+             ((0, C("MACSB"), engine.node_id((0,)), 0, 0, 0), "not at the command's scope level"),
+             ((0, C("MACSB"), 0, 7, 0, 0), r"same-bank choice is outside 0\.\.3")]
+    for bad, message in cases:
+        cols = list(zip(good, good, bad))
+        with pytest.raises(ValueError, match=rf"program entry 2 .*{message}"):
+            engine.feed_program(*[np.array(c) for c in cols])
+
+
+def test_a_program_that_computes_on_a_closed_row_stops_the_run():
+    import numpy as np
+    from pimdram._engine import Engine
+    from pimdram.errors import SimulationError
+    from pimdram.replay import engine_params
+    spec = load_memory("attacc-bank", {"controller.refresh": "none"})
+    engine = Engine(engine_params(spec))
+    C = spec.command_index
+    program = [(0, C("ACTAB"), 0, 0, 5, 0), (0, C("MACAB"), 0, 0, 6, 1)]     # MAC on row 6, row 5 open
+    engine.feed_program(*[np.array(c) for c in zip(*program)])
+    with pytest.raises(SimulationError, match="PIM program entry 1"):
+        engine.run(True)

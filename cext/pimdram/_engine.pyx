@@ -1478,14 +1478,19 @@ cdef class Engine:
         if n and (ch_a.min() < 0 or ch_a.max() >= self.n_channels or cmd_a.min() < 0 or cmd_a.max() >= self.n_cmd
                   or node_a.min() < 0 or node_a.max() >= self.n_nodes or occ_a.min() < 0):
             raise ValueError("program channel, command, node or occupancy out of range")
-        for i in range(n):
-            c = cmd_a[i]
-            if self.cmd_kind[c] in (KIND_READ, KIND_WRITE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH):
-                raise ValueError(f"program entry {i}: reads, writes and refreshes come from requests, not programs")
-            if self.node_level[node_a[i]] != self.cmd_scope[c]:
-                raise ValueError(f"program entry {i}: node {node_a[i]} is not at the command's scope level")
-            if self.cmd_sel[c] and not 0 <= sel_a[i] < self.n_sel:
-                raise ValueError(f"program entry {i}: select {sel_a[i]} outside 0..{self.n_sel - 1}")
+        # per-entry checks, vectorised (programs run to millions of commands)
+        kind = np.asarray(<int32_t[:self.n_cmd]> self.cmd_kind)[cmd_a]
+        scope = np.asarray(<int32_t[:self.n_cmd]> self.cmd_scope)[cmd_a]
+        level = np.asarray(<int32_t[:self.n_nodes]> self.node_level)[node_a]
+        sel = np.asarray(<int32_t[:self.n_cmd]> self.cmd_sel)[cmd_a]
+        for bad, what in ((np.isin(kind, [KIND_READ, KIND_WRITE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH]),
+                           "reads, writes and refreshes come from requests, not programs"),
+                          (level != scope, "the node is not at the command's scope level"),
+                          ((sel != 0) & ((sel_a < 0) | (sel_a >= max(self.n_sel, 1))),
+                           f"the same-bank choice is outside 0..{self.n_sel - 1}")):
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"program entry {i} (command {cmd_a[i]}, node {node_a[i]}): {what}")
         order = np.argsort(ch_a, kind="stable")
         cmd_a, node_a, sel_a, row_a, occ_a = (a[order].copy() for a in (cmd_a, node_a, sel_a, row_a, occ_a))
         bounds = np.searchsorted(ch_a[order], np.arange(self.n_channels + 1))
