@@ -94,7 +94,7 @@ class _PimMemory:
         `loads` ((instances or output rows per channel, channels) pairs); returns KernelTiming."""
         C = self.channels
         if kind == "fc":
-            n_out, n_in, reuse = shape
+            _, n_in, reuse = shape
         else:
             L, d, reuse = shape
         if self.mode == "gemv" and kind == "softmax":
@@ -113,7 +113,6 @@ class _PimMemory:
         spec = dataclasses.replace(self.spec, counts=[n_sim] + list(self.spec.counts[1:]))
         engine = Engine(engine_params(spec, self.command_log))
         programs, ch = [], 0
-        per_channel = np.zeros(n_sim, dtype=np.int64)
         for load, n_ch, _ in reps:
             if self.mode == "gemv":
                 b = GemvBuilder(spec, engine.node_id, reuse)
@@ -132,7 +131,6 @@ class _PimMemory:
                         attention_piece(b, kind, L, d)
             for _ in range(n_ch):
                 programs.append((ch, b))
-                per_channel[ch] = load
                 ch += 1
         cols, _ = assemble(spec, programs)
         engine.feed_program(cols["channel"], cols["command"], cols["node"], cols["select"], cols["row"],
