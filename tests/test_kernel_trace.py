@@ -6,7 +6,7 @@ import pytest
 from pimdram.errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 from pimdram.llm import Workload
 from pimdram.mapping import generate_kernel_trace
-from pimdram.trace.kernels import FORMAT_NAME, KernelTrace, read_kernel_trace, write_kernel_trace
+from pimdram.trace.kernels import FORMAT_NAME, FORMAT_VERSION, KernelTrace, read_kernel_trace, write_kernel_trace
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_round_trip(trace, tmp_path):
     write_kernel_trace(p, trace)
     back = read_kernel_trace(p)
     assert back == trace
-    assert back.header["format"] == FORMAT_NAME and back.header["version"] == [1, 0]
+    assert back.header["format"] == FORMAT_NAME and back.header["version"] == list(FORMAT_VERSION)
     assert len(p.read_text().splitlines()) == len(trace) + 1
     assert not list(tmp_path.glob(".*tmp*"))       # the temporary file was renamed
 

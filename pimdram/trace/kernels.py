@@ -6,7 +6,7 @@ from .._atomic import atomic_output
 from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 
 FORMAT_NAME = "pimdram.kernel-trace"
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)
 
 OPS = ("embedding", "norm", "gemm", "gemv", "elementwise", "attention_score", "softmax", "attention_context",
        "communication")
