@@ -77,6 +77,19 @@ def command_energies(spec):
     }
 
 
+def column_or_row_energy(spec, command, e=None):
+    """J of one issue of an activate (per bank it opens), read or write kind command, by the IDD
+    model (`command_energies`); 0 for other kinds. For PIM energies stated relative to them."""
+    e = command_energies(spec) if e is None else e
+    if command.kind == "activate":
+        return spec.banks_covered(command) * e["activate"]
+    if command.kind in ("read", "read_precharge"):
+        return e["read"]
+    if command.kind in ("write", "write_precharge"):
+        return e["write"]
+    return 0.0
+
+
 def dram_energy(spec, counts, active_cycles, cycles):
     """Energy per channel, in J, from counters.
 
@@ -125,8 +138,7 @@ def dram_energy(spec, counts, active_cycles, cycles):
         k = per_channel[c.name]
         if c.kind == "activate":
             # one pair per bank the command opens
-            banks = int(np.prod(spec.counts[c.scope + 1:], dtype=np.int64))
-            activate += k * banks * e["activate"]
+            activate += k * spec.banks_covered(c) * e["activate"]
         elif c.kind in ("read", "read_precharge"):
             read += k * e["read"]           # the precharge half is carried by the activate
         elif c.kind in ("write", "write_precharge"):

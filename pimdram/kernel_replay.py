@@ -35,7 +35,7 @@ import yaml
 from ._engine import Engine
 from .config.files import SafeDumper
 from .config.memory import load_memory
-from .energy import command_energies
+from .energy import column_or_row_energy, command_energies
 from .errors import ConfigError, PimdramError
 from .lower.attacc import _Builder, attacc_mode, attention_piece, fc_piece
 from .lower.generic import GemvBuilder, has_gemv_lowering
@@ -165,21 +165,18 @@ class _PimMemory:
             dram = command_energies(spec)
         except ConfigError:
             return float("nan")
-        kinds = {"read": "read", "write": "write", "activate": "activate", "precharge": None,
-                 "read_precharge": "read", "write_precharge": "write"}
         joules = 0.0
         for i, c in enumerate(spec.commands):
             if not totals[i]:
                 continue
-            banks = _banks_covered(spec, c)
+            banks = spec.banks_covered(c)
             own = pim.command_energy.get(c.name)
             if own is not None:
                 if "pj" in own:
                     joules += totals[i] * own["pj"] * 1e-12
                 else:
                     like = spec.commands[spec.command_index(own["like"])]
-                    per = dram.get(kinds.get(like.kind) or "", 0.0) * _banks_covered(spec, like)
-                    joules += totals[i] * own["factor"] * per
+                    joules += totals[i] * own["factor"] * column_or_row_energy(spec, like, dram)
             elif c.kind == "mac":
                 read = totals[i] * banks * spec.access_bytes
                 if "pim_access_pj_per_byte" in e or "mac_pj" in e:
@@ -188,13 +185,8 @@ class _PimMemory:
                 else:
                     joules += totals[i] * banks * dram["read"]
             elif c.kind == "activate":
-                joules += totals[i] * banks * dram["activate"]
+                joules += totals[i] * column_or_row_energy(spec, c, dram)
         return joules
-
-
-def _banks_covered(spec, command):
-    below = int(np.prod(spec.counts[command.scope + 1:]))
-    return below // spec.counts[-1] if command.banks == "same" else below
 
 
 # --- durations ---------------------------------------------------------------------------------
@@ -202,8 +194,8 @@ def _banks_covered(spec, command):
 def _model_ns(kernel, device, bandwidth_gbs):
     """Roofline time of a kernel on an xPU (or an unlowered PIM kernel)."""
     t_compute = 0.0
-    if device.peak_tflops:
-        t_compute = kernel["flops"] / (device.peak_tflops * 1e12 * device.count * device.efficiency) * 1e9
+    if device.peak_flops:
+        t_compute = kernel["flops"] / (device.peak_flops * device.efficiency) * 1e9
     t_memory = 0.0
     if bandwidth_gbs:
         t_memory = (kernel["bytes_read"] + kernel["bytes_written"]) / (bandwidth_gbs * 1e9) * 1e9
@@ -243,8 +235,8 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     def device_bandwidth(dev):
         """GB/s a device reaches its memory with: its own figure, else its memory's peak."""
         if dev.name not in bandwidths:
-            if dev.bandwidth_gbs:
-                bandwidths[dev.name] = dev.bandwidth_gbs * dev.count
+            if dev.bandwidth:
+                bandwidths[dev.name] = dev.bandwidth / 1e9
             else:
                 mem = sys_spec.memories[dev.memory]
                 std = load_memory(mem.standard)

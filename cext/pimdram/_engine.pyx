@@ -1506,14 +1506,6 @@ cdef class Engine:
             if bounds[ch + 1] > bounds[ch] and self.wake[ch] > self.now:
                 self.wake[ch] = self.now
 
-    @property
-    def program_issued(self):
-        """Per channel, how many commands of the last fed program have issued."""
-        if self._prog_arrays is None:
-            return np.zeros(self.n_channels, dtype=np.int64)
-        bounds = self._prog_arrays[6]
-        return np.array([self.p_pos[ch] - bounds[ch] for ch in range(self.n_channels)], dtype=np.int64)
-
     def run(self, bint final=False):
         """Simulate until the fed chunk is accepted (final=False) or every access completed."""
         cdef int rc

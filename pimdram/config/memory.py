@@ -159,6 +159,12 @@ class MemorySpec:
     def commands_of_kind(self, kind):
         return [i for i, c in enumerate(self.commands) if c.kind == kind]
 
+    def banks_covered(self, command):
+        """Banks one issue of `command` acts on: every bank under its scope node, or with
+        `banks: same` one bank of each bank group there."""
+        below = int(np.prod(self.counts[command.scope + 1:], dtype=np.int64))
+        return below // self.counts[-1] if command.banks == "same" else below
+
     @property
     def peak_bandwidth(self):
         """Bytes per second with every data bus streaming bursts back to back."""

@@ -191,13 +191,14 @@ def _channel_program(b, spec, n_inst, L, d):
     pending_tail = None          # the previous instance's second half (pipelining)
     for _ in range(n_inst):
         b.spread(ch, "WRGB", 4 * c(d / 64))
-        row = b.gemv(ch, L, d, row)                                  # score: K
+        k_row = row
+        row = b.gemv(ch, L, d, k_row)                                # score: K
         b.spread(ch, "MVSB", 8 * c(L / 256))
         if pending_tail is not None:
             pending_tail()       # the previous instance's context, after its softmax
         b.emit(ch, "SFM", (), occupancy=b.softmax_cycles(L))
         v_row = row
-        row += _rows_of(b, L, d)
+        row += row - k_row       # V (L x d, as K) takes as many rows; its GEMV comes later
 
         def tail(v_row=v_row):
             b.spread(ch, "MVGB", 8 * c(L / 256))
@@ -258,12 +259,6 @@ def fc_piece(b, rows, n_in):
     if last > b.spec.rows:
         raise ValueError(f"{rows} x {n_in} weights need {last} rows per bank in a channel; the memory has {b.spec.rows}")
     b.spread(0, "MVSB", 8 * c(rows / 256))
-
-
-def _rows_of(builder, L, d):
-    n = macs_per_gemv(builder.mode, L, d)
-    units = {"bank": 1, "bankgroup": builder.n_sel, "buffer": builder.spec.banks_per_channel}[builder.mode]
-    return math.ceil(math.ceil(n / units) / builder.spec.columns)
 
 
 def run_attention(design, instances, L, d, reuse=1, overrides=None, command_log=False):

@@ -26,7 +26,7 @@ class GemvBuilder(ProgramBuilder):
         self.mac = spec.commands[spec.command_index(roles["mac"])]
         self.act = spec.commands[spec.command_index(roles["activate"])]
         self.mac_nodes = self.level_nodes(self.mac.scope)
-        banks_below = int(np.prod(spec.counts[self.mac.scope + 1:]))
+        banks_below = spec.banks_covered(self.mac)
         self.per_mac = banks_below * spec.access_bytes // FP16_BYTES      # weights one MAC command reads
         self.occupancy = mac_occupancy(spec, self.mac, reuse, banks_below)
         # the activates under each MAC node (their level may be deeper: one per sub-node)

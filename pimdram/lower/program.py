@@ -62,10 +62,8 @@ def mac_occupancy(spec, mac, reuse, banks_per_command):
     each times `reuse` inputs, over the banks a unit instance serves in this command, at the
     unit's rate (fpus x lanes, slowed by its clock)."""
     unit = spec.pim.units[mac.unit]
-    n_inst = _instances(spec, unit)
-    per_inst = max(1, banks_per_command // max(1, math.ceil(banks_per_command * n_inst / spec.banks_per_channel)))
-    if unit.level == spec.bank_level:
-        per_inst = min(unit.banks_per_unit, banks_per_command)
+    # an instance serves banks_per_channel / instances banks; a command feeds it at most those
+    per_inst = min(spec.banks_per_channel // _instances(spec, unit), banks_per_command)
     work = spec.access_bytes // FP16_BYTES * reuse * per_inst
     return max(1, math.ceil(work / unit.macs_per_cycle(spec.tck_ns) - 1e-9))
 
