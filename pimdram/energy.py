@@ -154,3 +154,14 @@ def dram_energy(spec, counts, active_cycles, cycles):
     total = activate + read + write + refresh + background
     return {"activate_j": activate, "read_j": read, "write_j": write, "refresh_j": refresh,
             "background_j": background, "total_j": total}
+
+
+def streaming_pj_per_byte(spec):
+    """pJ per byte of a streamed read by the IDD model: a column read plus its row's activate
+    shared by the row's columns; DRAM core only (no I/O, PHY or link). NaN without currents.
+    The fallback figure of a device that names no memory energy of its own."""
+    try:
+        e = command_energies(spec)
+    except ConfigError:
+        return float("nan")
+    return (e["read"] + e["activate"] / spec.columns) / spec.access_bytes * 1e12

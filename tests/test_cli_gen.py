@@ -23,9 +23,11 @@ GEN = ("gen", "--batch", 2, "--prompt", 64, "--output", 4)
 def test_every_model_on_every_system_writes_a_valid_trace(system, tmp_path):
     for model in list_configs("models"):
         out = tmp_path / f"{model}.jsonl"
-        r = run(*GEN, "--model", model, "--system", system, "--layers", 1, "-o", out)
+        # a model larger than a small system (a100) is a capacity study: a warning, still a trace
+        r = run(*GEN, "--model", model, "--system", system, "--layers", 1, "--allow-overcommit", "-o", out)
         assert r.exit_code == 0, (model, system, r.output)
         t = read_kernel_trace(out)
+        assert ("warning: the workload does not fit" in r.output) == bool(t.header.get("warnings"))
         assert t.header["model"]["name"] == model and t.header["system"]["name"] == system
         assert {k["name"] for k in t.kernels} >= {"qkv_projection", "attention_score", "lm_head"}
 

@@ -12,7 +12,7 @@ from pimdram.cli import cli
 from pimdram.config import list_configs
 from pimdram.config.memory import PIM_COMMAND_KINDS, base_chain, load_memory
 from pimdram.errors import ConfigError
-from pimdram.mapping.systems import load_system
+from pimdram.config.system import load_system
 from pimdram.replay import CommandLogExpander, engine_params
 from pimdram._engine import Engine
 

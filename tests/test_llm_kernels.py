@@ -173,3 +173,49 @@ def test_requests_csv_errors_name_the_line(tmp_path):
     p.write_text("arrival,prompt\n0,10\n")
     with pytest.raises(WorkloadError, match="missing column"):
         Workload.from_csv(p)
+
+
+# --- FLOPs and bytes of the non-product kernels, by hand (docs/workloads.md) ------------------
+
+def test_norm_kernels_flops_and_bytes(mha_decode):
+    # LayerNorm over T = 2 tokens of hidden 64: 7 FLOPs per element; gamma and beta are weights
+    for name in ("attention_norm", "ffn_norm"):
+        k = one(mha_decode, name)
+        assert k.op == "norm" and k.shape == {"elements": 2 * 64}
+        assert k.flops == 7 * 2 * 64
+        assert operand(k, "x").bytes == 2 * 64 * 2 and operand(k, "y").bytes == 2 * 64 * 2
+        assert operand(k, "gamma").bytes == 2 * 64 * 2 and operand(k, "gamma").role == "weight"
+        assert (k.bytes_read, k.bytes_written) == (2 * 64 * 2 + 2 * 64 * 2, 2 * 64 * 2)
+    rms = one(step_kernels(str(DATA / "tiny-gqa-moe.yaml"), Workload.uniform(1, 4, 2, phase="decode")),
+              "attention_norm")
+    assert rms.flops == 4 * 64 and operand(rms, "gamma").bytes == 64 * 2      # RMSNorm: gamma only
+
+
+def test_softmax_flops_count_every_query_row(gqa_moe):
+    # GQA g = 4, speculation 2: 8 query rows per (request, KV head), 3 requests x 2 KV heads,
+    # 22 cached tokens: 3 x 2 x 8 x 22 scores, 5 FLOPs each
+    k = one(gqa_moe, "softmax")
+    assert k.shape == {"elements": 3 * 2 * 8 * 22}
+    assert k.flops == 5 * 3 * 2 * 8 * 22
+    assert k.bytes_read == k.bytes_written == 3 * 2 * 8 * 22 * 2
+
+
+def test_elementwise_kernels_flops_and_bytes(mha_decode):
+    for name in ("attention_residual", "ffn_residual"):      # y = x + f(x): 1 FLOP per element
+        k = one(mha_decode, name)
+        assert k.op == "elementwise" and k.flops == 2 * 64
+        assert (k.bytes_read, k.bytes_written) == (2 * (2 * 64 * 2), 2 * 64 * 2)
+    act = one(mha_decode, "activation")                      # plain FFN: act(x), 1 FLOP per element
+    assert act.flops == 2 * 256 and (act.bytes_read, act.bytes_written) == (2 * 256 * 2, 2 * 256 * 2)
+    append = one(mha_decode, "kv_cache_append")               # a copy: no FLOPs
+    assert append.flops == 0 and append.bytes_read == append.bytes_written == 2 * 2 * 4 * 16 * 2
+
+
+def test_rotary_embedding_flops_and_bytes(gqa_moe):
+    # rotary on q and k: T = 3 requests x 2 new tokens, (8 + 2) heads x 8 dims, 3 FLOPs per element
+    k = one(gqa_moe, "rotary_embedding")
+    el = 6 * (8 + 2) * 8
+    assert k.shape == {"elements": el} and k.flops == 3 * el
+    assert k.bytes_read == k.bytes_written == el * 2
+    act = one(gqa_moe, "activation", expert=0)                # gated: act(gate) x up, 2 FLOPs per element
+    assert act.flops == 2 * 3 * 128 and act.bytes_read == 2 * 3 * 128 * 2

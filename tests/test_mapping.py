@@ -7,7 +7,8 @@ import yaml
 from pimdram.config import find_config, list_configs
 from pimdram.errors import ConfigError, WorkloadError
 from pimdram.llm import Workload
-from pimdram.mapping import generate_kernel_trace, load_system
+from pimdram.config.system import load_system, system_raw
+from pimdram.mapping import generate_kernel_trace
 
 DATA = Path(__file__).parent / "data" / "llm"
 FC = {"qkv_projection", "output_projection", "ffn_gate", "ffn_up", "ffn_down", "lm_head"}
@@ -18,7 +19,7 @@ def devices_of(trace, names):
 
 
 def custom_system(tmp_path, base, edit):
-    data = yaml.safe_load(find_config("systems", base).read_text())
+    data = system_raw(base)
     edit(data)
     p = tmp_path / f"{base}-custom.yaml"
     p.write_text(yaml.safe_dump(data))

@@ -121,7 +121,7 @@ import json, sys, tempfile, time
 from pathlib import Path
 from pimdram.mapping import generate_kernel_trace
 from pimdram.llm import Workload
-from pimdram.kernel_replay import replay_kernels
+from pimdram.system import replay_kernels
 with tempfile.TemporaryDirectory() as d:
     started = time.perf_counter()
     trace = generate_kernel_trace("gpt3-175b", "dgx-attacc", Workload.uniform(64, 2048, 1, phase="decode", context=2048))

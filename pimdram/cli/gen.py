@@ -37,6 +37,12 @@ def _positive(ctx, param, value):
 @click.option("--layers", type=int, callback=_positive, help="Keep only the first N decoder layers.")
 @click.option("--only", help="Keep only these kernel kinds, comma-separated (attention, fc, ffn, norm, "
                              "communication, an op or a kernel name).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a value of the system's PIM designs, e.g. options.power_limit=unlimited (repeatable); "
+                   "the trace header records the result.")
+@click.option("--allow-overcommit", is_flag=True,
+              help="A workload larger than a memory is a warning (recorded in the trace) instead of an error: "
+                   "for capacity studies.")
 @click.option("--summary", is_flag=True, help="Print the per-kernel table (device, shapes, FLOPs, bytes, intensity).")
 # `--output` is the number of output tokens (the CLI contract), so the trace file is `-o`/`--out`
 # rather than the shared -o/--output option
@@ -44,7 +50,8 @@ def _positive(ctx, param, value):
               help="Kernel trace to write (JSON Lines).")
 @overwrite_option
 def command(model, system, batch, prompt, output_tokens, requests_csv, phase, context, speculation, dtype,
-            weight_dtype, activation_dtype, kv_dtype, layers, only, summary, output, overwrite):
+            weight_dtype, activation_dtype, kv_dtype, layers, only, sets, allow_overcommit, summary, output,
+            overwrite):
     """Write the kernel trace of a model and workload on a system.
 
     \b
@@ -57,6 +64,8 @@ def command(model, system, batch, prompt, output_tokens, requests_csv, phase, co
           --output 1 --only attention -o attention.jsonl
       pimdram gen --model mixtral-8x7b --system dgx-a100 --requests requests.csv --phase generate -o mix.jsonl
     """
+    from ..config.memory import parse_set_options
+    from ..config.system import load_system
     from ..llm import Workload
     from ..mapping import generate_kernel_trace
     from ..trace.kernels import summary_table
@@ -79,7 +88,10 @@ def command(model, system, batch, prompt, output_tokens, requests_csv, phase, co
         workload = Workload.from_csv(requests_csv, **common)
     else:
         workload = Workload.uniform(batch, prompt, output_tokens, **common)
-    trace = generate_kernel_trace(model, system, workload, layers=layers, only=only)
+    system = load_system(system, parse_set_options(sets))
+    trace = generate_kernel_trace(model, system, workload, layers=layers, only=only,
+                                  allow_overcommit=allow_overcommit,
+                                  warn=lambda text: click.echo(f"warning: {text}", err=True))
     if output is not None:
         trace.write(output)
     if summary:

@@ -44,7 +44,7 @@ def command(trace, memory, system, symmetry, trace_format, sets, command_log, pr
       pimdram replay step.jsonl --system dgx-attacc --set options.power_limit=unlimited -o step.h5
     """
     from ..config.memory import parse_set_options
-    from ..kernel_replay import is_kernel_trace, replay_kernels
+    from ..system import is_kernel_trace, replay_kernels
     from ..replay import replay_requests
 
     check_output(output, overwrite)

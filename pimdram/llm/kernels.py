@@ -78,6 +78,7 @@ class Kernel:
     deps: list = field(default_factory=list)
     id: int = None
     link: str = None
+    collective: str = None         # communication: "all_reduce" or "all_gather" over shape["devices"]
 
     @property
     def bytes_read(self):
@@ -101,6 +102,8 @@ class Kernel:
              "phase": self.phase, "device": self.device}
         if self.link is not None:
             d["link"] = self.link
+        if self.collective is not None:
+            d["collective"] = self.collective
         if self.form is not None:
             d["form"] = self.form
         d["shape"] = dict(self.shape)

@@ -1,5 +1,4 @@
-"""Systems, mapping and placement policies, and the generator of kernel traces."""
+"""Mapping and placement policies, and the generator of kernel traces (systems: pimdram.config.system)."""
 from .generate import generate_kernel_trace
-from .systems import SystemSpec, load_system
 
-__all__ = ["SystemSpec", "load_system", "generate_kernel_trace"]
+__all__ = ["generate_kernel_trace"]

@@ -6,17 +6,20 @@ from ..llm.models import load_model
 from ..llm.workload import Workload
 from ..trace.kernels import FORMAT_NAME, FORMAT_VERSION, KernelTrace
 from .policies import device_for
-from .systems import load_system
+from ..config.system import load_system
 
 ALL_TOKENS = (0, 1 << 62)
 
 
-def generate_kernel_trace(model, system, workload, layers=None, only=None):
+def generate_kernel_trace(model, system, workload, layers=None, only=None, allow_overcommit=False,
+                          warn=None):
     """The kernel trace of `workload` on `system` (names, paths or specs) as a KernelTrace.
 
     `layers` keeps the kernels of the first N decoder layers (plus embedding and LM head);
     `only` keeps the kernels of the given kinds (attention, fc, ffn, norm, communication), ops or
-    names. Placement and the memory-capacity check always cover the whole model.
+    names. Placement and the memory-capacity check always cover the whole model. A workload that
+    does not fit is an error, or with `allow_overcommit` a warning (recorded in the header's
+    `warnings` and passed to `warn`, a callable taking the text).
     """
     model = load_model(model)
     system = load_system(system)
@@ -31,7 +34,13 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None):
     parts = _attention_parts(model, system)
     kernels = _build(model, system, workload, parts)
     kernels = _link(system, kernels)
-    regions = _place(model, system, workload, kernels, parts)
+    regions, overflows = _place(model, system, workload, kernels, parts)
+    if overflows and not allow_overcommit:
+        raise WorkloadError(overflows[0] + "; reduce batch, prompt or output, use a larger system, or pass "
+                                           "--allow-overcommit to study it anyway")
+    for text in overflows:
+        if warn is not None:
+            warn(text)
     kernels = _select(kernels, layers, only)
     used = sorted({o.region for k in kernels for o in k.operands if o.region})
     header = {
@@ -40,11 +49,13 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None):
         "generated_by": f"pimdram {__version__}",
         "model": model.summary(kv_bytes=workload.bytes("kv_cache", 1)),
         "workload": workload.describe(),
-        "system": system.describe(),
+        "system": system.to_dict(),
         "placement": {"regions": {name: regions[name] for name in used}},
         "selection": {"layers": layers, "only": list(only) if only else None},
         "kernels": len(kernels),
     }
+    if overflows:
+        header["warnings"] = list(overflows)
     return KernelTrace(header, [k.record() for k in kernels])
 
 
@@ -224,14 +235,15 @@ def _link(system, kernels):
                 and not (k.name == "ffn_down" and k.expert is not None):
             y = next(o for o in k.operands if o.access == "write")
             link = system.link_between(k.device, k.device)
-            # ring all-reduce: each device sends and receives 2·(n-1)/n of the tensor
-            moved = 2 * (dev.count - 1) * y.bytes // dev.count
-            ar = Kernel("all_reduce", "communication", k.layer, k.step, k.phase, shape={"bytes": moved}, flops=0,
-                        operands=[Operand(y.name, "activation", "read", y.dtype, y.shape, moved, y.tensor,
+            # the devices' partial sums of y are added by a ring all-reduce over the group
+            ar = Kernel("all_reduce", "communication", k.layer, k.step, k.phase,
+                        shape={"bytes": y.bytes, "devices": dev.count}, flops=0,
+                        operands=[Operand(y.name, "activation", "read", y.dtype, y.shape, y.bytes, y.tensor,
                                           region=f"{memory}:activations"),
-                                  Operand(y.name, "activation", "write", y.dtype, y.shape, moved, y.tensor,
+                                  Operand(y.name, "activation", "write", y.dtype, y.shape, y.bytes, y.tensor,
                                           region=f"{memory}:activations")],
-                        sub_batch=k.sub_batch, requests=k.requests, device=link.name, link=link.name, deps=[kid])
+                        sub_batch=k.sub_batch, requests=k.requests, device=link.name, link=link.name, deps=[kid],
+                        collective="all_reduce")
             tensors[y.tensor] = [_Piece(memory, add(ar), y.bytes, k.device)]
     return out
 
@@ -248,7 +260,8 @@ def _assign_region(o, memory):
 # --- placement: address ranges and the capacity check -------------------------------------------
 
 def _place(model, system, workload, kernels, parts):
-    """Regions (memory, channel/bank/row ranges) for every tensor; WorkloadError if a memory overflows."""
+    """Regions (memory, channel/bank/row ranges) for every tensor, and the text of each memory's
+    overflow (empty when the workload fits)."""
     wb = workload.bytes
     forced = system.placement.weights
     weights, kv, acts = {}, {}, {}
@@ -317,18 +330,18 @@ def _place(model, system, workload, kernels, parts):
         next_row[r["memory"]] += rows
         demand[r["memory"]][r["kind"]] += r["bytes"]
 
+    overflows = []
     for mname, mem in system.memories.items():
         used_rows = next_row[mname]
         if used_rows > mem.rows_per_bank:
             d = demand[mname]
             gb = 1e9
-            raise WorkloadError(
+            overflows.append(
                 f"the workload does not fit memory {mname!r} of system {system.name}: capacity "
                 f"{mem.capacity / gb:.1f} GB ({mem.stacks} stacks), needed weights {d['weights'] / gb:.1f} GB + "
                 f"KV cache {d['kv_cache'] / gb:.1f} GB + activations {d['activations'] / gb:.2f} GB = "
-                f"{sum(d.values()) / gb:.1f} GB ({used_rows} of {mem.rows_per_bank} rows per bank); "
-                f"reduce batch, prompt or output, or use a larger system")
-    return regions
+                f"{sum(d.values()) / gb:.1f} GB ({used_rows} of {mem.rows_per_bank} rows per bank)")
+    return regions, overflows
 
 
 # --- selection (--layers, --only) ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Mapping policies: which device runs each kernel (gpu-only, attacc, neupims, ianus, papi, hybe)."""
+"""Mapping policies: which device runs each kernel (gpu-only, attacc, neupims, ianus, papi, hybe,
+pim-only)."""
 from ..llm.kernels import ATTENTION_NAMES, FC_NAMES
 
 PIM_ATTENTION = ("kv_cache_append", "attention_score", "attention_context")
@@ -11,6 +12,8 @@ def host_device(system, phase):
         return system.roles["xpu"]
     if p in ("neupims", "ianus"):
         return system.roles["npu"]
+    if p == "pim-only":
+        return system.roles["pim"]
     return system.roles["prefill" if phase == "prefill" else "decode"]
 
 

@@ -1,4 +1,5 @@
 """The report of a stats file: `summarize` gathers the figures as plain data, `format_report` prints them."""
+import json
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ _CHANNEL_FIELDS = ("reads", "writes", "bytes_read", "bytes_written", "row_hits",
     + tuple(f"{k}_latency_{s}" for k in ("read", "write") for s in _LATENCY_STATS) + ("energy_j",)
 _ENERGY_PARTS = ("activate_j", "read_j", "write_j", "refresh_j", "background_j")
 _KERNEL_FIELDS = ("name", "layer", "device", "start_cycle", "end_cycle")
+_ENERGY_KINDS = ("memory", "compute", "onchip", "communication")
 
 
 def _plain(value):
@@ -123,11 +125,23 @@ def _kernels_section(sf, out):
 
 
 def _kernel_run_section(sf, out):
-    """Kernel replays (format 1.1): tokens per second and where the kernel times came from."""
+    """Kernel replays (format 1.1): tokens per second and where the kernel times came from; since
+    1.2 also decode throughput, prefill time and energy per token (absent columns read as None)."""
+    have = set(sf.columns(schema.RUN))
     names = [c for c, _, _ in schema.standard_columns(schema.RUN)]
-    table = _columns(sf, schema.RUN, names)
-    out.update({c: _plain(table[c][0]) for c in names if c != "kernels"})
+    table = _columns(sf, schema.RUN, [c for c in names if c in have])
+    out.update({c: (_plain(table[c][0]) if c in table else None) for c in names if c != "kernels"})
     out["kernel_count"] = _plain(table["kernels"][0])
+    out["warnings"] = json.loads(sf.attrs.get("warnings", "[]"))
+
+
+def _device_energy_section(sf, out):
+    """Kernel replays (1.2): energy by device and by kind."""
+    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY)]
+    table = _columns(sf, schema.DEVICE_ENERGY, names)
+    rows = [{c: _plain(table[c][i]) for c in names} for i in range(len(table["device"]))]
+    out["device_energy"] = rows
+    out["energy_by_kind"] = {kind: _plain(float(np.sum(table[f"{kind}_j"]))) for kind in _ENERGY_KINDS}
 
 
 _REQUIRED_SECTIONS = (_run_section, _summary_section, _channels_section)
@@ -138,6 +152,7 @@ _OPTIONAL_SECTIONS = {
     schema.COMMAND_LOG: _command_log_section,
     schema.KERNELS: _kernels_section,
     schema.RUN: _kernel_run_section,
+    schema.DEVICE_ENERGY: _device_energy_section,
 }
 
 
@@ -281,7 +296,21 @@ def _kernel_lines(s):
                   f"  kernels     {_int(s['kernel_count'])}: {_int(s['kernels_simulated'])} simulated, "
                   f"{_int(s['kernels_reused'])} reused (same inputs), {_int(s['kernels_modelled'])} modelled"
                   + ("" if s.get("symmetry") is False else "; symmetric channels simulated once"),
-                  f"  energy      {_si(s['energy_j'], 'J')} (kernels whose energy is modelled)"]
+                  f"  energy      {_si(s['energy_j'], 'J')}"
+                  + (f", {_si(s['energy_per_token_j'], 'J')} per token" if s.get("energy_per_token_j") else "")]
+        if s.get("decode_tokens"):
+            lines.append(f"  decode      {_int(s['decode_tokens'])} tokens in {_si(s['decode_seconds'], 's')}: "
+                         f"{_num(s['decode_tokens_per_s'])} tokens/s")
+        if s.get("prefill_seconds"):
+            lines.append(f"  prefill     {_si(s['prefill_seconds'], 's')}")
+        for w in s.get("warnings") or ():
+            lines.append(f"  warning     {w}")
+        devices = s.get("device_energy")
+        if devices:
+            lines += ["", "Energy by device and kind"]
+            lines += _grid(["device", "kind"] + list(_ENERGY_KINDS) + ["total"],
+                           [[d["device"], d["kind"]] + [_si(d[f"{k}_j"], "J") for k in _ENERGY_KINDS]
+                            + [_si(d["total_j"], "J")] for d in devices])
         used = {n: c for n, c in s["commands"].items() if c}
         if used:
             lines += ["", "PIM memory commands (all channels)"]

@@ -8,7 +8,7 @@ unit or a dtype and the spec (docs/stats-format.md) can be checked against the c
 import numpy as np
 
 FORMAT = "pimdram.stats"
-FORMAT_VERSION = (1, 1)
+FORMAT_VERSION = (1, 2)
 
 #: Group under which every table lives: table `channels` is the group `/tables/channels`.
 TABLES_GROUP = "tables"
@@ -37,6 +37,7 @@ REQUIRED_ATTRS = (ATTR_CONFIG, ATTR_TRACE_SHA256, ATTR_TRACE_PATH, ATTR_SEED,
 #: files written before it existed still read.
 ATTR_DEFAULTS = {
     "description": "",
+    "warnings": "[]",      # since 1.2: JSON list of warnings of the run (e.g. an overcommitted memory)
 }
 
 # Table attributes (on the group /tables/<name>).
@@ -64,6 +65,7 @@ KERNELS = "kernels"
 RUN = "run"            # since 1.1: kernel replays
 LAYERS = "layers"      # since 1.1
 STEPS = "steps"        # since 1.1
+DEVICE_ENERGY = "device_energy"   # since 1.2: kernel replays, energy by device and kind
 
 #: latency_histogram.kind values, in order (also stored as that table's `kind-names` attribute).
 LATENCY_KINDS = ("read", "write")
@@ -144,6 +146,10 @@ _STANDARD = {
         ("bytes", _I64, "B"),
         ("commands", _I64, "count"),
         ("energy_j", _F64, "J"),
+        ("energy_memory_j", _F64, "J"),          # since 1.2, as are the three below
+        ("energy_compute_j", _F64, "J"),
+        ("energy_onchip_j", _F64, "J"),
+        ("energy_communication_j", _F64, "J"),
         ("source", _STR, "1"),
         ("channels_simulated", _I64, "count"),
         ("channels_total", _I64, "count"),
@@ -156,6 +162,22 @@ _STANDARD = {
         ("kernels_reused", _I64, "count"),
         ("kernels_modelled", _I64, "count"),
         ("symmetry", _BOOL, "1"),
+        ("decode_tokens", _I64, "count"),        # since 1.2, as are the columns below
+        ("decode_seconds", _F64, "s"),
+        ("decode_tokens_per_s", _F64, "1/s"),
+        ("prefill_seconds", _F64, "s"),
+        ("energy_j", _F64, "J"),
+        ("energy_per_token_j", _F64, "J"),
+        ("overcommitted", _BOOL, "1"),
+    ],
+    DEVICE_ENERGY: [
+        ("device", _STR, "1"),
+        ("kind", _STR, "1"),
+        ("memory_j", _F64, "J"),
+        ("compute_j", _F64, "J"),
+        ("onchip_j", _F64, "J"),
+        ("communication_j", _F64, "J"),
+        ("total_j", _F64, "J"),
     ],
     LAYERS: [
         ("layer", _I32, "1"),

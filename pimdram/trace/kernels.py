@@ -6,7 +6,7 @@ from .._atomic import atomic_output
 from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 
 FORMAT_NAME = "pimdram.kernel-trace"
-FORMAT_VERSION = (1, 1)
+FORMAT_VERSION = (1, 2)
 
 OPS = ("embedding", "norm", "gemm", "gemv", "elementwise", "attention_score", "softmax", "attention_context",
        "communication")
@@ -14,6 +14,7 @@ PRODUCT_OPS = ("gemm", "gemv", "attention_score", "attention_context")
 ROLES = ("weight", "activation", "kv_cache")
 ACCESSES = ("read", "write")
 PHASES = ("prefill", "decode")
+COLLECTIVES = ("all_reduce", "all_gather")
 HEADER_KEYS = ("format", "version", "generated_by", "model", "workload", "system", "placement", "kernels")
 
 
@@ -185,6 +186,12 @@ def _validate_kernel(k, index, devices, regions, where):
                 raise err(f"a {k['op']} kernel needs a positive shape.{dim}")
         if k.get("form") not in ("gemm", "gemv"):
             raise err(f"a {k['op']} kernel needs form gemm or gemv")
+    if "collective" in k:
+        if k["op"] != "communication" or k["collective"] not in COLLECTIVES:
+            raise err(f"'collective' must be one of {', '.join(COLLECTIVES)} on a communication kernel, "
+                      f"got {k['collective']!r}")
+        if not _is_int(k["shape"].get("devices")) or k["shape"]["devices"] < 1 or "bytes" not in k["shape"]:
+            raise err("a collective needs shape.bytes (the tensor) and shape.devices (at least 1)")
     for d in k["deps"]:
         if not _is_int(d) or not 0 <= d < index:
             raise err(f"dependency {d!r} must be the id of an earlier kernel")

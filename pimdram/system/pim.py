@@ -1,0 +1,188 @@
+"""PIM kernels at command level: a kernel on a PIM device whose design has a lowering becomes
+command programs that the engine simulates.
+
+- AttAcc's mapping (attacc-bank, attacc-bankgroup, attacc-buffer, papi-fc, papi-attn):
+  attention_score, softmax and attention_context per instance (request x KV head) in one
+  channel, round robin over the memory's channels; FC products as GEMVs over the channels
+  (pimdram.lower.attacc).
+- The design's GEMV commands (neupims, aim, hbm-pim; a request's whole KV cache in one channel
+  where the design says so; pimdram.lower.generic).
+
+Symmetry: a PIM kernel's instances spread round robin, so its channels hold one of at most two
+instance counts; one representative channel per count is simulated and the kernel's time is the
+slowest. Kernels with the same lowering inputs (e.g. the same kernel in every layer) are
+simulated once and reused. Both are recorded per kernel (`source`, `channels_simulated`,
+`channels_total`); `symmetry=False` simulates every channel of every PIM kernel.
+"""
+import dataclasses
+
+import numpy as np
+
+from .._engine import Engine
+from ..energy import column_or_row_energy, command_energies
+from ..errors import ConfigError
+from ..lower.attacc import _Builder, attacc_mode, attention_piece, fc_piece
+from ..lower.generic import GemvBuilder, has_gemv_lowering
+from ..lower.program import FP16_BYTES, assemble
+from ..replay import CommandLogExpander, engine_params
+from .timing import KernelTiming, energy, joules
+
+#: kernel names lowered to PIM command programs on AttAcc-style designs
+ATTENTION_PARTS = ("attention_score", "softmax", "attention_context")
+FC_OPS = ("gemm", "gemv")
+
+
+class PimMemory:
+    """A PIM memory of the system (config.system.MemoryPool): its lowering and a cache of runs."""
+
+    def __init__(self, pool, command_log=False):
+        self.name = pool.name
+        self.spec = pool.spec
+        self.channels = pool.channels
+        self.command_log = command_log
+        self.cache = {}
+        try:
+            self.mode = attacc_mode(self.spec)
+        except ConfigError:
+            # a design that names its GEMV commands, else none: its kernels are modelled
+            self.mode = "gemv" if has_gemv_lowering(self.spec) else None
+        self.kv_placement = self.spec.pim.lowering.get("kv_cache", "head")
+
+    def loads(self, units, group=1):
+        """(load, channels) pairs: `units` groups of `group` instances round robin over the channels."""
+        base, extra = divmod(units, self.channels)
+        pairs = [((base + 1) * group, extra), (base * group, self.channels - extra)]
+        return [(n, m) for n, m in pairs if m > 0 and n > 0]
+
+    def run(self, kind, loads, shape, symmetry):
+        """Simulate kernel part `kind` ('score', 'softmax', 'context' or 'fc') whose channels carry
+        `loads` ((instances or output rows per channel, channels) pairs); returns KernelTiming."""
+        C = self.channels
+        if kind == "fc":
+            _, n_in, reuse = shape
+        else:
+            L, d, reuse = shape
+        if self.mode == "gemv" and kind == "softmax":
+            return None
+        if not loads:
+            return KernelTiming(0.0, "model", channels_total=C)
+        if symmetry:
+            reps = [(n, 1, m) for n, m in loads]               # (load, simulated channels, multiplicity)
+        else:
+            reps = [(n, m, 1) for n, m in loads]
+        key = (kind, tuple((n, s) for n, s, _ in reps), shape)
+        if key in self.cache:
+            return dataclasses.replace(self.cache[key], source="reused")
+        n_sim = sum(s for _, s, _ in reps)
+        spec = dataclasses.replace(self.spec, counts=[n_sim] + list(self.spec.counts[1:]))
+        engine = Engine(engine_params(spec, self.command_log))
+        programs, ch = [], 0
+        for load, n_ch, _ in reps:
+            if self.mode == "gemv":
+                b = GemvBuilder(spec, engine.node_id, reuse)
+                if kind == "fc":
+                    b.gemv(0, load, n_in)
+                else:
+                    row = 0
+                    for _ in range(load):       # score: K is L x d; context: V^T is d x L
+                        row = b.gemv(0, L, d, row) if kind == "score" else b.gemv(0, d, L, row)
+            else:
+                b = _Builder(spec, engine.node_id, self.mode, reuse)
+                if kind == "fc":
+                    fc_piece(b, load, n_in)
+                else:
+                    for _ in range(load):
+                        attention_piece(b, kind, L, d)
+            for _ in range(n_ch):
+                programs.append((ch, b))
+                ch += 1
+        cols, _ = assemble(spec, programs)
+        engine.feed_program(cols["channel"], cols["command"], cols["node"], cols["select"], cols["row"],
+                            cols["occupancy"])
+        engine.run(True)
+        # the kernel ends when its data is done and no timing row of its commands can bind the
+        # next kernel's (which starts on a fresh engine): the boundary stays legal
+        cycles = max(engine.completion_cycle, engine.current_cycle, engine.settle_cycle())
+        counts = engine.counters()["commands"]           # per simulated channel
+        # scale to every channel: a representative stands for `multiplicity` channels
+        scale = np.zeros(n_sim)
+        ch = 0
+        for _, n_ch, mult in reps:
+            scale[ch:ch + n_ch] = mult
+            ch += n_ch
+        totals = (counts * scale[:, None]).sum(axis=0)
+        log = CommandLogExpander(engine, spec)(engine.take_log()) if self.command_log else None
+        timing = KernelTiming(cycles * spec.tck_ns, "simulated", pim_energy(self.spec, totals, reuse),
+                              int(totals.sum()), n_sim, C, totals, self.name, log)
+        self.cache[key] = timing
+        return timing
+
+
+def pim_energy(spec, totals, reuse=1):
+    """Energy by kind of PIM commands issued `totals[i]` times (docs/pim-configs.md, "Energy").
+
+    A command with a figure of its own (pim.energy.commands) takes it. A MAC reads a column in
+    every bank it covers: at pim_access_pj_per_byte where the design gives it (a figure of the
+    whole in-array path, activation included, so activates add nothing), else the DRAM read
+    energy of a column in each bank plus the DRAM activate energy of the rows opened; mac_pj per
+    multiply-accumulate (the bytes read / 2 FP16 weights, each times `reuse` inputs). NaN where
+    a figure is needed and missing (a design without pim_access_pj_per_byte and no IDD currents)."""
+    pim = spec.pim
+    e = pim.energy
+    try:
+        dram = command_energies(spec)
+    except ConfigError:
+        dram = None
+    memory = compute = onchip = 0.0
+    for i, c in enumerate(spec.commands):
+        n = float(totals[i])
+        if not n:
+            continue
+        own = pim.command_energy.get(c.name)
+        if own is not None:
+            if "pj" in own:
+                spent = joules(n, own["pj"])
+            elif dram is None:
+                spent = float("nan")
+            else:
+                like = spec.commands[spec.command_index(own["like"])]
+                spent = n * own["factor"] * column_or_row_energy(spec, like, dram)
+            if c.kind in ("mac", "activate", "precharge"):
+                memory += spent
+            else:
+                onchip += spent
+        elif c.kind == "mac":
+            read = n * spec.banks_covered(c) * spec.access_bytes
+            if "pim_access_pj_per_byte" in e:
+                memory += joules(read, e["pim_access_pj_per_byte"])
+            else:
+                memory += n * spec.banks_covered(c) * dram["read"] if dram else float("nan")
+            compute += joules(read / FP16_BYTES * reuse, e.get("mac_pj", float("nan")))
+        elif c.kind == "activate" and "pim_access_pj_per_byte" not in e:
+            memory += n * column_or_row_energy(spec, c, dram) if dram else float("nan")
+    return energy(memory=memory, compute=compute, onchip=onchip)
+
+
+def pim_timing(pm, k, symmetry):
+    """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled)."""
+    shape = k.get("shape", {})
+    reuse = max(1, int(k.get("reuse") or shape.get("M", 1)))
+    if k["name"] in ATTENTION_PARTS:
+        lo, hi = k.get("kv_heads", [0, 1])
+        heads = max(1, hi - lo)
+        requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
+        if pm.kv_placement == "request":      # a request's KV heads all in one channel
+            loads = pm.loads(requests, heads)
+        else:
+            loads = pm.loads(shape.get("instances", requests * heads))
+        if k["name"] == "attention_score":
+            return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry)
+        if k["name"] == "attention_context":
+            return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry)
+        if k["op"] == "softmax":
+            L = max(1, shape.get("elements", 0) // (requests * heads * reuse))
+            return pm.run("softmax", loads, (L, 1, reuse), symmetry)
+        return None
+    if k["op"] in FC_OPS and "N" in shape:
+        return pm.run("fc", pm.loads(shape["N"]), (shape["N"], shape["K"], max(1, shape.get("M", 1))), symmetry)
+    return None

@@ -1,0 +1,87 @@
+"""Kernels on an xPU (GPU, NPU), and PIM kernels that have no command-level lowering: a roofline
+with utilisation limits, occupancy and a fixed cost, and energy from bytes, MACs and an on-chip
+traffic model. docs/systems.md spells out every formula.
+
+    time   = max(max(FLOPs / (peak x compute utilisation), bytes / (bandwidth x bandwidth
+             utilisation)) / occupancy, fixed cost)
+    energy = bytes x memory_pj_per_byte + FLOPs / 2 x mac_pj
+             + L2, L1 and register traffic x their pJ/B
+
+Peak and bandwidth are the device group's (a tensor-parallel group of N devices does 1/N of the
+work on each). Occupancy: attention kernels (score, softmax, context) run one thread block per
+request and query head, so a device of `cores` SMs with u blocks of them is busy u / (ceil(u /
+cores) x cores) of its SMs; other kernels fill the device.
+"""
+import math
+
+from .timing import KernelTiming, energy, joules
+
+PRODUCT_OPS = ("gemm", "gemv", "attention_score", "attention_context")
+ATTENTION_OPS = ("attention_score", "softmax", "attention_context")
+
+
+def xpu_timing(kernel, device, group_size=1):
+    """KernelTiming of `kernel` (a kernel-trace record) on `device` (config.system.Device).
+    `group_size`: query heads per KV head of the model (thread blocks per attention instance)."""
+    moved = kernel["bytes_read"] + kernel["bytes_written"]
+    t_compute = 0.0
+    if device.peak_flops:
+        t_compute = kernel["flops"] / (device.peak_flops * device.compute_utilization) * 1e9
+    t_memory = 0.0
+    if device.bandwidth:
+        t_memory = moved / (device.bandwidth * device.bandwidth_utilization) * 1e9
+    roofline = max(t_compute, t_memory) / occupancy(kernel, device, group_size)
+    duration = max(roofline, device.overhead_ns(kernel["name"], kernel["op"]))
+    return KernelTiming(duration, "model", energy=xpu_energy(kernel, device))
+
+
+def occupancy(kernel, device, group_size=1):
+    """Fraction of the device's SMs an attention kernel keeps busy (1 for other kernels or a
+    device without `cores`)."""
+    if not device.cores or kernel["op"] not in ATTENTION_OPS:
+        return 1.0
+    lo, hi = kernel.get("kv_heads", [0, 1])
+    requests = len(kernel.get("requests", ())) or 1
+    blocks = requests * max(1, hi - lo) * group_size
+    per_device = math.ceil(blocks / device.count)
+    waves = math.ceil(per_device / device.cores)
+    return per_device / (waves * device.cores)
+
+
+def xpu_energy(kernel, device):
+    """Energy by kind of a kernel on an xPU (NaN for a kind whose figure the device lacks)."""
+    e = device.energy
+    moved = kernel["bytes_read"] + kernel["bytes_written"]
+    l2, l1, registers = onchip_bytes(kernel, device.tiles)
+    onchip = joules(l2, e.l2_pj_per_byte) + joules(l1, e.l1_pj_per_byte) + joules(registers, e.register_pj_per_byte)
+    return energy(memory=joules(moved, e.memory_pj_per_byte), compute=joules(kernel["flops"] / 2, e.mac_pj),
+                  onchip=onchip)
+
+
+def onchip_bytes(kernel, tiles):
+    """(L2, L1, register) bytes a kernel moves on chip.
+
+    A matrix product y[M x N] = x[M x K] . W[K x N] (per instance) blocked in tiles of tm x tn
+    outputs reads x once per column of tiles and W once per row of tiles: x ceil(N/tn) + W
+    ceil(M/tm) + y. L2 serves the thread-block tiles, L1 the register tiles; registers see three
+    operands per multiply-accumulate. Every other kernel moves its bytes once at each level."""
+    moved = kernel["bytes_read"] + kernel["bytes_written"]
+    shape = kernel.get("shape", {})
+    if kernel["op"] not in PRODUCT_OPS or "M" not in shape:
+        return moved, moved, moved
+    reads = [o for o in kernel["operands"] if o["access"] == "read"]
+    if len(reads) < 2:
+        return moved, moved, moved
+    x, w = reads[0]["bytes"], sum(o["bytes"] for o in reads[1:])
+    y = kernel["bytes_written"]
+    M, N, K = shape["M"], shape["N"], shape["K"]
+
+    def traffic(tile):
+        if tile is None:
+            return moved
+        tm, tn = tile
+        return x * math.ceil(N / tn) + w * math.ceil(M / tm) + y
+
+    instances = shape.get("instances", 1)
+    element = x / (M * K * instances) if M * K * instances else 0
+    return traffic(tiles.get("thread_block")), traffic(tiles.get("register")), 3 * M * N * K * instances * element
