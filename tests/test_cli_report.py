@@ -202,3 +202,41 @@ def test_help_names_the_json_option():
     result = run("report", "--help")
     assert result.exit_code == 0
     assert "--json" in result.output
+
+
+RUN_1_1 = {"tokens": [4], "tokens_per_s": [2000.0], "kernels": [10], "kernels_simulated": [2],
+           "kernels_reused": [3], "kernels_modelled": [5], "symmetry": [True]}
+RUN_UNITS = {"tokens": "count", "tokens_per_s": "1/s", "kernels": "count", "kernels_simulated": "count",
+             "kernels_reused": "count", "kernels_modelled": "count", "symmetry": "1"}
+
+
+def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
+    # a 1.1 file: run without the 1.2 columns, no device_energy: the new figures read as absent
+    old = make_stats(tmp_path / "old.h5", extra_tables={"run": Table(RUN_1_1, RUN_UNITS)})
+    data = json.loads(run("report", old, "--json").output)
+    assert data["tokens_per_s"] == 2000.0 and data["kernel_count"] == 10
+    assert data["decode_tokens_per_s"] is None and data["energy_per_token_j"] is None
+    assert "device_energy" not in data and data["warnings"] == []
+    # 1.2: decode throughput, prefill time, energy per token and the breakdown by device and kind
+    new = dict(RUN_1_1, decode_tokens=[2], decode_seconds=[0.001], decode_tokens_per_s=[2000.0],
+               prefill_seconds=[0.0005], energy_j=[0.3], energy_per_token_j=[0.075], overcommitted=[True])
+    units = dict(RUN_UNITS, decode_tokens="count", decode_seconds="s", decode_tokens_per_s="1/s",
+                 prefill_seconds="s", energy_j="J", energy_per_token_j="J", overcommitted="1")
+    energy = standard_table("device_energy", {
+        "device": np.array(["gpu", "nvlink"]), "kind": np.array(["gpu", "link"]),
+        "memory_j": np.array([0.2, 0.0]), "compute_j": np.array([0.05, 0.0]), "onchip_j": np.array([0.04, 0.0]),
+        "communication_j": np.array([0.0, 0.01]), "total_j": np.array([0.29, 0.01])})
+    path = make_stats(tmp_path / "new.h5", extra_tables={"run": Table(new, units), "device_energy": energy})
+    with h5py.File(path, "r+") as f:
+        f.attrs["warnings"] = json.dumps(["the workload does not fit memory 'gpu_hbm'"])
+    data = json.loads(run("report", path, "--json").output)
+    assert (data["decode_tokens_per_s"], data["prefill_seconds"], data["energy_per_token_j"]) == (2000.0, 0.0005, 0.075)
+    assert data["energy_by_kind"] == pytest.approx({"memory": 0.2, "compute": 0.05, "onchip": 0.04,
+                                                    "communication": 0.01})
+    assert data["device_energy"][1] == {"device": "nvlink", "kind": "link", "memory_j": 0.0, "compute_j": 0.0,
+                                        "onchip_j": 0.0, "communication_j": 0.01, "total_j": 0.01}
+    assert data["overcommitted"] is True and data["warnings"] == ["the workload does not fit memory 'gpu_hbm'"]
+    text = run("report", path).output
+    assert "decode      2 tokens in 1 ms: 2,000.0 tokens/s" in text
+    assert "warning     the workload does not fit memory 'gpu_hbm'" in text
+    assert any(line.split()[:2] == ["nvlink", "link"] for line in text.splitlines())

@@ -216,3 +216,18 @@ def test_a_decode_step_on_a_tiny_system_by_hand(tmp_path):
     flops = 2 * 205_240 + 128 + 896 + 256_000
     assert s["energy_j"] == pytest.approx(moved * 10e-12 + flops / 2 * 1e-12)
     assert s["energy_per_token_j"] == pytest.approx(s["energy_j"] / 2)
+
+
+def test_an_overcommitted_workload_is_a_warning_recorded_in_trace_and_stats(tmp_path):
+    args = ("--model", "gpt3-175b", "--system", "a100", "--batch", "1", "--prompt", "128", "--output", "2",
+            "--layers", "1")
+    r = CliRunner().invoke(cli, ["gen", *args, "-o", str(tmp_path / "x.jsonl")])
+    assert r.exit_code == 1 and "does not fit memory 'hbm2e'" in r.output and "--allow-overcommit" in r.output
+    trace = gen(tmp_path, *args, "--allow-overcommit")
+    warning = json.loads(trace.read_text().splitlines()[0])["warnings"][0]
+    # GPT-3 175B's FP16 weights on one 80 GB (85.9 GB decimal) A100
+    assert warning.startswith("the workload does not fit memory 'hbm2e' of system a100: capacity 85.9 GB")
+    assert "needed weights 349.2 GB" in warning        # 174.6 B parameters x 2 B
+    replay_kernels(trace, tmp_path / "s.h5")
+    sf = open_stats(tmp_path / "s.h5")
+    assert bool(sf.table("run")["overcommitted"][0]) and json.loads(sf.attrs["warnings"]) == [warning]
