@@ -103,11 +103,12 @@ cdef class Engine:
 
     # --- processing in memory ---------------------------------------------------------------
     cdef int pim_mode               # 0 no PIM, 1 concurrent with normal traffic, 2 blocked (normal waits)
-    cdef int n_sel                  # banks per bank group: the choices of a same-bank selection (0: none)
-    cdef int32_t* cmd_sel           # [cmd] 0: every bank under the node, 1: the same bank of every bank group
+    cdef int32_t* cmd_sel           # [cmd] 0: every bank under the node; P > 0: bank k of every P consecutive
+                                    # banks (the same bank in every node of the command's selection level)
+    cdef int32_t* sel_base          # [cmd] first selection list of a selecting command (see _sel_key)
     cdef int32_t* cmd_rb            # [cmd] row buffer used: 0 normal, 1 the PIM row buffer
     cdef int32_t* cmd_unit          # [cmd] PIM unit occupied (mac, unit_op) or -1
-    cdef int32_t* sel_start         # [node * n_sel + k]: nodes below `node` holding bank k of a group
+    cdef int32_t* sel_start         # [_sel_key(cmd, node, k)]: nodes below `node` holding a selected bank
     cdef int32_t* sel_nodes
     cdef int32_t* pim_row           # [ch * n_banks + b] open row of the PIM row buffer, -1 closed
     cdef int unit_total             # unit instances per channel (all units)

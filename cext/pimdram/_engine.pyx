@@ -148,13 +148,16 @@ cdef class Engine:
 
         # processing in memory: command attributes, units (absent keys: a memory without PIM)
         self.pim_mode = p.get("pim_mode", 0)
-        self.n_sel = p.get("n_sel", 0)
         self.cmd_sel = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p.get("cmd_sel", [0] * self.n_cmd), dtype=np.int32).copy()))
         self.cmd_rb = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p.get("cmd_rb", [0] * self.n_cmd), dtype=np.int32).copy()))
         self.cmd_unit = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(p.get("cmd_unit", [-1] * self.n_cmd), dtype=np.int32).copy()))
         for i in range(self.n_cmd):
-            if self.cmd_sel[i] and self.n_sel <= 0:
-                raise ValueError("a same-bank command needs n_sel (banks per bank group)")
+            # a selection period divides the banks under the command's node (the nodes of its
+            # selection level nest in it)
+            n = self.node_n_banks[self.level_offset[self.cmd_scope[i]]]
+            if self.cmd_sel[i] < 0 or (self.cmd_sel[i] > 0 and n % self.cmd_sel[i]):
+                raise ValueError(f"command {i}: bank selection period {self.cmd_sel[i]} does not divide the "
+                                 f"{n} banks under its scope")
 
         # constraint rows. Commands that every row treats alike (same incoming rows: e.g. RD and
         # RDA) share one timing class, i.e. one column of the earliest-issue tables, so an issue
@@ -537,11 +540,11 @@ cdef class Engine:
         for bad, what in ((np.isin(kind, [KIND_READ, KIND_WRITE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH]),
                            "reads, writes and refreshes come from requests, not programs"),
                           (level != scope, "the node is not at the command's scope level"),
-                          ((sel != 0) & ((sel_a < 0) | (sel_a >= max(self.n_sel, 1))),
-                           f"the same-bank choice is outside 0..{self.n_sel - 1}")):
+                          ((sel != 0) & ((sel_a < 0) | (sel_a >= sel)), "the same-bank choice is outside 0..{}")):
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"program entry {i} (command {cmd_a[i]}, node {node_a[i]}): {what}")
+                raise ValueError(f"program entry {i} (command {cmd_a[i]}, node {node_a[i]}): "
+                                 + what.format(sel[i] - 1))
         order = np.argsort(ch_a, kind="stable")
         cmd_a, node_a, sel_a, row_a, occ_a = (a[order].copy() for a in (cmd_a, node_a, sel_a, row_a, occ_a))
         bounds = np.searchsorted(ch_a[order], np.arange(self.n_channels + 1))

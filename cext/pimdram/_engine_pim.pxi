@@ -3,8 +3,8 @@
 
 
 cdef inline bint _covers(Engine self, int cmd, int k, int b) noexcept nogil:
-    """Whether a command at a node over bank b acts on b (k: the same-bank choice)."""
-    return self.cmd_sel[cmd] == 0 or b % self.n_sel == k
+    """Whether a command at a node over bank b acts on b (k: the choice of a selecting command)."""
+    return self.cmd_sel[cmd] == 0 or b % self.cmd_sel[cmd] == k
 
 
 cdef bint _pim_holds(Engine self, int ch, int first, int nb) noexcept nogil:
@@ -102,7 +102,7 @@ cdef void _pim_issue(Engine self, int ch, int64_t i, int64_t t) noexcept nogil:
     cdef int nb = self.node_n_banks[node]
     cdef int b, bi, key
     if self.cmd_sel[cmd]:
-        key = self.n_cmd * self.n_nodes + (cmd * self.n_nodes + node) * self.n_sel + k
+        key = self.n_cmd * self.n_nodes + _sel_key(self, cmd, node, k)
     else:
         key = cmd * self.n_nodes + node
     _update_key(self, ch, key, t)

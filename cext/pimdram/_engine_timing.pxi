@@ -8,11 +8,12 @@ def _compile_updates(Engine self, int n_rows):
     Plain rows become (offset in a channel's earliest table, latency), one entry per offset
     with the largest latency; window rows become (row, node) for the ring buffers.
 
-    Same-bank commands (bank k of every bank group under the node) get one list per k after
-    the (command, node) lists, at key n_cmd * n_nodes + (cmd * n_nodes + node) * n_sel + k,
-    reaching only the nodes below the node that hold such a bank; sel_start/sel_nodes list
-    those nodes for the ready check."""
-    cdef int c, node, lvl, k
+    Selecting commands (bank k of every `period` consecutive banks under the node: the same
+    bank in every node of their selection level) get one list per (node of their scope, k)
+    after the (command, node) lists, at key n_cmd * n_nodes + sel_key(cmd, node, k), reaching
+    only the nodes below the node that hold a selected bank; sel_start/sel_nodes list those
+    nodes for the ready check, under the same sel_key."""
+    cdef int c, node, lvl, k, period
     starts, wstarts = [0], [0]
     offs, lats, wrows, wnodes = [], [], [], []
 
@@ -36,23 +37,20 @@ def _compile_updates(Engine self, int n_rows):
     for c in range(self.n_cmd):
         for node in range(self.n_nodes):
             add(c, node, lambda x: True)
-    n_sel = max(self.n_sel, 0)
-    sel_start, sel_nodes = [0], []
+    sel_start, sel_nodes, sel_base = [0], [], []
     for c in range(self.n_cmd):
-        for node in range(self.n_nodes):
-            for k in range(n_sel):
-                if self.cmd_sel[c] and self.node_level[node] == self.cmd_scope[c]:
-                    add(c, node, lambda x, k=k: _holds_sel(self, x, k))
-                else:
-                    starts.append(len(offs))
-                    wstarts.append(len(wrows))
-    for node in range(self.n_nodes):
-        lvl = self.node_level[node]
-        for k in range(n_sel):
-            sel_nodes.extend(x for x in range(self.n_nodes)
-                             if self.node_level[x] > lvl and self.node_anc[x * self.n_levels + lvl] == node
-                             and _holds_sel(self, x, k))
-            sel_start.append(len(sel_nodes))
+        period = self.cmd_sel[c]
+        sel_base.append(len(sel_start) - 1 if period else -1)
+        if not period:
+            continue
+        lvl = self.cmd_scope[c]
+        for node in range(self.level_offset[lvl], self.level_offset[lvl] + self.level_size[lvl]):
+            for k in range(period):
+                add(c, node, lambda x, k=k, period=period: _holds_sel(self, x, k, period))
+                sel_nodes.extend(x for x in range(self.n_nodes)
+                                 if self.node_level[x] > lvl and self.node_anc[x * self.n_levels + lvl] == node
+                                 and _holds_sel(self, x, k, period))
+                sel_start.append(len(sel_nodes))
     self.upd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(starts, dtype=np.int32)))
     self.upd_off = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(offs + [0], dtype=np.int32)))
     self.upd_lat = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(lats + [0], dtype=np.int64)))
@@ -61,6 +59,7 @@ def _compile_updates(Engine self, int n_rows):
     self.wupd_node = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wnodes + [0], dtype=np.int32)))
     self.sel_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_start, dtype=np.int32)))
     self.sel_nodes = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_nodes + [0], dtype=np.int32)))
+    self.sel_base = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_base + [0], dtype=np.int32)))
 
 
 def _row_targets(Engine self, int c, int node):
@@ -89,11 +88,19 @@ def _row_targets(Engine self, int c, int node):
     return out
 
 
-def _holds_sel(Engine self, int x, int k):
-    """Whether node x holds bank k of some bank group (the banks a same-bank command selects)."""
-    if self.node_n_banks[x] >= self.n_sel:
+def _holds_sel(Engine self, int x, int k, int period):
+    """Whether node x holds a bank b with b % period == k (the banks a selecting command with
+    that period and choice k acts on). Nodes nest, so a node smaller than a period holds one
+    aligned run of banks within it."""
+    cdef int n = self.node_n_banks[x]
+    if n >= period:
         return True
-    return self.node_first_bank[x] % self.n_sel == k
+    return 0 <= k - self.node_first_bank[x] % period < n
+
+
+cdef inline int _sel_key(Engine self, int cmd, int node, int k) noexcept nogil:
+    """Index of the selection lists of a selecting command at `node` (of its scope) with choice k."""
+    return self.sel_base[cmd] + (node - self.level_offset[self.cmd_scope[cmd]]) * self.cmd_sel[cmd] + k
 
 
 cdef int64_t _ready(Engine self, int ch, int cmd, int node) noexcept nogil:
@@ -103,18 +110,19 @@ cdef int64_t _ready(Engine self, int ch, int cmd, int node) noexcept nogil:
 
 
 cdef int64_t _sel_ready(Engine self, int ch, int cmd, int node, int k) noexcept nogil:
-    """_ready where a same-bank command (k >= 0) covers only bank k of every bank group."""
+    """_ready where a selecting command (k >= 0) covers only the banks its choice k selects."""
     cdef int NL = self.n_levels
     cdef int cls = self.cmd_class[cmd]
     cdef int lvl = self.node_level[node]
     cdef int64_t base = <int64_t>ch * self.n_nodes
     cdef int64_t e = 0
-    cdef int l, m, j
+    cdef int l, m, j, key
     cdef int64_t d, start, span
     for l in range(lvl + 1):
         e = imax(e, self.earliest[(base + self.node_anc[node * NL + l]) * self.n_class + cls])
     if k >= 0 and self.cmd_sel[cmd]:
-        for j in range(self.sel_start[node * self.n_sel + k], self.sel_start[node * self.n_sel + k + 1]):
+        key = _sel_key(self, cmd, node, k)
+        for j in range(self.sel_start[key], self.sel_start[key + 1]):
             e = imax(e, self.earliest[(base + self.sel_nodes[j]) * self.n_class + cls])
     elif lvl < self.bank_level:
         for m in range(lvl + 1, NL):
