@@ -21,6 +21,23 @@ def test_all_bank_mac_spacing_with_and_without_the_power_limit():
         run.check()
 
 
+@pytest.mark.parametrize("option, speed, spacing", [("limited", "5.2gbps", 6), ("unlimited", "5.2gbps", 4),
+                                                   ("limited", "6.4gbps", 8), ("unlimited", "6.4gbps", 4)])
+def test_same_bank_mac_spacing_with_and_without_the_power_limit(option, speed, spacing):
+    # nCCD_SB per pim_designs.md's speed table: 6 (5.2 Gbps) / 8 (6.4 Gbps) limited, 4 without
+    over = {"options.power_limit": option, "options.speed": speed}
+    spec = load_memory("attacc-bankgroup", over)
+    run = PimRun("attacc-bankgroup", gemv_program(spec, "MACSB", n_macs=5, select=2), overrides=over)
+    act, = run.cycles("ACTSB")
+    macs = run.cycles("MACSB")
+    pre, = run.cycles("PRESB")
+    t = spec.timing
+    assert macs[0] - act == t["nRCD"]
+    assert [b - a for a, b in zip(macs, macs[1:])] == [spacing] * 4
+    assert pre - act == max(t["nRAS"], macs[-1] - act + t["nRTP_L"])
+    run.check()
+
+
 def test_a_busy_unit_delays_the_next_mac():
     spec = load_memory("attacc-bank")
     run = PimRun("attacc-bank", gemv_program(spec, "MACAB", n_macs=4, occupancy=20))
