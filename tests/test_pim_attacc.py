@@ -38,6 +38,51 @@ def test_same_bank_mac_spacing_with_and_without_the_power_limit(option, speed, s
     run.check()
 
 
+# (SID, bank group, bank) -> the bank choice of a broadcast command (32 banks per pseudo-channel)
+def bank_choice(sid, bank_group, bank):
+    return (sid * 4 + bank_group) * 4 + bank
+
+
+@pytest.mark.parametrize("overrides", [{}, {"timing.nCCD_S": 3, "timing.nCCD_L": 6}])
+def test_broadcast_mac_spacing_is_nbl_per_channel_nccd_s_per_sid_nccd_l_per_bank_group(overrides):
+    # AttAcc: MACPB -> MACPB nBL in the channel, nCCD_S within a SID, nCCD_L within a bank group
+    # (at 5.2 Gbps nCCD_S = nBL = 2; the second case pulls the three apart)
+    over = {**overrides}
+    spec = load_memory("attacc-buffer", over)
+    banks = [bank_choice(0, 0, 0), bank_choice(0, 0, 1), bank_choice(0, 1, 0), bank_choice(1, 0, 0)]
+    order = banks + [bank_choice(0, 0, 0)]
+    program = [(0, "ACTPB", (), k, 7, 0) for k in banks] + [(0, "MACPB", (), k, 7, 1) for k in order]
+    program += [(0, "PREPB", (), k, 0, 0) for k in banks]
+    run = PimRun("attacc-buffer", program, overrides=over)
+    t = spec.timing
+    bl, s, l, rcd = t["nBL"], t["nCCD_S"], t["nCCD_L"], t["nRCD"]
+    acts = run.cycles("ACTPB")
+    assert acts == [0, 2, 4, 6]                                  # 2 row-bus cycles each
+    m0 = acts[0] + rcd                                           # 19
+    m1 = max(acts[1] + rcd, m0 + max(bl, s, l))                  # same bank group: nCCD_L
+    m2 = max(acts[2] + rcd, m1 + max(bl, s))                     # same SID, other bank group
+    m3 = max(acts[3] + rcd, m2 + bl)                             # other SID: the channel's nBL
+    m4 = max(m0 + l, m1 + l, m2 + s, m3 + bl)                    # back to bank group (0, 0)
+    assert run.cycles("MACPB") == [m0, m1, m2, m3, m4]
+    assert [m0, m1, m2, m3, m4] == ([19, 23, 25, 27, 29] if not overrides else [19, 25, 28, 30, 32])
+    run.check()
+
+
+def test_a_broadcast_works_the_same_bank_in_both_pseudo_channels():
+    spec = load_memory("attacc-buffer")
+    mac = spec.commands[spec.command_index("MACPB")]
+    assert spec.banks_covered(mac) == 2          # one MACPB: 2 x 32 B
+    k = bank_choice(1, 2, 3)
+    program = [(0, "ACTPB", (), k, 5, 0)] + [(0, "MACPB", (), k, 5, 1)] * 3 + [(0, "PREPB", (), k, 0, 0)]
+    # a read to that bank in pseudo-channel 1 waits for the precharge; one to its neighbour does not
+    run = PimRun("attacc-buffer", program, accesses=[dict(bank=(1, 1, 2, 3), row=9, arrival=20),
+                                                      dict(bank=(1, 1, 2, 2), row=9, arrival=20)])
+    pre, = run.cycles("PREPB")
+    reads = sorted(run.cycles("RD"))
+    assert reads[0] < pre < reads[1]
+    run.check()
+
+
 def test_a_busy_unit_delays_the_next_mac():
     spec = load_memory("attacc-bank")
     run = PimRun("attacc-bank", gemv_program(spec, "MACAB", n_macs=4, occupancy=20))
@@ -104,6 +149,17 @@ def test_bank_mode_command_counts_per_head_follow_the_formula(L, d):
     assert got == want
     # one row activation per 32 MACs of a GEMV
     assert run["commands"]["ACTAB"] == run["commands"]["PREAB"] == 2 * -(-c // 32)
+
+
+@pytest.mark.parametrize("design, mac", [("attacc-bank", "MACAB"), ("attacc-bankgroup", "MACSB"),
+                                         ("attacc-buffer", "MACPB")])
+def test_the_macs_read_the_whole_kv_cache(design, mac):
+    # K and V: 2 x L x d FP16 per head; the MACs' banks x 32 B must cover exactly that
+    L, d = 256, 128
+    run = run_attention(design, 3, L, d, overrides={"controller.refresh": "none"})
+    spec = run["spec"]
+    covered = spec.banks_covered(spec.commands[spec.command_index(mac)])
+    assert run["commands"][mac] * covered * spec.access_bytes == 3 * 2 * L * d * 2
 
 
 @pytest.mark.parametrize("design, mode, mac", [("attacc-bankgroup", "bankgroup", "MACSB"),

@@ -10,7 +10,7 @@ over a matrix of L rows (tokens) by d columns (dimensions) then takes
 
     bank level        ceil(L/16) * ceil(d/64)  all-bank MACs (MACAB: one 32 B column of every bank)
     bank-group level  ceil(L/16) * ceil(d/16)  same-bank MACs (MACSB: bank k of every bank group)
-    buffer die        ceil(L/2)  * ceil(d/16)  single-bank MACs (MACPB, read spacing)
+    buffer die        ceil(L/2)  * ceil(d/16)  broadcast MACs (MACPB: bank k of both pseudo-channels)
 
 and one attention instance is: the query into the GEMV buffers (WRGB, 4 ceil(d/64)), the score
 GEMV (K: L x d), the scores to the softmax unit (MVSB, 8 ceil(L/256)), the softmax (SFM, once),
@@ -39,7 +39,7 @@ from .program import FP16_BYTES, ProgramBuilder, assemble, mac_occupancy
 MODES = {
     "bank": ("ACTAB", "MACAB", "PREAB"),
     "bankgroup": ("ACTSB", "MACSB", "PRESB"),
-    "buffer": ("ACT", "MACPB", "PRE"),
+    "buffer": ("ACTPB", "MACPB", "PREPB"),
 }
 
 
@@ -50,7 +50,7 @@ def attacc_mode(spec):
         if set(commands) | {"WRGB", "MVSB", "MVGB", "SFM"} <= names:
             return mode
     raise ConfigError(f"{spec.name}: not an AttAcc-style design (needs ACTAB/MACAB/PREAB, ACTSB/MACSB/PRESB "
-                      "or ACT/MACPB/PRE, with WRGB, MVSB, MVGB and SFM)")
+                      "or ACTPB/MACPB/PREPB, with WRGB, MVSB, MVGB and SFM)")
 
 
 def macs_per_gemv(mode, rows, cols):
@@ -93,9 +93,8 @@ class _Builder(ProgramBuilder):
         super().__init__(spec, engine_node_id)
         self.mode = mode
         self.act, self.mac, self.pre = (spec.command_index(n) for n in MODES[mode])
-        self.n_sel = spec.counts[-1]
+        self.n_sel = spec.selection_period(spec.commands[self.mac])     # bank choices of a MAC (0: all banks)
         self.banks = spec.banks_per_channel
-        self.bank_nodes = np.array([engine_node_id(p) for p in _bank_paths(spec)], dtype=np.int32)
         # bank level: one MACAB reaches every bank; else one bank per unit instance
         banks_per_mac = self.banks if mode == "bank" else 1
         self.mac_occupancy = mac_occupancy(spec, spec.commands[self.mac], reuse, banks_per_mac)
@@ -118,10 +117,8 @@ class _Builder(ProgramBuilder):
         top = self.node_id(())
         if self.mode == "bank":
             units = [0]
-        elif self.mode == "bankgroup":
-            units = list(range(self.n_sel))        # the same-bank choice k
         else:
-            units = list(range(len(self.bank_nodes)))
+            units = list(range(self.n_sel))        # the bank choice k (of every bank group / pseudo-channel)
         share = np.array([n // len(units) + (1 if u < n % len(units) else 0) for u in units])
         n_rows = math.ceil(share.max() / per_row)
         for r in range(n_rows):
@@ -133,10 +130,8 @@ class _Builder(ProgramBuilder):
             u = u[j < left[u]]
             if self.mode == "bank":
                 nodes_live, nodes_mac, sel_live, sel_mac = top, top, 0, 0
-            elif self.mode == "bankgroup":
-                nodes_live, nodes_mac, sel_live, sel_mac = top, top, live, u
             else:
-                nodes_live, nodes_mac, sel_live, sel_mac = self.bank_nodes[live], self.bank_nodes[u], 0, 0
+                nodes_live, nodes_mac, sel_live, sel_mac = top, top, live, u
             self.block(ch, np.full(len(live), self.act), nodes_live, sel_live, row)
             self.block(ch, np.full(len(u), self.mac), nodes_mac, sel_mac, row, occ)
             self.block(ch, np.full(len(live), self.pre), nodes_live, sel_live)
@@ -146,15 +141,6 @@ class _Builder(ProgramBuilder):
         if self.softmax is None:
             return 1
         return max(1, math.ceil(L * self.reuse / self.softmax.elements_per_cycle) + self.softmax.latency)
-
-
-def _bank_paths(spec):
-    """Every bank of a channel as a node path, ordered so that neighbours differ in bank group
-    and pseudo-channel first (consecutive single-bank commands use the short spacings)."""
-    counts = spec.counts[1:]
-    paths = [tuple(int(x) for x in idx) for idx in np.ndindex(*counts)]
-    # sort by bank index, then bank group, then the levels above: varies the outer levels fastest
-    return sorted(paths, key=lambda p: tuple(reversed(p)))
 
 
 def attention_program(spec, engine, instances, L, d, reuse=1, channels=None):
