@@ -103,6 +103,40 @@ def test_attacc_bankgroup_power_limit_sets_the_same_bank_mac_spacing():
     assert macsb_spacing(load_memory("attacc-bankgroup", {"options.speed": "6.4gbps"})) == [8]
 
 
+# pim_designs.md, DRAM path components in pJ/bit
+ACT, CELL, COLUMN_TO_BG_MUX, BG_MUX_TO_IO, TSV, INTERPOSER = 0.11, 0.44, 1.01, 1.23, 0.5, 0.3
+
+
+@pytest.mark.parametrize("design, path", [
+    ("attacc-bank", (ACT, CELL)),
+    ("attacc-bankgroup", (ACT, CELL, COLUMN_TO_BG_MUX)),
+    ("attacc-buffer", (ACT, CELL, COLUMN_TO_BG_MUX, BG_MUX_TO_IO, TSV)),
+    ("papi-fc", (ACT, CELL)),
+])
+def test_attaccs_per_byte_energy_includes_the_activation_and_says_so(design, path):
+    spec = load_memory(design)
+    e = spec.pim.energy
+    assert e["pim_access_pj_per_byte"] == pytest.approx(8 * sum(path))
+    assert e["xpu_access_pj_per_byte"] == pytest.approx(8 * (ACT + CELL + COLUMN_TO_BG_MUX + BG_MUX_TO_IO + TSV
+                                                             + INTERPOSER))
+    # ACT is one of the components: the activates must not add energy of their own
+    assert set(spec.pim.access_includes) == {"activate", "precharge"}
+    assert spec.to_dict()["pim"]["energy"]["pim_access_includes"] == ["activate", "precharge"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[activate, jump]", r"pim\.energy\.pim_access_includes: unknown command kind 'jump'"),
+    ("activate", r"pim\.energy\.pim_access_includes: expected"),
+])
+def test_pim_access_includes_names_command_kinds(tmp_path, value, message):
+    text = MINIMAL + f"  energy:\n    pim_access_pj_per_byte: 4.4\n    pim_access_includes: {value}\n"
+    with pytest.raises(ConfigError, match=message):
+        load_memory(write(tmp_path, text))
+    without_figure = MINIMAL + "  energy:\n    pim_access_includes: [activate]\n"
+    with pytest.raises(ConfigError, match=r"give that figure too"):
+        load_memory(write(tmp_path, without_figure))
+
+
 def test_attacc_act_limits_option_adds_the_activate_window():
     plain = load_memory("attacc-bank")
     faw = load_memory("attacc-bank", {"options.act_limits": "faw"})
