@@ -111,7 +111,7 @@ def test_normal_traffic_left_open_is_closed_before_an_all_bank_activate():
     spec = load_memory("attacc-bank")
     reads = [dict(bank=(0, 0, 1, 2), row=9, column=c) for c in range(4)]
     # buffer writes first, so that the reads open their bank before the activate comes up
-    program = [(0, "WRGB", (0,), 0, 0, 0)] * 40 + gemv_program(spec, "MACAB", n_macs=2)
+    program = [(0, "WRGB", (0, 0, 0), 0, 0, 0)] * 40 + gemv_program(spec, "MACAB", n_macs=2)
     run = PimRun("attacc-bank", program, accesses=reads)
     names = [n for _, n in run.log]
     assert names.index("ACT") < names.index("PRE") < names.index("ACTAB")
@@ -170,6 +170,118 @@ def test_bank_group_and_buffer_mac_counts(design, mode, mac):
     per_gemv = {"bankgroup": -(-L // 16) * -(-d // 16), "buffer": -(-L // 2) * -(-d // 16)}[mode]
     assert macs_per_gemv(mode, L, d) == per_gemv
     assert run["commands"][mac] == 2 * per_gemv
+
+
+# Per head, by hand from AttAcc's generators (pim_designs.md): L = 40 tokens, d = 32 dimensions.
+# bank: MAC groups of ceil(d/64) = 1 MACAB over ceil(L/16) = 3 token groups; bank group: groups of
+# ceil(d/16) = 2 MACSB; buffer: groups of 2 MACPB over ceil(L/2) = 20 token pairs.
+HEAD_COUNTS_40_32 = {
+    "bank": {"WRGB": 4, "MACAB": 2 * 3, "MVSB": 8 + 8, "SFM": 1, "MVGB": 8, "ACTAB": 2, "PREAB": 2},
+    # MVSB: 8 for the one score block + 2 per context output group (2 groups)
+    "bankgroup": {"WRGB": 2, "MACSB": 2 * 6, "MVSB": 8 + 2 * 2, "SFM": 1, "MVGB": 8, "ACTSB": 2, "PRESB": 2},
+    # MVSB: one per score block (20 pairs: 2 blocks of 16 groups) + one per context group (2);
+    # MVGB ceil(40/32) = 2; each GEMV's 40 MACPBs touch all 32 banks of a pseudo-channel once
+    "buffer": {"WRGB": 2, "MACPB": 2 * 40, "MVSB": 2 + 2, "SFM": 1, "MVGB": 2, "ACTPB": 64, "PREPB": 64},
+}
+
+
+@pytest.mark.parametrize("mode", list(HEAD_COUNTS_40_32))
+def test_command_counts_per_head_by_hand(mode):
+    design = {"bank": "attacc-bank", "bankgroup": "attacc-bankgroup", "buffer": "attacc-buffer"}[mode]
+    want = HEAD_COUNTS_40_32[mode]
+    assert attacc_head_counts(mode, 40, 32) == {k: v for k, v in want.items() if not k.startswith(("ACT", "PRE"))}
+    run = run_attention(design, 1, 40, 32, overrides={"controller.refresh": "none"})
+    assert run["commands"] == want
+    # a pair of heads per channel: twice as many
+    run = run_attention(design, 32, 40, 32, overrides={"controller.refresh": "none"})
+    assert run["commands"] == {k: 32 * v for k, v in want.items()}
+
+
+def schedule(design, L, d, **overrides):
+    run = run_attention(design, 1, L, d, command_log=True, overrides={"controller.refresh": "none", **overrides})
+    names = run["spec"].command_names
+    log = run["log"]
+    return run["cycles"], [(int(c), names[k]) for c, k, ch in zip(log["cycle"], log["command"], log["channel"]) if ch == 0]
+
+
+def test_one_head_on_attacc_bank_cycle_by_cycle():
+    # L = 32, d = 64: two MACAB per GEMV. By hand (5.2 Gbps: nRCD 19, nRAS 45, nRP 19, nRC 63,
+    # nRTP_L 8, nCCD_AB 6, nBL 2, nCCD_S 2, nCCD_L 4, nACC 2; softmax 32/16 + 16 = 18 cycles):
+    # the activate first, the query (4 WRGB, one bank group: nCCD_L) under it; the MACs nRCD after
+    # it; the score's 8 MVSB nACC after the last MAC, 2 apart (SID to SID); the precharge among
+    # them, held to nRAS after the activate; SFM; MVGB once the softmax is done, 2 apart over the
+    # bank groups, the next activate among them (nRP after the precharge, in order); the context
+    # MACs nRCD after it; its 8 MVSB (SID 0 and 1 of bank group 0: nCCD_L per bank group) with the
+    # last precharge (nRAS) among them.
+    cycles, log = schedule("attacc-bank", 32, 64)
+    assert log == [(0, "ACTAB"), (1, "WRGB"), (5, "WRGB"), (9, "WRGB"), (13, "WRGB"),
+                   (19, "MACAB"), (25, "MACAB"),
+                   (27, "MVSB"), (29, "MVSB"), (31, "MVSB"), (33, "MVSB"), (45, "PREAB"),
+                   (46, "MVSB"), (48, "MVSB"), (50, "MVSB"), (52, "MVSB"), (53, "SFM"),
+                   (71, "MVGB"), (73, "MVGB"), (75, "MVGB"), (77, "MVGB"), (78, "ACTAB"),
+                   (79, "MVGB"), (81, "MVGB"), (83, "MVGB"), (85, "MVGB"),
+                   (97, "MACAB"), (103, "MACAB"),
+                   (105, "MVSB"), (107, "MVSB"), (109, "MVSB"), (111, "MVSB"), (123, "PREAB"),
+                   (124, "MVSB"), (126, "MVSB"), (128, "MVSB"), (130, "MVSB")]
+    assert cycles == 130
+    # without the softmax's time (AttAcc's simulator: one bus slot) the MVGB follow the SFM, and
+    # the activate binds on nRP after the precharge (45 + 19): 14 cycles less
+    cycles, log = schedule("attacc-bank", 32, 64, **{"options.softmax": "paper_simulator"})
+    assert log[16:18] == [(53, "SFM"), (54, "MVGB")] and (64, "ACTAB") in log and cycles == 116
+
+
+def test_one_head_on_attacc_buffer_cycle_by_cycle():
+    # L = 4, d = 16: two MACPB per GEMV, on bank choices 0 (SID 0, bank group 0) and 4 (bank
+    # group 1). By hand: the two broadcast activates (2 row-bus cycles each), the query, MACs
+    # nRCD after their activates (nBL apart); the MVSB once the unit is done; precharges held
+    # to nRAS; SFM; MVGB after the 4/16 + 16 = 17-cycle softmax; the V rows' activates nRP
+    # after the precharges, in order; MACs; the last MVSB, the last precharges (nRAS).
+    cycles, log = schedule("attacc-buffer", 4, 16)
+    assert log == [(0, "ACTPB"), (2, "ACTPB"), (3, "WRGB"), (19, "MACPB"), (21, "MACPB"), (22, "MVSB"),
+                   (45, "PREPB"), (47, "PREPB"), (48, "SFM"), (65, "MVGB"), (66, "ACTPB"), (68, "ACTPB"),
+                   (85, "MACPB"), (87, "MACPB"), (88, "MVSB"), (111, "PREPB"), (113, "PREPB")]
+    assert cycles == 113
+
+
+def test_bank_group_level_opens_the_next_banks_row_while_this_bank_computes():
+    # 40 MACSB (L = 640, d = 16): 32 on bank 0, then 8 on bank 1 (AttAcc's address order). The
+    # program opens bank 1 ceil(nRCD / nCCD_SB) = 4 MACs ahead and closes bank 0 two MACs
+    # (ceil((nRTP_L - 1) / nCCD_SB)) after its last: the MACs stay nCCD_SB apart throughout.
+    cycles, log = schedule("attacc-bankgroup", 640, 16)
+    macs = [c for c, n in log if n == "MACSB"][:40]
+    assert [b - a for a, b in zip(macs, macs[1:])] == [6] * 39
+    acts = [c for c, n in log if n == "ACTSB"]
+    pres = [c for c, n in log if n == "PRESB"]
+    assert macs[27] < acts[1] < macs[28]
+    assert macs[33] < pres[0] < macs[34]
+
+
+def test_buffer_level_banks_change_rows_in_a_rolling_wave():
+    # 2048 MACPB (L = 4096, d = 16): every bank of a pseudo-channel uses two rows. No refresh: the
+    # banks change rows one by one (some open their second row before others close their first)
+    cycles, log = schedule("attacc-buffer", 4096, 16)
+    acts = [c for c, n in log if n == "ACTPB"][:64]
+    pres = [c for c, n in log if n == "PREPB"][:64]
+    assert acts[32] < pres[31]
+    macs = [c for c, n in log if n == "MACPB"][:2048]
+    # the row change costs the row bus (32 x 3 cycles of ACTPB and PREPB) but no full stop
+    assert macs[-1] - macs[0] < 2 * 2047 + 160
+
+
+def test_refresh_gets_its_turn_between_rolling_row_changes():
+    # with refresh on, every nREFI worth of MACs all rows close at a row boundary: a long buffer-
+    # level GEMV still refreshes about once per interval, and the checker finds no long gap
+    from pimdram.check import check_command_log
+    from pimdram.replay import CommandLogExpander
+    run = run_attention("attacc-buffer", 1, 16384, 64, command_log=True)
+    spec = run["spec"]
+    refreshes = run["commands"]["REFab"] / 1      # one channel works; the others only refresh
+    intervals = run["cycles"] / spec.timing["nREFI"]
+    log = CommandLogExpander(run["engine"], spec)(run["log"])
+    ch0 = {k: v[log["channel"] == 0] for k, v in log.items()}
+    assert abs(int((ch0["command"] == spec.command_index("REFab")).sum()) - int(intervals)) <= 1
+    result = check_command_log(spec, ch0)
+    assert result.ok and result.n_warnings == 0, str(result)
 
 
 def test_heads_go_to_channels_round_robin():

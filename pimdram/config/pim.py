@@ -23,6 +23,7 @@ UNIT_KINDS = ("mac", "function")       # multiply-accumulate units; softmax / ac
 # Keys of a design file handled here; every other key is merged into the base standard.
 DESIGN_KEYS = ("base", "options")
 MERGED_LISTS = ("constraints",)         # lists the design extends; every other list replaces
+OPTION_KEYS = ("timing", "constraints", "commands", "pim")   # what an option's choice may set
 
 
 @dataclass
@@ -134,8 +135,8 @@ def compose(design, base, source, choices=None):
         for n in names:
             frag = alternatives.section(n)
             for k in frag.keys():
-                if k not in ("timing", "constraints", "commands"):
-                    raise frag.error(k, "an option choice may set timing, commands and constraints only")
+                if k not in OPTION_KEYS:
+                    raise frag.error(k, "an option choice may set timing, commands, constraints and pim only")
                 frag.get(k)
             frag.done()
         alternatives.done()
