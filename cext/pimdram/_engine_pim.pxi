@@ -2,9 +2,20 @@
 # selections, row buffers, units).
 
 
-cdef inline bint _covers(Engine self, int cmd, int k, int b) noexcept nogil:
-    """Whether a command at a node over bank b acts on b (k: the choice of a selecting command)."""
-    return self.cmd_sel[cmd] == 0 or b % self.cmd_sel[cmd] == k
+cdef inline int _first_covered(Engine self, int cmd, int k, int first) noexcept nogil:
+    """The first bank a command at a node whose banks start at `first` acts on: `first`, or for
+    a selecting command (k: its choice) bank first + k. The others follow every _covered_step
+    banks, _covered_count of them in all (a node's banks start at a multiple of the selection
+    period, which divides their number)."""
+    return first + k if self.cmd_sel[cmd] else first
+
+
+cdef inline int _covered_step(Engine self, int cmd) noexcept nogil:
+    return self.cmd_sel[cmd] if self.cmd_sel[cmd] else 1
+
+
+cdef inline int _covered_count(Engine self, int cmd, int nb) noexcept nogil:
+    return nb // self.cmd_sel[cmd] if self.cmd_sel[cmd] else nb
 
 
 cdef bint _pim_holds(Engine self, int ch, int first, int nb) noexcept nogil:
@@ -30,7 +41,10 @@ cdef int _pim_step(Engine self, int ch, int64_t t, int used, int64_t* wake) noex
     cdef int nb = self.node_n_banks[node]
     cdef int bus = self.cmd_bus[cmd]
     cdef int u = self.cmd_unit[cmd]
-    cdef int b, bi, pre_bus, open_now
+    cdef int b, bi, j, pre_bus, open_now
+    cdef int b0 = _first_covered(self, cmd, k, first)
+    cdef int step = _covered_step(self, cmd)
+    cdef int n_cov = _covered_count(self, cmd, nb)
     cdef int64_t r
     if self.pim_mode == 2 and not self.pim_claim[ch]:
         # blocked mode: normal traffic waits until the program has run
@@ -38,10 +52,8 @@ cdef int _pim_step(Engine self, int ch, int64_t t, int used, int64_t* wake) noex
         for b in range(self.n_banks):
             self.bank_blocked[ch * self.n_banks + b] |= BLOCK_PIM_MODE
     if kind == KIND_ACTIVATE or kind == KIND_MAC:
-        for b in range(first, first + nb):
-            if not _covers(self, cmd, k, b):
-                continue
-            bi = ch * self.n_banks + b
+        for j in range(n_cov):
+            bi = ch * self.n_banks + b0 + j * step
             if kind == KIND_MAC:
                 # the program must have opened the row it computes on
                 if rb:
@@ -60,11 +72,11 @@ cdef int _pim_step(Engine self, int ch, int64_t t, int used, int64_t* wake) noex
                 return 0                    # the refresh goes first; its issue wakes the channel
         if kind == KIND_ACTIVATE and not rb:
             # hold the banks against normal traffic, and close those it left open
-            for b in range(first, first + nb):
-                if _covers(self, cmd, k, b):
-                    self.bank_blocked[ch * self.n_banks + b] |= BLOCK_PIM_WAIT
-            for b in range(first, first + nb):
-                if not _covers(self, cmd, k, b) or self.open_row[ch * self.n_banks + b] < 0:
+            for j in range(n_cov):
+                self.bank_blocked[ch * self.n_banks + b0 + j * step] |= BLOCK_PIM_WAIT
+            for j in range(n_cov):
+                b = b0 + j * step
+                if self.open_row[ch * self.n_banks + b] < 0:
                     continue
                 pre_bus = self.cmd_bus[self.cmd_pre]
                 r = _bank_ready(self, ch, self.cmd_pre, b)
@@ -77,9 +89,9 @@ cdef int _pim_step(Engine self, int ch, int64_t t, int used, int64_t* wake) noex
                 return 1 << pre_bus
     r = imax(_sel_ready(self, ch, cmd, node, k), self.bus_free[ch * 2 + bus])
     if u >= 0:
-        for b in range(first, first + nb):
-            if _covers(self, cmd, k, b):
-                r = imax(r, self.unit_free[ch * self.unit_total + self.unit_off[u] + b // self.unit_div[u]])
+        for j in range(n_cov):
+            b = b0 + j * step
+            r = imax(r, self.unit_free[ch * self.unit_total + self.unit_off[u] + b // self.unit_div[u]])
     if used & (1 << bus) or r > t:
         wake[0] = imin(wake[0], imax(r, t + 1))
         return 0
@@ -100,7 +112,9 @@ cdef void _pim_issue(Engine self, int ch, int64_t i, int64_t t) noexcept nogil:
     cdef int u = self.cmd_unit[cmd]
     cdef int first = self.node_first_bank[node]
     cdef int nb = self.node_n_banks[node]
-    cdef int b, bi, key
+    cdef int b, bi, j, key
+    cdef int b0 = _first_covered(self, cmd, k, first)
+    cdef int step = _covered_step(self, cmd)
     if self.cmd_sel[cmd]:
         key = self.n_cmd * self.n_nodes + _sel_key(self, cmd, node, k)
     else:
@@ -108,9 +122,8 @@ cdef void _pim_issue(Engine self, int ch, int64_t i, int64_t t) noexcept nogil:
     _update_key(self, ch, key, t)
     self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
     self.cmd_count[ch * self.n_cmd + cmd] += 1
-    for b in range(first, first + nb):
-        if not _covers(self, cmd, k, b):
-            continue
+    for j in range(_covered_count(self, cmd, nb)):
+        b = b0 + j * step
         bi = ch * self.n_banks + b
         if kind == KIND_ACTIVATE:
             self.pim_open[ch] += 1
