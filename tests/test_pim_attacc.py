@@ -232,12 +232,13 @@ def test_one_head_on_attacc_bank_cycle_by_cycle():
 
 def test_one_head_on_attacc_buffer_cycle_by_cycle():
     # L = 4, d = 16: two MACPB per GEMV, on bank choices 0 (SID 0, bank group 0) and 4 (bank
-    # group 1). By hand: the two broadcast activates (2 row-bus cycles each), the query, MACs
-    # nRCD after their activates (nBL apart); the MVSB once the unit is done; precharges held
-    # to nRAS; SFM; MVGB after the 4/16 + 16 = 17-cycle softmax; the V rows' activates nRP
-    # after the precharges, in order; MACs; the last MVSB, the last precharges (nRAS).
+    # group 1). By hand: the two broadcast activates (2 row-bus cycles each) with the query
+    # between them (the column bus), MACs nRCD after their activates (nBL apart); the MVSB once
+    # the unit is done; precharges held to nRAS; SFM; MVGB after the 4/16 + 16 = 17-cycle
+    # softmax; the V rows' activates nRP after the precharges, in order; MACs; the last MVSB,
+    # the last precharges (nRAS).
     cycles, log = schedule("attacc-buffer", 4, 16)
-    assert log == [(0, "ACTPB"), (2, "ACTPB"), (3, "WRGB"), (19, "MACPB"), (21, "MACPB"), (22, "MVSB"),
+    assert log == [(0, "ACTPB"), (1, "WRGB"), (2, "ACTPB"), (19, "MACPB"), (21, "MACPB"), (22, "MVSB"),
                    (45, "PREPB"), (47, "PREPB"), (48, "SFM"), (65, "MVGB"), (66, "ACTPB"), (68, "ACTPB"),
                    (85, "MACPB"), (87, "MACPB"), (88, "MVSB"), (111, "PREPB"), (113, "PREPB")]
     assert cycles == 113
@@ -282,6 +283,43 @@ def test_refresh_gets_its_turn_between_rolling_row_changes():
     assert abs(int((ch0["command"] == spec.command_index("REFab")).sum()) - int(intervals)) <= 1
     result = check_command_log(spec, ch0)
     assert result.ok and result.n_warnings == 0, str(result)
+
+
+def one_channel_cycles(design, build):
+    """Cycles of a program `build(builder)` on one channel of `design` (refresh off)."""
+    import dataclasses
+    import numpy as np
+    from pimdram._engine import Engine
+    from pimdram.lower.attacc import _Builder, attacc_mode
+    from pimdram.lower.program import assemble
+    from pimdram.replay import engine_params
+    spec = load_memory(design, {"controller.refresh": "none"})
+    spec = dataclasses.replace(spec, counts=[1] + list(spec.counts[1:]))
+    engine = Engine(engine_params(spec))
+    b = _Builder(spec, engine.node_id, attacc_mode(spec), 1)
+    build(b)
+    cols, _ = assemble(spec, [(0, b)])
+    engine.feed_program(*(np.asarray(cols[k]) for k in ("channel", "command", "node", "select", "row", "occupancy")))
+    engine.run(True)
+    return max(engine.completion_cycle, engine.current_cycle)
+
+
+def test_a_layer_in_one_program_overlaps_what_the_pieces_serialise():
+    from pimdram.lower import attention_layer
+    from pimdram.lower.attacc import attention_piece
+    L, d = 2048, 128
+
+    def pieces(b):
+        for kind in ("score", "softmax", "context"):
+            for _ in range(2):
+                attention_piece(b, kind, L, d)
+
+    layer = one_channel_cycles("attacc-bank", lambda b: attention_layer(b, 2, L, d))
+    apart = one_channel_cycles("attacc-bank", pieces)
+    # as run_attention's channels with two instances each
+    assert layer == run_attention("attacc-bank", 32, L, d, overrides={"controller.refresh": "none"})["cycles"]
+    # apart, each softmax (2048 / 16 + 16 cycles) and its 64 MVGB (2 apart) stand alone
+    assert apart - layer >= 2 * (2048 // 16 + 16 + 64 * 2) - 50
 
 
 def test_heads_go_to_channels_round_robin():

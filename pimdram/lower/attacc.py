@@ -228,14 +228,15 @@ class _Builder(ProgramBuilder):
             self.block(ch, *(np.array(x) for x in zip(*entries)))
 
     def _carried(self, lead=(), opens=(), fence=False):
-        """What goes before a GEMV's first MAC, in issue order: activates of banks that are
-        closed, the carried moves with the carried precharges among them (after the moves
-        that take about nRTP_L; moves issue about nBL apart), the lead moves, and among those
-        the activates of the banks just precharged (about nRP after the precharges): the order
-        in which AttAcc's scheduler issues them, row commands overlapping the moves. `opens`
-        lists (select, row) of the GEMV's activates before its first MAC; with `fence` every
-        activate waits for the precharges (all rows closed in between, for a due refresh).
-        Returns [(command, node, select, row, occupancy)]."""
+        """What goes before a GEMV's first MAC, in issue order: the carried moves with the
+        carried precharges among them (after the moves that take about nRTP_L; moves issue
+        about nBL apart), the lead moves, and among those the activates of the banks just
+        precharged (about nRP after the precharges); the activates of banks that are closed
+        go between all these where their turn on the row bus comes (_by_time). That is the
+        order in which AttAcc's scheduler issues them, row commands overlapping the moves.
+        `opens` lists (select, row) of the GEMV's activates before its first MAC; with `fence`
+        every activate waits for the precharges (all rows closed in between, for a due
+        refresh). Returns [(command, node, select, row, occupancy)]."""
         closes = set(self.carry_close) if not fence else {sel for sel, _ in opens}
         moves = [(c, n, 0, 0, o) for c, n, o in self.carry]
         k = min(len(moves), self.close_among_moves)
@@ -243,10 +244,33 @@ class _Builder(ProgramBuilder):
         j = min(len(tail), self.open_among_moves)
         act = lambda opened: [(self.act, self.top, sel, row, 0) for sel, row in opens  # noqa: E731
                               if (sel in closes) == opened]
-        out = (act(False) + moves[:k] + [(self.pre, self.top, int(sel), 0, 0) for sel in self.carry_close]
-               + tail[:j] + act(True) + tail[j:])
+        rest = (moves[:k] + [(self.pre, self.top, int(sel), 0, 0) for sel in self.carry_close]
+                + tail[:j] + act(True) + tail[j:])
         self.carry, self.carry_close = [], []
-        return out
+        return self._by_time(act(False), rest)
+
+    def _by_time(self, acts, rest):
+        """Activates merged into a sequence of other commands by when each would issue on its
+        own: activates one per row-bus slot of theirs; the others a move nBL after the last
+        (nCCD_L after a move to the same bank group), a row command a cycle after it.
+        Activates go first on a tie."""
+        t = self.spec.timing
+        slot = self.spec.commands[self.act].bus_cycles
+        when, last, prev = [], -1, None
+        for c, node, *_ in rest:
+            if self.spec.commands[c].kind in ("activate", "precharge"):
+                last += 1
+            else:
+                last += 1 if prev is None else (t["nCCD_L"] if node == prev else t["nBL"])
+                prev = node
+            when.append(last)
+        out, i = [], 0
+        for n, a in enumerate(acts):
+            while i < len(rest) and when[i] < n * slot:
+                out.append(rest[i])
+                i += 1
+            out.append(a)
+        return out + rest[i:]
 
     def softmax_cycles(self, L):
         if self.softmax is None:
@@ -410,7 +434,7 @@ def attention_program(spec, engine, instances, L, d, reuse=1, channels=None):
     built = {}
     for n_inst in sorted(set(per_channel[channels].tolist())):
         b = _Builder(spec, engine.node_id, mode, reuse)
-        _channel_program(b, n_inst, L, d)
+        attention_layer(b, n_inst, L, d)
         built[n_inst] = b
     return _assemble(spec, mode, [(ch, built[int(per_channel[ch])]) for ch in channels], per_channel)
 
@@ -421,9 +445,12 @@ def _assemble(spec, mode, programs, per_channel):
     return AttentionProgram(spec, mode, columns, per_channel, counts)
 
 
-def _channel_program(b, n_inst, L, d):
-    """The program of one channel holding n_inst instances (on channel 0 of the builder): heads
-    in pairs as AttAcc's traces run them (module docstring)."""
+def attention_layer(b, n_inst, L, d):
+    """The attention of one channel holding n_inst instances, on channel 0 of builder b: score,
+    softmax and context of every instance, heads in pairs as AttAcc's traces run them (module
+    docstring), so that one head's softmax and buffer traffic overlap the other's MACs. A
+    kernel replay that runs a layer's attention as one PIM kernel gets AttAcc's overlap from it;
+    attention_piece runs the three parts apart instead."""
     if n_inst == 0:
         return
     m, ch = b.mode, 0
