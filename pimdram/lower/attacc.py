@@ -29,9 +29,10 @@ spacing). These are the address sequences of AttAcc's generators.
 Rows. A bank's row is opened before its first MAC and closed after its last, and the program
 places those activates and precharges as AttAcc's scheduler issues them (it may issue row
 commands ahead of the column commands of its queue, up to and past BARRIERs): a precharge
-ceil((nRTP_L - 1) / s) MACs after the bank's last MAC, its next activate ceil(nRP / s) MACs
-later and ceil(nRCD / s) MACs before the bank's next MAC, where room allows (s = the MAC issue
-interval: the channel's MAC-to-MAC spacing or the unit time, whichever is longer). So at bank-
+ceil((nRTP_L - 1) / s) MACs after the bank's last MAC (and ceil((nRAS - 1) / s) after its
+activate; precharges that would share a gap go one per MAC), its next activate ceil(nRP / s)
+MACs later and ceil(nRCD / s) MACs before the bank's next MAC, where room allows (s = the MAC
+issue interval: the channel's MAC-to-MAC spacing or the unit time, whichever is longer). So at bank-
 group level the next bank's row opens while this bank computes, and at buffer level the banks
 change rows in a rolling wave. Every nREFI worth of MACs (at a row boundary) the program closes
 every row before opening the next, so that a due refresh (which waits for PIM rows to close)
@@ -175,6 +176,7 @@ class _Builder(ProgramBuilder):
         self.close_after = math.ceil((t["nRTP_L"] - 1) / s)
         self.open_after = math.ceil(t["nRP"] / s)
         self.open_ahead = math.ceil(t["nRCD"] / s)
+        self.ras_after = math.ceil((t["nRAS"] - 1) / s)
         self.fence_macs = spec.refresh.interval // s if spec.refresh is not None else None
         # what a GEMV leaves to the next: its last MVSB, and the banks of its last rows to close
         self.carry, self.carry_close = [], []
@@ -336,18 +338,35 @@ class _Builder(ProgramBuilder):
         prv = np.full(len(segs), -1)
         prv[order[1:][same]] = order[:-1][same]
         next_first = np.where(nxt >= 0, first[np.maximum(nxt, 0)], n)
-        close = np.minimum(last + 1 + self.close_after, next_first)
-        # fences: at row boundaries, every nREFI worth of MACs, all rows closed before any opens
+        # a precharge goes before the bank's next activate, and before the next fence: at row
+        # boundaries, every nREFI worth of MACs, all rows close before any opens
         fences = self._fences(n, T * C)
+        limit = next_first
         if len(fences):
             after = np.searchsorted(fences, last, side="right")             # first fence after the segment
-            close = np.where(after < len(fences), np.minimum(close, fences[np.minimum(after, len(fences) - 1)]), close)
-        prev_close = np.where(prv >= 0, close[np.maximum(prv, 0)], 0)
-        open_ = np.where(prv >= 0, np.minimum(np.maximum(first - self.open_ahead, prev_close + self.open_after), first),
-                         np.maximum(first - self.open_ahead, 0))
-        if len(fences):
-            before = np.searchsorted(fences, first, side="right") - 1       # last fence at or before it
-            open_ = np.where(before >= 0, np.maximum(open_, fences[np.maximum(before, 0)]), open_)
+            limit = np.where(after < len(fences), np.minimum(limit, fences[np.minimum(after, len(fences) - 1)]), limit)
+        close = np.minimum(last + 1 + self.close_after, limit)
+        before = np.searchsorted(fences, first, side="right") - 1 if len(fences) else None
+
+        def opening(close):
+            prev_close = np.where(prv >= 0, close[np.maximum(prv, 0)], 0)
+            open_ = np.where(prv >= 0, np.minimum(np.maximum(first - self.open_ahead, prev_close + self.open_after),
+                                                  first),
+                             np.maximum(first - self.open_ahead, 0))
+            if before is not None:                                          # last fence at or before it
+                open_ = np.where(before >= 0, np.maximum(open_, fences[np.maximum(before, 0)]), open_)
+            return open_
+
+        # a short segment's precharge also waits nRAS after its activate: place it there (then
+        # the next activates follow it), and precharges that fall in one gap one per MAC from there
+        open_ = opening(close)
+        close = np.minimum(np.maximum(close, open_ + self.ras_after), limit)
+        order = np.argsort(close, kind="stable")
+        ranked = close[order] - np.arange(len(close))
+        spread = np.empty_like(close)
+        spread[order] = np.maximum.accumulate(ranked) + np.arange(len(close))
+        close = np.minimum(spread, limit)
+        open_ = opening(close)
         sel = self._select(s_pos)
         # the last rows close after the GEMV's last MVSB, in the next GEMV or the flush
         ends = close >= n
