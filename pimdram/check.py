@@ -26,10 +26,13 @@ The rules, each reported under its own name
                  every bank of its scope closed. A PIM multiply-accumulate (kind mac) needs
                  its banks open on its `row`, like a read. Commands of any other kind take
                  part in the timing and bus rules only.
-                 PIM designs: a command with `banks: same` acts on bank k (its bank address
-                 column) of every bank group under its node, for timing rows below its scope
-                 too; with `row_buffer: pim` it opens, uses and closes the banks' second (PIM)
-                 row buffer, tracked apart from the normal one; a refresh needs both closed.
+                 PIM designs: a command with a bank selection (`banks: same`, the same bank
+                 in every bank group; `banks: LEVEL`, the same bank in every node of LEVEL)
+                 acts, in every node of that selection level under its node, on the bank its
+                 address columns below the selection level name (they are -1 from below its
+                 scope down to the selection level), for timing rows below its scope too;
+                 with `row_buffer: pim` it opens, uses and closes the banks' second (PIM) row
+                 buffer, tracked apart from the normal one; a refresh needs both closed.
     command_bus  per channel, a command occupies its bus (`row` or `column`, one shared bus if
                  `spec.separate_row_column_bus` is false) for `bus_cycles` cycles from its
                  issue cycle; two commands never overlap on one bus.
@@ -185,7 +188,9 @@ class _Log:
         n_cmd = len(spec.commands)
         self.scopes = np.array([c.scope for c in spec.commands], dtype=np.int64)
         self.kinds = np.array([_KIND_CODES.get(c.kind, _OTHER) for c in spec.commands], dtype=np.int64)
-        self.same = np.array([c.banks == "same" for c in spec.commands], dtype=bool)
+        # the selection level of each command (-1: every bank under its node)
+        self.sel_level = np.array([-1 if spec.selection_level(c) is None else spec.selection_level(c)
+                                   for c in spec.commands] or [-1], dtype=np.int64)
         self.n_cmd = n_cmd
 
     def validate_addresses(self, out):
@@ -196,11 +201,11 @@ class _Log:
         safe = np.where(ok_cmd, cmd, 0)
         scope = self.scopes[safe]
         kind = self.kinds[safe]
-        same = self.same[safe]
+        sel = self.sel_level[safe]
         bank = len(self.levels) - 1
         problem = np.zeros(self.n_total, dtype=np.int64)  # 0 = fine, else a reason code
         for L, (a, count) in enumerate(zip(self.all_addr, self.counts)):
-            above = (L <= scope) | ((L == bank) & same)   # a same-bank command names bank k
+            above = (L <= scope) | ((sel >= 0) & (L > sel))   # a selecting command names its bank below
             bad = np.where(above, (a < 0) | (a >= count), a != -1)
             problem = np.where((problem == 0) & bad, 1 + L, problem)
         needs_row = (kind == _ACTIVATE) | np.isin(kind, _ROW_USERS)
@@ -225,11 +230,13 @@ class _Log:
             else:
                 L = code - 1
                 s = spec.commands[c].scope
-                if L <= s or (L == bank and spec.commands[c].banks == "same"):
+                R = int(self.sel_level[c])
+                if L <= s or (R >= 0 and L > R):
                     what = (f"{self.levels[L]} {int(self.all_addr[L][i])} outside 0..{self.counts[L] - 1}")
                 else:
+                    down_to = f" down to its selection level ({self.levels[R]})" if R >= 0 else ""
                     what = (f"{self.levels[L]} must be -1 below the command's scope "
-                            f"({self.levels[s]}), got {int(self.all_addr[L][i])}")
+                            f"({self.levels[s]}){down_to}, got {int(self.all_addr[L][i])}")
             return Violation(int(i), int(self.all_cycle[i]), name, node, "address", what)
 
         out.add("address", bad, describe)
@@ -242,7 +249,6 @@ class _Log:
         self.column = self.all_column[keep]
         self.n = len(keep)
         self.scope = self.scopes[self.command] if self.n else np.zeros(0, np.int64)
-        self.select = self.addr[-1]     # bank k of a same-bank command (-1 for the others below bank scope)
         # keys[L][i]: flat index of command i's ancestor at level L (-1 where L is below its scope)
         keys = []
         k = self.addr[0].copy()
@@ -261,8 +267,10 @@ class _Log:
         c = int(self.command[pos])
         s = self.spec.commands[c].scope
         text = " ".join(f"{self.levels[L]}={int(self.addr[L][pos])}" for L in range(s + 1))
-        if self.same[c]:
-            text += f" (bank {int(self.select[pos])} of every bank group)"
+        R = int(self.sel_level[c])
+        if R >= 0:
+            chosen = " ".join(f"{self.levels[L]}={int(self.addr[L][pos])}" for L in range(R + 1, len(self.levels)))
+            text += f" (the same bank, {chosen}, in every {self.levels[R]})"
         return text
 
     def violation(self, pos, rule, text, earlier=None):
@@ -325,19 +333,26 @@ def _sorted_events(key, pos, n):
     return comp
 
 
-def _expand(log, pos, scope, level, same=False):
+def _expand(log, pos, scope, level, sel_level=-1):
     """Each command at `pos` (all of one command type, scope `scope`) as (position, key) pairs,
-    one per node it touches at `level`. A same-bank command touches, at bank level, only bank k
-    (its bank column) of each bank group under its node."""
+    one per node it touches at `level`: its ancestor there, or every node at `level` under its
+    node. A command with a bank selection (`sel_level` >= 0) touches, at levels below the
+    selection level, only the node on its chosen bank's path (its address columns below the
+    selection level) in each node of the selection level under its node."""
     if scope >= level:
         return pos, log.keys[level][pos]
-    per = log.nodes_below(level)[scope]
-    base = log.keys[scope][pos] * per
-    offsets = np.arange(per, dtype=np.int64)
-    if same and level == len(log.levels) - 1:
-        group = log.counts[-1]
-        offsets = np.arange(0, per, group, dtype=np.int64)
-        base = base + log.select[pos]
+    if sel_level < 0 or level <= sel_level:
+        per = log.nodes_below(level)[scope]
+        base = log.keys[scope][pos] * per
+        offsets = np.arange(per, dtype=np.int64)
+    else:
+        n_sel = log.nodes_below(sel_level)[scope]            # selection-level nodes under the node
+        per_sel = log.nodes_below(level)[sel_level]          # level-nodes under one of them
+        chosen = np.zeros(len(pos), dtype=np.int64)          # the chosen path, as an index under one
+        for L in range(sel_level + 1, level + 1):
+            chosen = chosen * log.counts[L] + log.addr[L][pos]
+        base = log.keys[scope][pos] * n_sel * per_sel + chosen
+        offsets = np.arange(n_sel, dtype=np.int64) * per_sel
     keys = (base[:, None] + offsets[None, :]).ravel()
     return np.repeat(pos, len(offsets)), keys
 
@@ -378,16 +393,16 @@ def _check_timing(log, out):
             else:
                 earlier = _window_sibling_slow(log, L, xpos, ypos, w)
             yp = ypos
-        elif w == 1 and not ((log.same[x] and L > sx) or (log.same[y] and L > sy)):
+        elif w == 1 and not (0 <= log.sel_level[x] < L or 0 <= log.sel_level[y] < L):
             m = min(L, sx, sy)
             comp = sorted_x(("m", m), x, xpos, log.keys[m][xpos])
             ykey = log.keys[m][ypos]
             earlier = _wth_before(comp, ykey, ypos, 1, n)
             yp = ypos
         else:
-            epos, ekey = _expand(log, xpos, sx, L, log.same[x])
+            epos, ekey = _expand(log, xpos, sx, L, log.sel_level[x])
             comp = sorted_x(("L", L), x, epos, ekey)
-            yp, ykey = _expand(log, ypos, sy, L, log.same[y])
+            yp, ykey = _expand(log, ypos, sy, L, log.sel_level[y])
             earlier = _wth_before(comp, ykey, yp, w, n)
         has = earlier >= 0
         gap = np.where(has, log.cycle[yp] - log.cycle[np.where(has, earlier, 0)], 0)
@@ -484,7 +499,7 @@ def _bank_state_stream(log, out, cmds, label):
         pos = log.positions[c]
         if len(pos) == 0:
             continue
-        epos, ebank = _expand(log, pos, spec.commands[c].scope, bank, log.same[c])
+        epos, ebank = _expand(log, pos, spec.commands[c].scope, bank, log.sel_level[c])
         pos_parts.append(epos)
         bank_parts.append(ebank)
     if not pos_parts:

@@ -125,13 +125,12 @@ def prefetched(reader, engine, spec, depth=2):
 def _pim_params(spec):
     """The PIM part of engine_params: command attributes, units and the traffic mode."""
     pim = spec.pim
-    bank = spec.bank_level
     units = list(pim.units.values()) if pim is not None else []
     unit_index = {u.name: i for i, u in enumerate(units)}
     return dict(
         pim_mode=0 if pim is None else (1 if pim.mode == "concurrent" else 2),
-        n_sel=spec.counts[bank] if "bank_group" in spec.levels else 0,
-        cmd_sel=[int(c.banks == "same") for c in spec.commands],
+        # a selecting command acts on bank k of every `period` consecutive banks of its node
+        cmd_sel=[spec.selection_period(c) for c in spec.commands],
         cmd_rb=[int(c.row_buffer == "pim") for c in spec.commands],
         cmd_unit=[unit_index.get(c.unit, -1) for c in spec.commands],
         units=[(u.level, u.banks_per_unit) for u in units],
@@ -139,7 +138,14 @@ def _pim_params(spec):
 
 
 class CommandLogExpander:
-    """Turns the engine's (channel, node) log into one index column per organisation level."""
+    """Turns the engine's (channel, node) log into one index column per organisation level.
+
+    A selecting PIM command (`banks: same` or `banks: LEVEL`) is logged by the engine as
+    node + n_nodes * (k + 1): its scope node and the choice k of its bank under each node of
+    its selection level. Its row names the scope node down to the scope level, -1 from there
+    down to the selection level (every node of those levels), and the chosen bank's path below
+    the selection level (e.g. MACPB, the same bank in every pseudo-channel: channel c,
+    pseudo_channel -1, sid, bank_group, bank; MACSB, bank k of every bank group: bank k)."""
 
     def __init__(self, engine, spec):
         levels, index = engine.node_levels()
@@ -152,19 +158,27 @@ class CommandLogExpander:
                 table[node, m] = (ix // span) % counts[m]
         self.table = table
         self.levels = spec.levels
+        self.counts = [int(c) for c in counts]
+        self.selection = np.array([-1 if spec.selection_level(c) is None else spec.selection_level(c)
+                                   for c in spec.commands] or [-1], dtype=np.int64)
 
     def __call__(self, log):
         out = {"cycle": log["cycle"], "command": log["command"], "channel": log["channel"]}
-        # a same-bank PIM command is logged as node + n_nodes * (k + 1): its scope node, and
-        # bank k of every bank group under it in the bank column
         n_nodes = len(self.table)
         node = np.asarray(log["node"])
         select = node // n_nodes - 1
         per_node = self.table[node % n_nodes]
         for m, name in enumerate(self.levels[1:], start=1):
             out[name] = per_node[:, m]
-        bank = self.levels[-1]
-        out[bank] = np.where(select >= 0, select, out[bank]).astype(np.int32)
+        if (select >= 0).any():
+            level = self.selection[np.asarray(log["command"], dtype=np.int64)]
+            rest = select.astype(np.int64)
+            # the choice k, digit by digit from the bank level up to just below the selection level
+            for m in range(len(self.levels) - 1, 0, -1):
+                digit = np.where(m > level, rest % self.counts[m], -1)
+                rest = np.where(m > level, rest // self.counts[m], rest)
+                out[self.levels[m]] = np.where(select >= 0, np.where(m > level, digit, out[self.levels[m]]),
+                                               out[self.levels[m]]).astype(np.int32)
         out["row"] = log["row"]
         out["column"] = log["column"]
         return out

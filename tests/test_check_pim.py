@@ -89,3 +89,72 @@ def test_the_pim_row_buffer_is_tracked_apart_from_the_normal_one():
     log["row"][pre] = 6
     result = check(run, log)
     assert any("(PIM row buffer)" in str(v) and "activate on an open bank" in str(v) for v in result.violations)
+
+
+# --- AttAcc's broadcast and same-bank rules, on logs of real programs --------------------------
+
+def attacc_log(design, L, d, **overrides):
+    """The expanded log of one head on `design` (refresh off), and the spec."""
+    from pimdram.lower import run_attention
+    run = run_attention(design, 1, L, d, command_log=True, overrides={"controller.refresh": "none", **overrides})
+    log = {k: np.array(v).copy() for k, v in CommandLogExpander(run["engine"], run["spec"])(run["log"]).items()}
+    return run["spec"], log
+
+
+def nth_of(spec, log, name, n):
+    return int(np.flatnonzero(log["command"] == spec.command_index(name))[n])
+
+
+def broken(spec, log):
+    result = check_command_log(spec, log)
+    return [str(v) for v in result.violations if v.rule == "timing"]
+
+
+def test_a_head_on_each_attacc_design_checks_clean():
+    for design in ("attacc-bank", "attacc-bankgroup", "attacc-buffer"):
+        spec, log = attacc_log(design, 640, 64)
+        assert check_command_log(spec, log).ok
+
+
+def test_planted_violations_of_the_broadcast_rules_are_caught():
+    # L = 64, d = 16: 32 MACPB, one per bank of a pseudo-channel, 2 apart (round robin over the
+    # SID x bank-group units: the 9th MACPB is back in the first MAC's bank group, 16 cycles on;
+    # the banks' precharges, held to nRAS, go between the MACs, not in a heap: at most a cycle
+    # lost where a move and a row command share a gap)
+    spec, log = attacc_log("attacc-buffer", 64, 16)
+    macs = np.flatnonzero(log["command"] == spec.command_index("MACPB"))
+    gaps = np.diff(log["cycle"][macs[:32]])
+    assert list(gaps[:8]) == [2] * 8 and gaps.max() <= 3 and gaps.sum() <= 2 * 31 + 2
+    # channel: nBL
+    bad = {k: v.copy() for k, v in log.items()}
+    bad["cycle"][macs[5]] -= 1
+    assert any("MACPB -> MACPB at channel: nBL = 2 cycles" in v for v in broken(spec, bad))
+    # bank group: nCCD_L (move the 9th MAC to 3 cycles after the first, between them in the log)
+    bad = {k: v.copy() for k, v in log.items()}
+    i = macs[8]
+    order = np.r_[np.arange(macs[1]), [i], np.delete(np.arange(len(log["cycle"])), i)[macs[1]:]]
+    bad = {k: v[order] for k, v in bad.items()}
+    bad["cycle"][macs[1]] = log["cycle"][macs[0]] + 3
+    got = broken(spec, bad)
+    assert any("MACPB -> MACPB at bank_group: nCCD_L = 4 cycles, got 3" in v for v in got), got
+    # bank: nRCD after the broadcast activate, in both pseudo-channels
+    bad = {k: v.copy() for k, v in log.items()}
+    first_act = nth_of(spec, log, "ACTPB", 0)
+    bad["cycle"][macs[0]] = log["cycle"][first_act] + spec.timing["nRCD"] - 1
+    assert any("ACTPB -> MACPB at bank: nRCD = 19 cycles" in v for v in broken(spec, bad))
+
+
+def test_planted_violations_of_same_bank_and_move_rules_are_caught():
+    # attacc-bankgroup: MACSB nCCD_SB = 6 apart under the power limit
+    spec, log = attacc_log("attacc-bankgroup", 640, 64)
+    macs = np.flatnonzero(log["command"] == spec.command_index("MACSB"))
+    assert list(np.diff(log["cycle"][macs[:8]])) == [6] * 7
+    bad = {k: v.copy() for k, v in log.items()}
+    bad["cycle"][macs[4]] -= 1
+    assert any("MACSB -> MACSB at channel: nCCD_SB = 6 cycles" in v for v in broken(spec, bad))
+    # the moves: WRGB of one head all go to one bank group, nCCD_L apart
+    wrgb = np.flatnonzero(log["command"] == spec.command_index("WRGB"))
+    assert list(np.diff(log["cycle"][wrgb])) == [4] * (len(wrgb) - 1)
+    bad = {k: v.copy() for k, v in log.items()}
+    bad["cycle"][wrgb[1]] -= 1
+    assert any("WRGB -> WRGB at bank_group: nCCD_L = 4 cycles" in v for v in broken(spec, bad))

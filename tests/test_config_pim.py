@@ -56,6 +56,87 @@ def test_attacc_power_limit_option_sets_the_all_bank_mac_spacing():
     assert load_memory("attacc-bank", {"timing.nCCD_AB": 5}).timing["nCCD_AB"] == 5
 
 
+# AttAcc's speed bins (pim_designs.md, "AttAcc: the public simulator's command rules"):
+# rate -> tCK ns, nRCD, nRP, nRAS, nRC, nRTP_L, nFAW, nCCD_AB and nCCD_SB under the power constraint
+ATTACC_SPEEDS = {
+    "4.8gbps": (0.833, 17, 17, 41, 58, 8, 36, 6, 6),
+    "5.2gbps": (0.769, 19, 19, 45, 63, 8, 39, 6, 6),
+    "5.6gbps": (0.714, 20, 20, 48, 68, 9, 42, 6, 7),
+    "6.0gbps": (0.666, 21, 21, 51, 72, 9, 45, 6, 7),
+    "6.4gbps": (0.625, 23, 23, 55, 77, 10, 48, 7, 8),
+}
+
+
+@pytest.mark.parametrize("speed", list(ATTACC_SPEEDS))
+@pytest.mark.parametrize("design", ["attacc-bank", "attacc-bankgroup", "attacc-buffer"])
+def test_attacc_speed_bins_and_power_limit_follow_the_table(design, speed):
+    tck, rcd, rp, ras, rc, rtp, faw, ab, sb = ATTACC_SPEEDS[speed]
+    spec = load_memory(design, {"options.speed": speed})
+    t = spec.timing
+    assert spec.tck_ns == tck
+    assert (t["nRCD"], t["nRCD_WR"], t["nRP"], t["nRAS"], t["nRC"], t["nRTP_L"], t["nFAW"]) == (rcd, rcd, rp, ras, rc, rtp, faw)
+    assert (t["nCCD_AB"], t["nCCD_SB"]) == (ab, sb)
+    # the refresh times stay 3.9 us and 350 ns at the nominal clock (rate / 4)
+    rate = float(speed[:3]) / 4
+    assert (t["nREFI"], t["nRFC"]) == (round(3900 * rate), round(350 * rate))
+    npc = load_memory(design, {"options.speed": speed, "options.power_limit": "unlimited"})
+    assert (npc.timing["nCCD_AB"], npc.timing["nCCD_SB"]) == (4, 4)
+    assert spec.pim.options == {**spec.pim.options, "speed": speed, "power_limit": "limited"}
+
+
+def test_attaccs_default_speed_is_hbm3_5_2gbps():
+    plain = load_memory("hbm3_5.2gbps")
+    attacc = load_memory("hbm3_attacc")
+    assert attacc.tck_ns == plain.tck_ns
+    assert {k: v for k, v in attacc.timing.items() if not k.startswith("nCCD_AB") and not k.startswith("nCCD_SB")} \
+        == plain.timing
+    assert attacc.constraint_table().tolist() == plain.constraint_table().tolist()
+
+
+def test_attacc_bankgroup_power_limit_sets_the_same_bank_mac_spacing():
+    def macsb_spacing(spec):
+        i = spec.command_index("MACSB")
+        return [r.latency for r in spec.constraints if r.from_cmd == i and r.to_cmd == i]
+
+    assert macsb_spacing(load_memory("attacc-bankgroup")) == [6]
+    assert macsb_spacing(load_memory("attacc-bankgroup", {"options.power_limit": "unlimited"})) == [4]
+    assert macsb_spacing(load_memory("attacc-bankgroup", {"options.speed": "6.4gbps"})) == [8]
+
+
+# pim_designs.md, DRAM path components in pJ/bit
+ACT, CELL, COLUMN_TO_BG_MUX, BG_MUX_TO_IO, TSV, INTERPOSER = 0.11, 0.44, 1.01, 1.23, 0.5, 0.3
+
+
+@pytest.mark.parametrize("design, path", [
+    ("attacc-bank", (ACT, CELL)),
+    ("attacc-bankgroup", (ACT, CELL, COLUMN_TO_BG_MUX)),
+    ("attacc-buffer", (ACT, CELL, COLUMN_TO_BG_MUX, BG_MUX_TO_IO, TSV)),
+    ("papi-fc", (ACT, CELL)),
+])
+def test_attaccs_per_byte_energy_includes_the_activation_and_says_so(design, path):
+    spec = load_memory(design)
+    e = spec.pim.energy
+    assert e["pim_access_pj_per_byte"] == pytest.approx(8 * sum(path))
+    assert e["xpu_access_pj_per_byte"] == pytest.approx(8 * (ACT + CELL + COLUMN_TO_BG_MUX + BG_MUX_TO_IO + TSV
+                                                             + INTERPOSER))
+    # ACT is one of the components: the activates must not add energy of their own
+    assert set(spec.pim.access_includes) == {"activate", "precharge"}
+    assert spec.to_dict()["pim"]["energy"]["pim_access_includes"] == ["activate", "precharge"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("[activate, jump]", r"pim\.energy\.pim_access_includes: unknown command kind 'jump'"),
+    ("activate", r"pim\.energy\.pim_access_includes: expected"),
+])
+def test_pim_access_includes_names_command_kinds(tmp_path, value, message):
+    text = MINIMAL + f"  energy:\n    pim_access_pj_per_byte: 4.4\n    pim_access_includes: {value}\n"
+    with pytest.raises(ConfigError, match=message):
+        load_memory(write(tmp_path, text))
+    without_figure = MINIMAL + "  energy:\n    pim_access_includes: [activate]\n"
+    with pytest.raises(ConfigError, match=r"give that figure too"):
+        load_memory(write(tmp_path, without_figure))
+
+
 def test_attacc_act_limits_option_adds_the_activate_window():
     plain = load_memory("attacc-bank")
     faw = load_memory("attacc-bank", {"options.act_limits": "faw"})
@@ -66,7 +147,7 @@ def test_attacc_act_limits_option_adds_the_activate_window():
 
 
 def test_derived_design_inherits_commands_and_options_of_its_base():
-    assert base_chain("papi-fc") == ["papi-fc", "attacc-bank", "hbm3_5.2gbps"]
+    assert base_chain("papi-fc") == ["papi-fc", "attacc-bank", "hbm3_attacc", "hbm3_5.2gbps"]
     fc = load_memory("papi-fc", {"options.power_limit": "unlimited"})
     attacc = load_memory("attacc-bank")
     assert fc.command_names == attacc.command_names
@@ -193,7 +274,7 @@ mapping: {policy: gpu-only, xpu: gpu}
 @pytest.mark.parametrize("standard, design, message", [
     ("hbm3_5.2gbps", "nope", r"memories\.m\.pim: unknown pim preset 'nope'"),
     ("hbm2_2gbps", "papi-fc", r"memories\.m\.pim: PIM design 'papi-fc' is built on 'hbm3_5.2gbps' "
-                              r"\(papi-fc -> attacc-bank -> hbm3_5.2gbps\), not on this memory's standard 'hbm2_2gbps'"),
+                              r"\(papi-fc -> attacc-bank -> hbm3_attacc -> hbm3_5.2gbps\), not on this memory's standard 'hbm2_2gbps'"),
     ("hbm7", "attacc-bank", r"memories\.m\.standard: unknown dram preset 'hbm7'"),
 ])
 def test_system_memories_name_a_design_built_on_their_standard(tmp_path, standard, design, message):

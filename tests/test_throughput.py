@@ -23,6 +23,7 @@ HOL = ("16 channels behind the in-order frontend: a full channel queue stalls ev
 # when the engine improves).
 WHOLE_CAPACITY_SHORT = {
     "ddr4_3200": QUEUE, "dramsim3_ddr4_8gb_x8_3200": QUEUE, "hbm3_5.2gbps": HOL, "hbm3_6.4gbps": HOL,
+    "hbm3_attacc": HOL,     # hbm3_5.2gbps for normal traffic
 }
 ONE_CHANNEL_SHORT = {
     "ddr4_3200": QUEUE, "dramsim3_ddr4_8gb_x8_3200": QUEUE,

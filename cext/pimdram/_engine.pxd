@@ -103,11 +103,12 @@ cdef class Engine:
 
     # --- processing in memory ---------------------------------------------------------------
     cdef int pim_mode               # 0 no PIM, 1 concurrent with normal traffic, 2 blocked (normal waits)
-    cdef int n_sel                  # banks per bank group: the choices of a same-bank selection (0: none)
-    cdef int32_t* cmd_sel           # [cmd] 0: every bank under the node, 1: the same bank of every bank group
+    cdef int32_t* cmd_sel           # [cmd] 0: every bank under the node; P > 0: bank k of every P consecutive
+                                    # banks (the same bank in every node of the command's selection level)
+    cdef int32_t* sel_base          # [cmd] first selection list of a selecting command (see _sel_key)
     cdef int32_t* cmd_rb            # [cmd] row buffer used: 0 normal, 1 the PIM row buffer
     cdef int32_t* cmd_unit          # [cmd] PIM unit occupied (mac, unit_op) or -1
-    cdef int32_t* sel_start         # [node * n_sel + k]: nodes below `node` holding bank k of a group
+    cdef int32_t* sel_start         # [_sel_key(cmd, node, k)]: nodes below `node` holding a selected bank
     cdef int32_t* sel_nodes
     cdef int32_t* pim_row           # [ch * n_banks + b] open row of the PIM row buffer, -1 closed
     cdef int unit_total             # unit instances per channel (all units)
@@ -185,30 +186,6 @@ cdef class Engine:
     cdef object _i64(self, n, fill=*)
     cdef object _u8(self, n, fill=*)
 
-    # --- methods --------------------------------------------------------------------------------
-    cdef int64_t _candidate(self, int ch, int b, int lst, int64_t t, int* out) noexcept nogil
-    cdef void _tick(self, int ch, int64_t t) noexcept nogil
-    cdef int _refresh_step(self, int ch, int64_t t, int64_t* wake) noexcept nogil
-    cdef int64_t _ready(self, int ch, int cmd, int node) noexcept nogil
-    cdef void _update_timing(self, int ch, int cmd, int node, int64_t t) noexcept nogil
-    cdef void _apply_row(self, int ch, int r, int node, int64_t t) noexcept nogil
-    cdef int _issue(self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil
-    cdef void _log(self, int ch, int cmd, int node, int row, int col, int64_t t) noexcept nogil
-    cdef void _invalidate(self, int ch, int b) noexcept nogil
-    cdef void _wheel_put(self, int ch, int b, int64_t r, int64_t t) noexcept nogil
-    cdef int64_t _wheel_next(self, int ch, int64_t t) noexcept nogil
-    cdef int64_t _bank_ready(self, int ch, int cmd, int b) noexcept nogil
-    cdef void _set_open(self, int ch, int b, int row, int64_t t) noexcept nogil
-    cdef void _count_hits(self, int ch, int b) noexcept nogil
-    cdef bint _bank_push(self, int ch, int b, int lst, int s) noexcept nogil
-    cdef bint _mode_flip_due(self, int ch) noexcept nogil
-    cdef bint _pim_holds(self, int ch, int first, int nb) noexcept nogil
-    cdef int64_t _sel_ready(self, int ch, int cmd, int node, int k) noexcept nogil
-    cdef void _update_key(self, int ch, int key, int64_t t) noexcept nogil
-    cdef bint _covers(self, int cmd, int k, int b) noexcept nogil
-    cdef int _pim_step(self, int ch, int64_t t, int used, int64_t* wake) noexcept nogil
-    cdef void _pim_issue(self, int ch, int64_t i, int64_t t) noexcept nogil
-
-    cdef bint _move_one(self, int ch) noexcept nogil
-    cdef int _frontend(self, int64_t t) noexcept nogil
-    cdef int _run(self, bint final) noexcept nogil
+    # The simulation's functions take the Engine as their first argument and live in the parts
+    # _engine.pyx includes (Cython allows include only at module level): _engine_timing.pxi,
+    # _engine_schedule.pxi, _engine_refresh.pxi, _engine_pim.pxi, _engine_stats.pxi.

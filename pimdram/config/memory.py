@@ -34,7 +34,11 @@ COMMAND_KINDS = (
     "unit_op",           # an operation of a function unit (softmax, activation) with a latency
 )
 PIM_COMMAND_KINDS = COMMAND_KINDS[7:]
-BANK_SELECTIONS = ("all", "same")   # every bank under the scope node / the same bank of every bank group
+# `banks:` of a command: every bank under its scope node, or one bank (chosen per issue) repeated in
+# every node of a level under it: `same` is that bank in every bank group (AttAcc's MACSB); a level
+# name is that bank in every node of the level (e.g. pseudo_channel: AttAcc's broadcast MACPB).
+BANK_SELECTIONS = ("all", "same")
+SAME_BANK_LEVEL = "bank_group"      # the level `banks: same` repeats over
 ROW_BUFFERS = ("normal", "pim")
 BUSES = ("row", "column")
 SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # same order as the engine's codes
@@ -67,7 +71,7 @@ class Command:
     scope: int          # level index of the node the command addresses
     bus: int            # 0 = row command bus, 1 = column command bus
     bus_cycles: int     # cycles the command occupies its bus
-    banks: str = "all"  # banks under the scope node it acts on: all, or the same bank of every bank group
+    banks: str = "all"  # banks under the scope node it acts on: all, same, or a level name (BANK_SELECTIONS)
     row_buffer: str = "normal"   # the row buffer it opens, uses or closes (pim: NeuPIMs' second one)
     unit: str = ""      # PIM unit it occupies (mac, unit_op)
     buffer: str = ""    # PIM buffer it writes, reads or moves to
@@ -159,11 +163,24 @@ class MemorySpec:
     def commands_of_kind(self, kind):
         return [i for i, c in enumerate(self.commands) if c.kind == kind]
 
+    def selection_level(self, command):
+        """The level in each of whose nodes (under its scope node) a selecting command acts on
+        one bank, the same in each (`banks: same`: bank_group; `banks: LEVEL`: that level), or
+        None for a command over every bank under its node."""
+        return selection_level(command, self.levels)
+
+    def selection_period(self, command):
+        """Banks per node of the command's selection level (the choices of its bank), 0 for a
+        command over every bank under its node."""
+        level = self.selection_level(command)
+        return 0 if level is None else int(np.prod(self.counts[level + 1:], dtype=np.int64))
+
     def banks_covered(self, command):
-        """Banks one issue of `command` acts on: every bank under its scope node, or with
-        `banks: same` one bank of each bank group there."""
+        """Banks one issue of `command` acts on: every bank under its scope node, or with a
+        bank selection one bank in each node of the selection level there."""
         below = int(np.prod(self.counts[command.scope + 1:], dtype=np.int64))
-        return below // self.counts[-1] if command.banks == "same" else below
+        period = self.selection_period(command)
+        return below // period if period else below
 
     @property
     def peak_bandwidth(self):
@@ -223,6 +240,13 @@ class MemorySpec:
                        ("latency", np.int64), ("window", np.int32), ("sibling", np.int32)])
         return np.array([(r.level, r.from_cmd, r.to_cmd, r.latency, r.window, int(r.sibling))
                          for r in self.constraints], dtype=dt)
+
+
+def selection_level(command, levels):
+    """Level index a command's `banks:` selection repeats over, or None (see MemorySpec)."""
+    if command.banks == "all":
+        return None
+    return levels.index(SAME_BANK_LEVEL if command.banks == "same" else command.banks)
 
 
 def _command_dict(c, levels):
@@ -360,9 +384,13 @@ def resolve_memory(raw, source="config", options=None, option_choices=None):
         scope = c.choice("scope", levels)
         bus = c.choice("bus", BUSES)
         bus_cycles = c.number("bus_cycles", 1, positive=True, integer=True)
-        banks = c.choice("banks", BANK_SELECTIONS, "all")
-        if banks == "same" and ("bank_group" not in levels or levels.index(scope) >= levels.index("bank_group")):
-            raise c.error("banks", "'same' (the same bank of every bank group) needs a scope above bank_group")
+        banks = c.choice("banks", BANK_SELECTIONS + tuple(levels[1:-1]), "all")
+        if banks != "all":
+            level = SAME_BANK_LEVEL if banks == "same" else banks
+            if level not in levels or levels.index(scope) >= levels.index(level):
+                what = "'same' (the same bank of every bank group)" if banks == "same" else \
+                    f"{banks!r} (the same bank of every {banks})"
+                raise c.error("banks", f"{what} needs a scope above {level}")
         row_buffer = c.choice("row_buffer", ROW_BUFFERS, "normal")
         unit = c.get("unit", "", str)
         buffer = c.get("buffer", "", str)

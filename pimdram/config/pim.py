@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..errors import ConfigError
-from .memory import _int_expr
+from .memory import COMMAND_KINDS, _int_expr
 from .section import Section
 
 ROW_BUFFER_MODES = ("concurrent", "blocked")
@@ -23,6 +23,7 @@ UNIT_KINDS = ("mac", "function")       # multiply-accumulate units; softmax / ac
 # Keys of a design file handled here; every other key is merged into the base standard.
 DESIGN_KEYS = ("base", "options")
 MERGED_LISTS = ("constraints",)         # lists the design extends; every other list replaces
+OPTION_KEYS = ("timing", "constraints", "commands", "pim")   # what an option's choice may set
 
 
 @dataclass
@@ -65,6 +66,9 @@ class PimSpec:
     options: Dict[str, str]     # option name -> the choice in effect
     option_choices: Dict[str, List[str]] = field(default_factory=dict)
     lowering: dict = field(default_factory=dict)   # generic GEMV lowering (see resolve_pim)
+    # command kinds whose energy pim_access_pj_per_byte already includes (AttAcc: activate and
+    # precharge, whose row energy is in the per-byte figure): they add nothing of their own
+    access_includes: tuple = ()
 
     def to_dict(self, levels):
         return {
@@ -75,7 +79,8 @@ class PimSpec:
             "options": {k: {"value": v, "choices": self.option_choices.get(k, [])} for k, v in self.options.items()},
             "units": {u.name: _unit_dict(u, levels) for u in self.units.values()},
             "buffers": {b.name: {"level": levels[b.level], "bytes": b.bytes} for b in self.buffers.values()},
-            "energy": dict(self.energy),
+            "energy": {**self.energy, **({"pim_access_includes": list(self.access_includes)}
+                                         if self.access_includes else {})},
             "command_energy": copy.deepcopy(self.command_energy),
             **({"lowering": copy.deepcopy(self.lowering)} if self.lowering else {}),
         }
@@ -130,8 +135,8 @@ def compose(design, base, source, choices=None):
         for n in names:
             frag = alternatives.section(n)
             for k in frag.keys():
-                if k not in ("timing", "constraints", "commands"):
-                    raise frag.error(k, "an option choice may set timing, commands and constraints only")
+                if k not in OPTION_KEYS:
+                    raise frag.error(k, "an option choice may set timing, commands, constraints and pim only")
                 frag.get(k)
             frag.done()
         alternatives.done()
@@ -216,7 +221,17 @@ def resolve_pim(sec, design, base, levels, commands, timing, options, offered):
     esec = sec.section("energy")
     command_energy = {}
     names = [c.name for c in commands]
+    access_includes = ()
     for key in list(esec.keys()):
+        if key == "pim_access_includes":
+            kinds = esec.get(key, types=list)
+            bad = [k for k in kinds if k not in COMMAND_KINDS]
+            if bad:
+                raise esec.error(key, f"unknown command kind {bad[0]!r}; expected kinds of {', '.join(COMMAND_KINDS)}")
+            if "pim_access_pj_per_byte" not in esec.data:
+                raise esec.error(key, "says what pim_access_pj_per_byte includes: give that figure too")
+            access_includes = tuple(kinds)
+            continue
         if key == "commands":
             csec = esec.section("commands")
             for cname in csec.keys():
@@ -254,7 +269,7 @@ def resolve_pim(sec, design, base, levels, commands, timing, options, offered):
             raise ConfigError(f"{sec.source}: {where}.row_buffer: 'pim' needs pim.row_buffers: 2")
     return PimSpec(design=design, base=base, mode=mode, row_buffers=row_buffers, units=units, buffers=buffers,
                    energy=energy, command_energy=command_energy, options=options, option_choices=offered,
-                   lowering=lowering)
+                   lowering=lowering, access_includes=access_includes)
 
 
 KV_PLACEMENTS = ("head", "request")

@@ -1,0 +1,184 @@
+# Included by _engine.pyx: the timing tables. The update lists compiled from the constraint rows,
+# and the earliest-issue checks and updates that use them.
+
+
+def _compile_updates(Engine self, int n_rows):
+    """For every (command, node) the flat lists of table entries an issue there raises, so that
+    issuing walks short arrays instead of interpreting the rows (levels, siblings, subtrees).
+    Plain rows become (offset in a channel's earliest table, latency), one entry per offset
+    with the largest latency; window rows become (row, node) for the ring buffers.
+
+    Selecting commands (bank k of every `period` consecutive banks under the node: the same
+    bank in every node of their selection level) get one list per (node of their scope, k)
+    after the (command, node) lists, at key n_cmd * n_nodes + sel_key(cmd, node, k), reaching
+    only the nodes below the node that hold a selected bank; sel_start/sel_nodes list those
+    nodes for the ready check, under the same sel_key."""
+    cdef int c, node, lvl, k, period
+    starts, wstarts = [0], [0]
+    offs, lats, wrows, wnodes = [], [], [], []
+
+    def add(c, node, keep):
+        plain = {}
+        for r, x in _row_targets(self, c, node):
+            if self.node_level[x] > self.node_level[node] and not keep(x):
+                continue
+            if self.row_window[r] > 1:
+                wrows.append(r)
+                wnodes.append(x)
+            else:
+                o = x * self.n_class + self.row_to[r]
+                plain[o] = max(plain.get(o, -1), self.row_latency[r])
+        for o in sorted(plain):
+            offs.append(o)
+            lats.append(plain[o])
+        starts.append(len(offs))
+        wstarts.append(len(wrows))
+
+    for c in range(self.n_cmd):
+        for node in range(self.n_nodes):
+            add(c, node, lambda x: True)
+    sel_start, sel_nodes, sel_base = [0], [], []
+    for c in range(self.n_cmd):
+        period = self.cmd_sel[c]
+        sel_base.append(len(sel_start) - 1 if period else -1)
+        if not period:
+            continue
+        lvl = self.cmd_scope[c]
+        for node in range(self.level_offset[lvl], self.level_offset[lvl] + self.level_size[lvl]):
+            for k in range(period):
+                add(c, node, lambda x, k=k, period=period: _holds_sel(self, x, k, period))
+                sel_nodes.extend(x for x in range(self.n_nodes)
+                                 if self.node_level[x] > lvl and self.node_anc[x * self.n_levels + lvl] == node
+                                 and _holds_sel(self, x, k, period))
+                sel_start.append(len(sel_nodes))
+    self.upd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(starts, dtype=np.int32)))
+    self.upd_off = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(offs + [0], dtype=np.int32)))
+    self.upd_lat = <int64_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(lats + [0], dtype=np.int64)))
+    self.wupd_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wstarts, dtype=np.int32)))
+    self.wupd_row = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wrows + [0], dtype=np.int32)))
+    self.wupd_node = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(wnodes + [0], dtype=np.int32)))
+    self.sel_start = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_start, dtype=np.int32)))
+    self.sel_nodes = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_nodes + [0], dtype=np.int32)))
+    self.sel_base = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_base + [0], dtype=np.int32)))
+
+
+def _row_targets(Engine self, int c, int node):
+    """(row, target node) for every constraint row from command c issued at `node`: the
+    ancestor at the row's level (or its siblings), or every node at a deeper level below."""
+    cdef int lvl = self.node_level[node]
+    cdef int r, L, first, tgt
+    cdef int64_t span, start
+    NL = self.n_levels
+    out = []
+    for r in range(self.row_start[c], self.row_start[c + 1]):
+        L = self.row_level[r]
+        targets = []
+        if L <= lvl:
+            tgt = self.node_anc[node * NL + L]
+            if self.row_sibling[r]:
+                first = self.level_offset[L] + ((tgt - self.level_offset[L]) // self.level_count[L]) * self.level_count[L]
+                targets = [x for x in range(first, first + self.level_count[L]) if x != tgt]
+            else:
+                targets = [tgt]
+        elif not self.row_sibling[r]:
+            span = self.level_span[lvl * MAXL + L]
+            start = self.level_offset[L] + (node - self.level_offset[lvl]) * span
+            targets = list(range(start, start + span))
+        out.extend((r, x) for x in targets)
+    return out
+
+
+def _holds_sel(Engine self, int x, int k, int period):
+    """Whether node x holds a bank b with b % period == k (the banks a selecting command with
+    that period and choice k acts on). Nodes nest, so a node smaller than a period holds one
+    aligned run of banks within it."""
+    cdef int n = self.node_n_banks[x]
+    if n >= period:
+        return True
+    return 0 <= k - self.node_first_bank[x] % period < n
+
+
+cdef inline int _sel_key(Engine self, int cmd, int node, int k) noexcept nogil:
+    """Index of the selection lists of a selecting command at `node` (of its scope) with choice k."""
+    return self.sel_base[cmd] + (node - self.level_offset[self.cmd_scope[cmd]]) * self.cmd_sel[cmd] + k
+
+
+cdef int64_t _ready(Engine self, int ch, int cmd, int node) noexcept nogil:
+    """Earliest cycle `cmd` may issue at `node`: the max over the node, its ancestors and,
+    for commands that cover several banks, every node below it."""
+    return _sel_ready(self, ch, cmd, node, -1)
+
+
+cdef int64_t _sel_ready(Engine self, int ch, int cmd, int node, int k) noexcept nogil:
+    """_ready where a selecting command (k >= 0) covers only the banks its choice k selects."""
+    cdef int NL = self.n_levels
+    cdef int cls = self.cmd_class[cmd]
+    cdef int lvl = self.node_level[node]
+    cdef int64_t base = <int64_t>ch * self.n_nodes
+    cdef int64_t e = 0
+    cdef int l, m, j, key
+    cdef int64_t d, start, span
+    for l in range(lvl + 1):
+        e = imax(e, self.earliest[(base + self.node_anc[node * NL + l]) * self.n_class + cls])
+    if k >= 0 and self.cmd_sel[cmd]:
+        key = _sel_key(self, cmd, node, k)
+        for j in range(self.sel_start[key], self.sel_start[key + 1]):
+            e = imax(e, self.earliest[(base + self.sel_nodes[j]) * self.n_class + cls])
+    elif lvl < self.bank_level:
+        for m in range(lvl + 1, NL):
+            span = self.level_span[lvl * MAXL + m]
+            start = self.level_offset[m] + (node - self.level_offset[lvl]) * span
+            for d in range(start, start + span):
+                e = imax(e, self.earliest[(base + d) * self.n_class + cls])
+    return e
+
+
+cdef void _apply_row(Engine self, int ch, int r, int node, int64_t t) noexcept nogil:
+    cdef int64_t v, pos, hb
+    cdef int w = self.row_window[r]
+    cdef int64_t cnode = <int64_t>ch * self.n_nodes + node
+    cdef int64_t idx = cnode * self.n_class + self.row_to[r]
+    if w <= 1:
+        v = t + self.row_latency[r]
+    else:
+        pos = self.hist_pos[self.row_pos_off[r] + cnode]
+        hb = self.row_hist_off[r] + cnode * w
+        self.hist[hb + pos % w] = t
+        self.hist_pos[self.row_pos_off[r] + cnode] = pos + 1
+        if pos + 1 < w:
+            return
+        # the oldest of the last w issues bounds the next one
+        v = self.hist[hb + (pos + 1) % w] + self.row_latency[r]
+    if self.earliest[idx] < v:
+        self.earliest[idx] = v
+
+
+cdef void _update_timing(Engine self, int ch, int cmd, int node, int64_t t) noexcept nogil:
+    _update_key(self, ch, cmd * self.n_nodes + node, t)
+
+
+cdef void _update_key(Engine self, int ch, int i, int64_t t) noexcept nogil:
+    """Raise the table entries of update list i (see _compile_updates) for an issue at t."""
+    cdef int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_class]
+    cdef int k
+    cdef int end = self.upd_start[i + 1]
+    cdef int64_t v
+    for k in range(self.upd_start[i], end):
+        v = t + self.upd_lat[k]
+        if e[self.upd_off[k]] < v:
+            e[self.upd_off[k]] = v
+    end = self.wupd_start[i + 1]
+    for k in range(self.wupd_start[i], end):
+        _apply_row(self, ch, self.wupd_row[k], self.wupd_node[k], t)
+
+
+cdef inline int64_t _bank_ready(Engine self, int ch, int cmd, int b) noexcept nogil:
+    """_ready for a bank-scope command, unrolled over the bank's ancestors."""
+    cdef const int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_class + self.cmd_class[cmd]]
+    cdef const int32_t* off = &self.bank_anc_off[b * self.n_levels]
+    cdef int64_t r = e[off[0]]
+    cdef int l
+    for l in range(1, self.n_levels):
+        if e[off[l]] > r:
+            r = e[off[l]]
+    return imax(r, self.bus_free[ch * 2 + self.cmd_bus[cmd]])
