@@ -91,7 +91,7 @@ def test_the_resolved_system_reads_back_as_it_was(name):
 def test_pim_option_choices_travel_with_the_system():
     s = load_system("dgx-attacc", {"options.power_limit": "unlimited"})
     d = s.to_dict()
-    assert d["memories"]["attacc_hbm"]["options"] == {"power_limit": "unlimited", "act_limits": "paper_simulator"}
+    assert d["memories"]["attacc_hbm"]["options"]["power_limit"] == "unlimited"
     back = load_system(json.loads(json.dumps(d)))
     assert back.memories["attacc_hbm"].spec.timing["nCCD_AB"] == 4
 

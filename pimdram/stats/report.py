@@ -295,6 +295,7 @@ def _kernel_lines(s):
                   f"{_num(s['tokens_per_s'])} tokens/s",
                   f"  kernels     {_int(s['kernel_count'])}: {_int(s['kernels_simulated'])} simulated, "
                   f"{_int(s['kernels_reused'])} reused (same inputs), {_int(s['kernels_modelled'])} modelled"
+                  + (f", {_int(s['kernels_fused'])} fused" if s.get("kernels_fused") else "")
                   + ("" if s.get("symmetry") is False else "; symmetric channels simulated once"),
                   f"  energy      {_si(s['energy_j'], 'J')}"
                   + (f", {_si(s['energy_per_token_j'], 'J')} per token" if s.get("energy_per_token_j") else "")]

@@ -162,7 +162,8 @@ _STANDARD = {
         ("kernels_reused", _I64, "count"),
         ("kernels_modelled", _I64, "count"),
         ("symmetry", _BOOL, "1"),
-        ("decode_tokens", _I64, "count"),        # since 1.2, as are the columns below
+        ("kernels_fused", _I64, "count"),        # since 1.2, as are the columns below
+        ("decode_tokens", _I64, "count"),
         ("decode_seconds", _F64, "s"),
         ("decode_tokens_per_s", _F64, "1/s"),
         ("prefill_seconds", _F64, "s"),

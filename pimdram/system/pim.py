@@ -1,10 +1,10 @@
 """PIM kernels at command level: a kernel on a PIM device whose design has a lowering becomes
 command programs that the engine simulates.
 
-- AttAcc's mapping (attacc-bank, attacc-bankgroup, attacc-buffer, papi-fc, papi-attn):
-  attention_score, softmax and attention_context per instance (request x KV head) in one
-  channel, round robin over the memory's channels; FC products as GEMVs over the channels
-  (pimdram.lower.attacc).
+- AttAcc's mapping (attacc-bank, attacc-bankgroup, attacc-buffer, papi-fc, papi-attn): a
+  layer's attention (score, softmax and context) per instance (request x KV head) in one
+  channel, round robin over the memory's channels, heads in pairs as AttAcc overlaps them; FC
+  products as GEMVs over the channels (pimdram.lower.attacc).
 - The design's GEMV commands (neupims, aim, hbm-pim; a request's whole KV cache in one channel
   where the design says so; pimdram.lower.generic).
 
@@ -21,7 +21,7 @@ import numpy as np
 from .._engine import Engine
 from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
-from ..lower.attacc import _Builder, attacc_mode, attention_piece, fc_piece
+from ..lower.attacc import _Builder, attacc_mode, attention_layer, attention_piece, fc_piece
 from ..lower.generic import GemvBuilder, has_gemv_lowering
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
@@ -55,15 +55,14 @@ class PimMemory:
         return [(n, m) for n, m in pairs if m > 0 and n > 0]
 
     def run(self, kind, loads, shape, symmetry):
-        """Simulate kernel part `kind` ('score', 'softmax', 'context' or 'fc') whose channels carry
-        `loads` ((instances or output rows per channel, channels) pairs); returns KernelTiming."""
+        """Simulate kernel part `kind` ('score', 'softmax', 'context', 'layer': the three together,
+        or 'fc') whose channels carry `loads` ((instances or output rows per channel, channels)
+        pairs); returns KernelTiming."""
         C = self.channels
         if kind == "fc":
             _, n_in, reuse = shape
         else:
             L, d, reuse = shape
-        if self.mode == "gemv" and kind == "softmax":
-            return None
         if not loads:
             return KernelTiming(0.0, "model", channels_total=C)
         if symmetry:
@@ -90,6 +89,8 @@ class PimMemory:
                 b = _Builder(spec, engine.node_id, self.mode, reuse)
                 if kind == "fc":
                     fc_piece(b, load, n_in)
+                elif kind == "layer":
+                    attention_layer(b, load, L, d)
                 else:
                     for _ in range(load):
                         attention_piece(b, kind, L, d)
@@ -122,11 +123,12 @@ def pim_energy(spec, totals, reuse=1):
     """Energy by kind of PIM commands issued `totals[i]` times (docs/pim-configs.md, "Energy").
 
     A command with a figure of its own (pim.energy.commands) takes it. A MAC reads a column in
-    every bank it covers: at pim_access_pj_per_byte where the design gives it (a figure of the
-    whole in-array path, activation included, so activates add nothing), else the DRAM read
-    energy of a column in each bank plus the DRAM activate energy of the rows opened; mac_pj per
-    multiply-accumulate (the bytes read / 2 FP16 weights, each times `reuse` inputs). NaN where
-    a figure is needed and missing (a design without pim_access_pj_per_byte and no IDD currents)."""
+    every bank it covers: at pim_access_pj_per_byte where the design gives it, else the DRAM
+    read energy of a column in each bank; mac_pj per multiply-accumulate (the bytes read / 2
+    FP16 weights, each times `reuse` inputs). An activate adds the DRAM activate energy of every
+    bank it opens unless the design's access figure includes it (pim.energy.pim_access_includes:
+    AttAcc's 4.4 / 12.48 / 26.32 pJ/B already hold the cell activation). NaN where a figure is
+    needed and missing (no access figure and no IDD currents)."""
     pim = spec.pim
     e = pim.energy
     try:
@@ -158,13 +160,19 @@ def pim_energy(spec, totals, reuse=1):
             else:
                 memory += n * spec.banks_covered(c) * dram["read"] if dram else float("nan")
             compute += joules(read / FP16_BYTES * reuse, e.get("mac_pj", float("nan")))
-        elif c.kind == "activate" and "pim_access_pj_per_byte" not in e:
+        elif c.kind == "activate" and c.kind not in pim.access_includes:
             memory += n * column_or_row_energy(spec, c, dram) if dram else float("nan")
     return energy(memory=memory, compute=compute, onchip=onchip)
 
 
 def pim_timing(pm, k, symmetry):
-    """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled)."""
+    """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled).
+
+    On AttAcc-style designs a layer's attention runs as AttAcc runs it: score, softmax and
+    context of a channel's heads in one program, heads in pairs so that one head's softmax and
+    buffer moves overlap the other's MACs (lower.attacc.attention_layer). The attention_score
+    kernel carries that program's time and energy; its softmax and attention_context take no
+    time of their own (source "fused")."""
     shape = k.get("shape", {})
     reuse = max(1, int(k.get("reuse") or shape.get("M", 1)))
     if k["name"] in ATTENTION_PARTS:
@@ -175,14 +183,15 @@ def pim_timing(pm, k, symmetry):
             loads = pm.loads(requests, heads)
         else:
             loads = pm.loads(shape.get("instances", requests * heads))
+        if pm.mode != "gemv":
+            if k["name"] != "attention_score":
+                return KernelTiming(0.0, "fused", channels_total=pm.channels, memory=pm.name)
+            return pm.run("layer", loads, (shape["N"], shape["K"], reuse), symmetry)
         if k["name"] == "attention_score":
             return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry)
         if k["name"] == "attention_context":
             return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry)
-        if k["op"] == "softmax":
-            L = max(1, shape.get("elements", 0) // (requests * heads * reuse))
-            return pm.run("softmax", loads, (L, 1, reuse), symmetry)
-        return None
+        return None                           # softmax on a GEMV design: modelled
     if k["op"] in FC_OPS and "N" in shape:
         return pm.run("fc", pm.loads(shape["N"]), (shape["N"], shape["K"], max(1, shape.get("M", 1))), symmetry)
     return None

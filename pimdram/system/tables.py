@@ -45,6 +45,7 @@ def kernel_tables(kt, rows, makespan_ns, tck, wall, pim_mems, symmetry, command_
         "kernels_simulated": k_cols["source"].count("simulated"),
         "kernels_reused": k_cols["source"].count("reused"),
         "kernels_modelled": k_cols["source"].count("model"),
+        "kernels_fused": k_cols["source"].count("fused"),
         "symmetry": bool(symmetry),
         "decode_tokens": decode_tokens,
         "decode_seconds": decode_s,
