@@ -117,8 +117,10 @@ def test_attaccs_per_byte_energy_includes_the_activation_and_says_so(design, pat
     spec = load_memory(design)
     e = spec.pim.energy
     assert e["pim_access_pj_per_byte"] == pytest.approx(8 * sum(path))
-    assert e["xpu_access_pj_per_byte"] == pytest.approx(8 * (ACT + CELL + COLUMN_TO_BG_MUX + BG_MUX_TO_IO + TSV
-                                                             + INTERPOSER))
+    # the GPU's read path is the whole of it, interposer included (the A100's figure in dgx-a100)
+    gpu = load_system("dgx-attacc").devices["gpu"].energy
+    assert gpu.memory_pj_per_byte == pytest.approx(8 * (ACT + CELL + COLUMN_TO_BG_MUX + BG_MUX_TO_IO + TSV
+                                                        + INTERPOSER))
     # ACT is one of the components: the activates must not add energy of their own
     assert set(spec.pim.access_includes) == {"activate", "precharge"}
     assert spec.to_dict()["pim"]["energy"]["pim_access_includes"] == ["activate", "precharge"]
@@ -304,3 +306,14 @@ def test_cli_config_show_and_list_include_pim_designs():
     assert "PIM designs (configs/pim):" in listed and "  neupims-blocked" in listed
     bad = runner.invoke(cli, ["config", "show", "attacc-bank", "--set", "options.power_limit=x"])
     assert bad.exit_code != 0 and "Traceback" not in bad.output and "unknown choice 'x'" in bad.output
+
+
+def test_a_design_declares_its_lowering_and_must_have_its_commands(tmp_path):
+    assert load_memory("attacc-bankgroup").pim.lowering == {"mapping": "attacc", "kv_cache": "head",
+                                                             "mode": "bankgroup"}
+    assert load_memory("papi-attn").pim.lowering["mode"] == "bank"           # inherited from attacc-bank
+    assert load_memory("neupims").pim.lowering["mapping"] == "gemv"
+    text = MINIMAL + "  lowering: {mapping: attacc, mode: bank}\n"
+    with pytest.raises(ConfigError, match=r"pim\.lowering\.mode: AttAcc's bank-level mapping needs command\(s\) "
+                                          r"ACTAB, PREAB, WRGB, MVSB, MVGB, SFM"):
+        load_memory(write(tmp_path, text))

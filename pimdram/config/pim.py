@@ -275,17 +275,36 @@ def resolve_pim(sec, design, base, levels, commands, timing, options, offered):
 KV_PLACEMENTS = ("head", "request")
 
 
-def _lowering(sec, commands, levels):
-    """`pim.lowering`: how kernels become programs on a design without a dedicated mapping.
+#: the lowerings of pimdram/lower and, for AttAcc's, its variants with the commands each needs
+LOWERINGS = ("attacc", "gemv")
+ATTACC_MODES = {"bank": ("ACTAB", "MACAB", "PREAB"), "bankgroup": ("ACTSB", "MACSB", "PRESB"),
+                "buffer": ("ACTPB", "MACPB", "PREPB")}
+ATTACC_MOVES = ("WRGB", "MVSB", "MVGB", "SFM")
 
-    gemv: {mac, activate, precharge, input: {command, bytes}, output: {command, bytes}} names the
-    design's commands for one GEMV (pimdram/lower/generic.py); kv_cache: head (each request x KV
-    head in one channel, round robin) or request (a request's whole KV cache in one channel)."""
+
+def _lowering(sec, commands, levels):
+    """`pim.lowering`: how kernels become command programs on the design (pimdram/lower).
+
+    mapping: attacc (AttAcc's head-wise mapping, pimdram/lower/attacc.py) with `mode` bank,
+    bankgroup or buffer, whose commands the design must have; or gemv (pimdram/lower/generic.py)
+    with `gemv: {mac, activate, precharge, input: {command, bytes}, output: {command, bytes}}`
+    naming the design's commands for one GEMV. kv_cache: head (each request x KV head in one
+    channel, round robin) or request (a request's whole KV cache in one channel). A design
+    without a lowering has its kernels modelled (roofline)."""
     if not sec.data:
         sec.done()
         return {}
     by_name = {c.name: c for c in commands}
-    out = {"kv_cache": sec.choice("kv_cache", KV_PLACEMENTS, "head")}
+    mapping = sec.choice("mapping", LOWERINGS, "gemv" if "gemv" in sec.data else None)
+    out = {"mapping": mapping, "kv_cache": sec.choice("kv_cache", KV_PLACEMENTS, "head")}
+    if mapping == "attacc":
+        mode = sec.choice("mode", tuple(ATTACC_MODES))
+        missing = [n for n in ATTACC_MODES[mode] + ATTACC_MOVES if n not in by_name]
+        if missing:
+            raise sec.error("mode", f"AttAcc's {mode}-level mapping needs command(s) {', '.join(missing)}")
+        out["mode"] = mode
+        sec.done()
+        return out
     g = sec.section("gemv", required=True)
 
     def command(key, kinds, where=g):

@@ -104,13 +104,12 @@ _CONTEXT_MVSB = {"bank": 8, "bankgroup": 2, "buffer": 1}
 
 
 def attacc_mode(spec):
-    """Which AttAcc variant a PIM design's commands are (bank, bankgroup or buffer)."""
-    names = set(spec.command_names)
-    for mode, commands in MODES.items():
-        if set(commands) | {"WRGB", "MVSB", "MVGB", "SFM"} <= names:
-            return mode
-    raise ConfigError(f"{spec.name}: not an AttAcc-style design (needs ACTAB/MACAB/PREAB, ACTSB/MACSB/PRESB "
-                      "or ACTPB/MACPB/PREPB, with WRGB, MVSB, MVGB and SFM)")
+    """Which AttAcc variant (bank, bankgroup or buffer) a PIM design's lowering declares
+    (pim.lowering: {mapping: attacc, mode: ...}; the config checks it has the commands)."""
+    lowering = spec.pim.lowering if spec.pim is not None else {}
+    if lowering.get("mapping") != "attacc":
+        raise ConfigError(f"{spec.name}: not an AttAcc-style design (its pim.lowering is not mapping: attacc)")
+    return lowering["mode"]
 
 
 def macs_per_gemv(mode, rows, cols):

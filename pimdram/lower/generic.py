@@ -64,7 +64,7 @@ class GemvBuilder(ProgramBuilder):
 
 
 def has_gemv_lowering(spec):
-    return spec.pim is not None and "gemv" in spec.pim.lowering
+    return spec.pim is not None and spec.pim.lowering.get("mapping") == "gemv"
 
 
 def run_gemvs(design, gemvs, reuse=1, overrides=None, command_log=False):

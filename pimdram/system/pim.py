@@ -21,8 +21,8 @@ import numpy as np
 from .._engine import Engine
 from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
-from ..lower.attacc import _Builder, attacc_mode, attention_layer, attention_piece, fc_piece
-from ..lower.generic import GemvBuilder, has_gemv_lowering
+from ..lower.attacc import _Builder, attention_layer, attention_piece, fc_piece
+from ..lower.generic import GemvBuilder
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
 from .timing import KernelTiming, energy, joules
@@ -41,12 +41,10 @@ class PimMemory:
         self.channels = pool.channels
         self.command_log = command_log
         self.cache = {}
-        try:
-            self.mode = attacc_mode(self.spec)
-        except ConfigError:
-            # a design that names its GEMV commands, else none: its kernels are modelled
-            self.mode = "gemv" if has_gemv_lowering(self.spec) else None
-        self.kv_placement = self.spec.pim.lowering.get("kv_cache", "head")
+        lowering = self.spec.pim.lowering
+        # AttAcc's variant, the generic GEMV lowering, or none (then the kernels are modelled)
+        self.mode = lowering["mode"] if lowering.get("mapping") == "attacc" else lowering.get("mapping")
+        self.kv_placement = lowering.get("kv_cache", "head")
 
     def loads(self, units, group=1):
         """(load, channels) pairs: `units` groups of `group` instances round robin over the channels."""
