@@ -231,3 +231,27 @@ def test_an_overcommitted_workload_is_a_warning_recorded_in_trace_and_stats(tmp_
     replay_kernels(trace, tmp_path / "s.h5")
     sf = open_stats(tmp_path / "s.h5")
     assert bool(sf.table("run")["overcommitted"][0]) and json.loads(sf.attrs["warnings"]) == [warning]
+
+
+def test_a_format_1_1_trace_replays_on_the_preset_its_header_names(tmp_path):
+    trace = gen(tmp_path, "--model", "gpt2", "--system", "dgx-a100", "--batch", "2", "--prompt", "64",
+                "--output", "2", "--layers", "1")
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    header = lines[0]
+    header["version"] = [1, 1]
+    for m in header["system"]["memories"].values():
+        del m["config"]
+    for k in lines[1:]:
+        if k.get("collective"):          # 1.1: an all-reduce carried the bytes moved per device
+            del k["collective"]
+            del k["shape"]["devices"]
+            k["shape"]["bytes"] = 14 * k["shape"]["bytes"] // 8
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    s = replay_kernels(old, tmp_path / "s.h5").summary
+    t = open_stats(tmp_path / "s.h5").table("kernels")
+    ar = list(t["name"]).index("all_reduce")
+    k = lines[1 + ar]
+    # a transfer of its bytes on the NVLink: latency + bytes / bandwidth
+    assert t["end_ns"][ar] - t["start_ns"][ar] == pytest.approx(3030 + k["shape"]["bytes"] / 300)
+    assert s["tokens"] == 2

@@ -115,9 +115,9 @@ def system_of(trace, header, system, overrides):
         return load_system(system, overrides)
     embedded = header["system"]
     try:
-        if "config" in next(iter(embedded.get("memories", {}).values()), {}):
+        if tuple(header["version"]) >= (1, 2):
             return load_system(embedded, overrides, origin=f"{trace}:1: header system")
-        return load_system(embedded["name"], overrides)
+        return load_system(embedded["name"], overrides)          # 1.0, 1.1: the preset it names
     except ConfigError as exc:
         raise KernelReplayError(str(exc)) from None
 
