@@ -38,7 +38,9 @@ def test_whole_model_generate(tmp_path):
             "--phase", "generate", "-o", out)
     assert r.exit_code == 0, r.output
     t = read_kernel_trace(out)
-    assert sorted({k["step"] for k in t.kernels}) == [0, 1, 2]
+    # the prefill, then one template for both decode steps (they differ only in context length)
+    assert t.step_runs() == [(0, 0, 1), (1, 1, 2)]
+    assert sorted({k["step"] for k in t.kernels}) == [0, 1]
     assert {k["layer"] for k in t.kernels} == {None, *range(12)}
 
 

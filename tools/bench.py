@@ -5,6 +5,7 @@
     python tools/bench.py --compare            # cycles against DRAMsim3's reference results
     python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
     python tools/bench.py --pim                # one layer of attention on one AttAcc stack
+    python tools/bench.py --generation         # a whole GPT-3 175B generation on dgx-attacc
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
@@ -135,6 +136,49 @@ print(json.dumps({"gen": generated - started, "replay": done - generated, "secon
 """
 
 
+GENERATION_RUN = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from pimdram.mapping import generate_kernel_trace
+from pimdram.llm import Workload
+from pimdram.system import replay_kernels
+with tempfile.TemporaryDirectory() as d:
+    started = time.perf_counter()
+    trace = generate_kernel_trace("gpt3-175b", "dgx-attacc", Workload.uniform(54, 2048, 2048, phase="generate"),
+                                  allow_overcommit=True)
+    trace.write(Path(d) / "gen.jsonl")
+    generated = time.perf_counter()
+    r = replay_kernels(Path(d) / "gen.jsonl", Path(d) / "gen.h5").summary
+    done = time.perf_counter()
+print(json.dumps({"gen": generated - started, "replay": done - generated, "seconds": r["simulated_seconds"],
+                  "tokens_per_s": r["tokens_per_s"], "decode_tokens_per_s": r["decode_tokens_per_s"],
+                  "kernels": r["kernels"], "trace_kernels": len(trace.kernels),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def generation(args):
+    """A whole GPT-3 175B generation (batch 54, 2048 prompt + 2048 output tokens) on dgx-attacc:
+    gen, then replay, in one fresh process per run (target: under 60 s and 2 GB)."""
+    runs = []
+    for _ in range(args.repeat):
+        proc = subprocess.run([sys.executable, "-c", GENERATION_RUN], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"generation failed:\n{proc.stderr}")
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    r = runs[0]
+    gen = statistics.median(x["gen"] for x in runs)
+    rep = statistics.median(x["replay"] for x in runs)
+    rss = max(x["peak_rss_mb"] for x in runs)
+    totals = ", ".join(f"{x['gen'] + x['replay']:.1f}" for x in runs)
+    print(f"gpt3-175b generation (54 x 2048 + 2048) on dgx-attacc: {r['trace_kernels']} trace kernels for "
+          f"{r['kernels']:,} kernel runs, {r['seconds']:.1f} s simulated, {r['tokens_per_s']:.0f} tokens/s "
+          f"({r['decode_tokens_per_s']:.0f} in decode); wall gen {gen:.2f} s + replay {rep:.2f} s "
+          f"(median of {len(runs)}: {totals} s), "
+          f"peak {rss:.0f} MB")
+    return {"generation": r, "gen_wall_median_s": gen, "replay_wall_median_s": rep, "peak_rss_mb": rss}
+
+
 def pim_step(args):
     """A whole GPT-3 175B decode step (96 layers, batch 64, context 2048) on dgx-attacc: gen,
     then replay (fresh process each run)."""
@@ -213,13 +257,15 @@ def main():
     ap.add_argument("--memories", nargs="+", default=list(MEMORIES))
     ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3")
     ap.add_argument("--pim", action="store_true", help="one layer of attention on one AttAcc stack, three modes")
+    ap.add_argument("--generation", action="store_true",
+                    help="a whole GPT-3 175B generation (54 x 2048 + 2048 tokens) on dgx-attacc: gen + replay")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
                     help="also time another checkout (built in place), its runs alternating with ours")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
-    if args.pim:
-        rows = pim(args)
+    if args.generation or args.pim:
+        rows = generation(args) if args.generation else pim(args)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
         return

@@ -76,6 +76,7 @@ class Kernel:
     reuse: int = None              # attention: query rows per KV head and request (g · new tokens)
     device: str = None
     deps: list = field(default_factory=list)
+    prev_deps: list = field(default_factory=list)   # positions of kernels of the previous step it waits for
     id: int = None
     link: str = None
     collective: str = None         # communication: "all_reduce" or "all_gather" over shape["devices"]
@@ -124,6 +125,8 @@ class Kernel:
         d["intensity"] = round(self.intensity, 6)
         d["operands"] = [o.record() for o in self.operands]
         d["deps"] = list(self.deps)
+        if self.prev_deps:
+            d["prev_deps"] = list(self.prev_deps)
         return d
 
 

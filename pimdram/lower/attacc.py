@@ -129,6 +129,23 @@ def _score_blocks(mode, L):
     return math.ceil(math.ceil(L / _GROUP_TOKENS[mode]) / BLOCK_GROUPS)
 
 
+def softmax_cycles(spec, L, reuse):
+    """Cycles the softmax unit takes for L scores of `reuse` query rows (1 without a unit)."""
+    unit = spec.pim.units.get("softmax")
+    if unit is None:
+        return 1
+    return max(1, math.ceil(L * reuse / unit.elements_per_cycle) + unit.latency)
+
+
+def attention_key(spec, L, d, reuse):
+    """What the programs of an attention instance (attention_layer, attention_piece) depend on
+    besides the design: contexts L with equal keys give identical programs (tested), so a
+    kernel replay simulates one of them for all (a generation's steps share one per 16 tokens
+    at bank level)."""
+    mode = attacc_mode(spec)
+    return (math.ceil(L / _GROUP_TOKENS[mode]), _mvgb(mode, L), softmax_cycles(spec, L, reuse), d, reuse)
+
+
 def attacc_head_counts(mode, L, d):
     """Commands per attention instance (one head of one request) per channel, as AttAcc's trace
     generators issue them (pim_designs.md; the module docstring)."""
@@ -274,9 +291,7 @@ class _Builder(ProgramBuilder):
         return out + rest[i:]
 
     def softmax_cycles(self, L):
-        if self.softmax is None:
-            return 1
-        return max(1, math.ceil(L * self.reuse / self.softmax.elements_per_cycle) + self.softmax.latency)
+        return softmax_cycles(self.spec, L, self.reuse)
 
     # --- GEMVs ---------------------------------------------------------------------------
     def rows_per_gemv(self, rows, cols):

@@ -138,10 +138,12 @@ _STANDARD = {
         ("layer", _I32, "1"),
         ("step", _I32, "1"),
         ("device", _STR, "1"),
+        ("instances", _I64, "count"),            # since 1.2: steps that ran it (its template's)
         ("start_cycle", _I64, "cycle"),
         ("end_cycle", _I64, "cycle"),
         ("start_ns", _F64, "ns"),
         ("end_ns", _F64, "ns"),
+        ("busy_ns", _F64, "ns"),                 # since 1.2: summed over its instances
         ("flops", _I64, "count"),
         ("bytes", _I64, "B"),
         ("commands", _I64, "count"),
@@ -189,9 +191,13 @@ _STANDARD = {
     ],
     STEPS: [
         ("step", _I32, "1"),
+        ("phase", _STR, "1"),                    # since 1.2
         ("kernels", _I64, "count"),
+        ("tokens", _I64, "count"),               # since 1.2
         ("start_cycle", _I64, "cycle"),
         ("end_cycle", _I64, "cycle"),
+        ("start_ns", _F64, "ns"),                # since 1.2
+        ("end_ns", _F64, "ns"),                  # since 1.2
         ("energy_j", _F64, "J"),
     ],
     # level columns are inserted after `command`, one per organisation level

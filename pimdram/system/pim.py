@@ -21,8 +21,8 @@ import numpy as np
 from .._engine import Engine
 from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
-from ..lower.attacc import _Builder, attention_layer, attention_piece, fc_piece
-from ..lower.generic import GemvBuilder
+from ..lower.attacc import _Builder, attention_key, attention_layer, attention_piece, fc_piece
+from ..lower.generic import GemvBuilder, gemv_key
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
 from .timing import KernelTiming, energy, joules
@@ -67,7 +67,7 @@ class PimMemory:
             reps = [(n, 1, m) for n, m in loads]               # (load, simulated channels, multiplicity)
         else:
             reps = [(n, m, 1) for n, m in loads]
-        key = (kind, tuple((n, s) for n, s, _ in reps), shape)
+        key = (kind, tuple((n, s) for n, s, _ in reps), self._program_key(kind, shape))
         if key in self.cache:
             return dataclasses.replace(self.cache[key], source="reused")
         n_sim = sum(s for _, s, _ in reps)
@@ -115,6 +115,17 @@ class PimMemory:
                               int(totals.sum()), n_sim, C, totals, self.name, log)
         self.cache[key] = timing
         return timing
+
+
+    def _program_key(self, kind, shape):
+        """What the kernel's programs depend on besides the loads: equal keys, equal programs (the
+        lowerings' attention_key and gemv_key; a generation's steps then share simulations)."""
+        if kind == "fc":
+            return shape
+        L, d, reuse = shape
+        if self.mode == "gemv":
+            return (kind, reuse) + (gemv_key(self.spec, L, d) if kind == "score" else gemv_key(self.spec, d, L))
+        return attention_key(self.spec, L, d, reuse)
 
 
 def pim_energy(spec, totals, reuse=1):

@@ -1,6 +1,10 @@
 """List scheduling of a kernel trace's kernels over the system's resources."""
 import heapq
 
+import numpy as np
+
+from .._schedule import schedule_instance
+
 
 def resources(system):
     """Device or link name -> the resource its kernels occupy: itself, except that devices sharing
@@ -16,7 +20,8 @@ def resources(system):
 
 
 def list_schedule(kernels, durations, resources):
-    """Start and end (ns) of each kernel. A resource (a device, a link, or a memory that devices
+    """Start and end (ns) of each kernel (the plain Python statement of the rule, the reference
+    the compiled scheduler is tested against). A resource (a device, a link, or a memory that devices
     share in blocked mode) runs one kernel at a time; whenever one could start, the kernel that
     can start earliest goes (ties: trace order), once every kernel it depends on has ended.
     Kernels of different resources overlap; a resource does not wait for its kernels' trace order
@@ -49,3 +54,46 @@ def list_schedule(kernels, durations, resources):
             if waiting[u] == 0:
                 heapq.heappush(heap, (max(ready[u], free.get(resources[u], 0.0)), u))
     return starts, ends
+
+
+class StepScheduler:
+    """List scheduling step by step (the compiled schedule_instance, which implements
+    list_schedule's rule): resources stay busy from one step to the next, and a kernel also waits
+    for the kernels of the previous step named by its `prev_deps`."""
+
+    def __init__(self, resource_names):
+        self.index = {name: i for i, name in enumerate(sorted(set(resource_names)))}
+        self.free = np.zeros(len(self.index))
+        self.previous_ends = None
+
+    def plan(self, kernels, resources):
+        """What stays the same for every step of one template: resource ids, the dependency
+        lists as arrays, the previous-step dependencies."""
+        n = len(kernels)
+        pos = {k["id"]: i for i, k in enumerate(kernels)}
+        users = [[] for _ in range(n)]
+        n_deps = np.zeros(n, dtype=np.int32)
+        for i, k in enumerate(kernels):
+            n_deps[i] = len(k.get("deps", ()))
+            for d in k.get("deps", ()):
+                users[pos[d]].append(i)
+        ptr = np.zeros(n + 1, dtype=np.int32)
+        ptr[1:] = np.cumsum([len(u) for u in users])
+        idx = np.asarray([u for us in users for u in us], dtype=np.int32)
+        prev = [np.asarray(k.get("prev_deps", ()), dtype=np.int64) for k in kernels]
+        waiting = [i for i, p in enumerate(prev) if len(p)]
+        return {"resource": np.asarray([self.index[r] for r in resources], dtype=np.int32), "users_ptr": ptr,
+                "users_idx": idx, "n_deps": n_deps, "prev": [(i, prev[i]) for i in waiting], "n": n}
+
+    def run(self, plan, durations):
+        """Schedule one step of `plan`'s template; returns (starts, ends) in ns."""
+        n = plan["n"]
+        ready = np.zeros(n)
+        if self.previous_ends is not None:
+            for i, p in plan["prev"]:
+                ready[i] = self.previous_ends[p].max()
+        starts, ends = np.zeros(n), np.zeros(n)
+        schedule_instance(np.ascontiguousarray(durations, dtype=np.float64), plan["resource"], plan["users_ptr"],
+                          plan["users_idx"], plan["n_deps"], ready, self.free, starts, ends)
+        self.previous_ends = ends
+        return starts, ends

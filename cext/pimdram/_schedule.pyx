@@ -1,0 +1,115 @@
+# List scheduling of one instance of a kernel DAG over resources, without the GIL.
+#
+# The same algorithm as pimdram.system.schedule.list_schedule (its Python reference, which tests
+# cross-check against this): a resource runs one kernel at a time; whenever one could start, the
+# kernel that can start earliest goes (ties: lower index), once every kernel it depends on has
+# ended. Kernels wait for kernels of their own instance (deps) and for end times given from the
+# previous instance (prev), and resources start busy until `free`, which is updated in place so
+# that the next instance continues from it.
+import numpy as np
+cimport numpy as cnp
+from libc.stdlib cimport free as c_free, malloc
+from libc.stdint cimport int32_t
+
+cnp.import_array()
+
+
+cdef inline bint _less(HeapItem a, HeapItem b) noexcept nogil:
+    return a.t < b.t or (a.t == b.t and a.i < b.i)
+
+
+cdef inline void _push(HeapItem* heap, Py_ssize_t* n, HeapItem x) noexcept nogil:
+    cdef Py_ssize_t k = n[0]
+    cdef Py_ssize_t parent
+    n[0] += 1
+    while k > 0:
+        parent = (k - 1) >> 1
+        if not _less(x, heap[parent]):
+            break
+        heap[k] = heap[parent]
+        k = parent
+    heap[k] = x
+
+
+cdef inline HeapItem _pop(HeapItem* heap, Py_ssize_t* n) noexcept nogil:
+    cdef HeapItem top = heap[0]
+    cdef HeapItem last
+    cdef Py_ssize_t k = 0
+    cdef Py_ssize_t child
+    n[0] -= 1
+    if n[0] > 0:
+        last = heap[n[0]]
+        while True:
+            child = 2 * k + 1
+            if child >= n[0]:
+                break
+            if child + 1 < n[0] and _less(heap[child + 1], heap[child]):
+                child += 1
+            if not _less(heap[child], last):
+                break
+            heap[k] = heap[child]
+            k = child
+        heap[k] = last
+    return top
+
+
+def schedule_instance(const double[::1] durations, const int32_t[::1] resource,
+                      const int32_t[::1] users_ptr, const int32_t[::1] users_idx,
+                      const int32_t[::1] n_deps, double[::1] ready, double[::1] free,
+                      double[::1] starts, double[::1] ends):
+    """Schedule n kernels. users_ptr/users_idx: for kernel i, the kernels that depend on it
+    (CSR); n_deps[i]: how many kernels of this instance kernel i depends on; ready[i]: the
+    earliest start its dependencies on earlier instances allow (overwritten); free[r]: when
+    resource r is next free (updated). Writes starts and ends (ns)."""
+    cdef Py_ssize_t n = durations.shape[0]
+    if not (resource.shape[0] == n_deps.shape[0] == ready.shape[0] == starts.shape[0] == ends.shape[0] == n
+            and users_ptr.shape[0] == n + 1):
+        raise ValueError("schedule_instance: arrays of different lengths")
+    cdef Py_ssize_t m = users_idx.shape[0]
+    if n == 0:
+        return
+    cdef int32_t* waiting = <int32_t*> malloc(n * sizeof(int32_t))
+    cdef HeapItem* heap = <HeapItem*> malloc((n + m + 1) * sizeof(HeapItem))
+    if waiting == NULL or heap == NULL:
+        c_free(waiting)
+        c_free(heap)
+        raise MemoryError()
+    cdef Py_ssize_t size = 0, i, j, scheduled = 0
+    cdef int32_t u, r
+    cdef HeapItem item
+    cdef double start, end, t
+    with nogil:
+        for i in range(n):
+            waiting[i] = n_deps[i]
+            if waiting[i] == 0:
+                item.t = 0.0
+                item.i = <int32_t> i
+                _push(heap, &size, item)
+        while size > 0:
+            item = _pop(heap, &size)
+            i = item.i
+            r = resource[i]
+            start = free[r] if free[r] > ready[i] else ready[i]
+            if start > item.t:
+                item.t = start          # the resource got busy meanwhile
+                _push(heap, &size, item)
+                continue
+            end = start + durations[i]
+            starts[i] = start
+            ends[i] = end
+            free[r] = end
+            scheduled += 1
+            for j in range(users_ptr[i], users_ptr[i + 1]):
+                u = users_idx[j]
+                if end > ready[u]:
+                    ready[u] = end
+                waiting[u] -= 1
+                if waiting[u] == 0:
+                    t = ready[u] if ready[u] > free[resource[u]] else free[resource[u]]
+                    item.t = t
+                    item.i = u
+                    _push(heap, &size, item)
+    c_free(waiting)
+    c_free(heap)
+    if scheduled != n:
+        raise ValueError(f"schedule_instance: {n - scheduled} kernels wait on a cycle of dependencies")
