@@ -165,11 +165,15 @@ def test_kernel_replay_command_log_passes_the_checker_across_kernel_boundaries(t
 
 
 def test_devices_sharing_a_blocked_pim_memory_take_turns():
-    from pimdram.system.schedule import list_schedule, resources
-    res = resources(load_system("ianus"))
-    assert res["npu"] == res["aim_pim"] == "memory:aim"
-    res = resources(load_system("dgx-attacc"))       # attacc-bank runs concurrently: no sharing
-    assert res["gpu"] == "gpu" and res["attacc"] == "attacc"
+    from pimdram.system.schedule import Resources, list_schedule
+    ianus = load_system("ianus")
+    held = Resources(ianus, [], {})
+    npu = {"device": "npu", "operands": []}
+    pim = {"device": "aim_pim", "operands": []}
+    assert held.of(npu) == ("npu", "aim[0:512)") and held.of(pim) == ("aim[0:512)",)
+    held = Resources(load_system("dgx-attacc"), [], {})      # attacc-bank runs concurrently: no sharing
+    assert held.of({"device": "gpu", "operands": []}) == ("gpu",)
+    assert held.of({"device": "attacc", "operands": []}) == ("attacc_hbm[0:640)",)
     # two independent kernels: they overlap on two resources and take turns on one
     kernels = [{"id": 0, "device": "npu", "deps": []}, {"id": 1, "device": "aim_pim", "deps": []}]
     assert list_schedule(kernels, [10.0, 10.0], ["npu", "aim_pim"])[0] == [0.0, 0.0]

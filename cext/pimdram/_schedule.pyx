@@ -1,10 +1,11 @@
 # List scheduling of one instance of a kernel DAG over resources, without the GIL.
 #
 # The same algorithm as pimdram.system.schedule.list_schedule (its Python reference, which tests
-# cross-check against this): a resource runs one kernel at a time; whenever one could start, the
-# kernel that can start earliest goes (ties: lower index), once every kernel it depends on has
-# ended. Kernels wait for kernels of their own instance (deps) and for end times given from the
-# previous instance (prev), and resources start busy until `free`, which is updated in place so
+# cross-check against this): a resource runs one kernel at a time and a kernel may hold several
+# (a PIM kernel over some of a memory's channel partitions); whenever one could start, the kernel
+# that can start earliest goes (ties: lower index), once every kernel it depends on has ended.
+# Kernels wait for kernels of their own instance (deps) and for the earliest starts given from the
+# previous instance (ready), and resources start busy until `free`, which is updated in place so
 # that the next instance continues from it.
 import numpy as np
 cimport numpy as cnp
@@ -53,17 +54,28 @@ cdef inline HeapItem _pop(HeapItem* heap, Py_ssize_t* n) noexcept nogil:
     return top
 
 
-def schedule_instance(const double[::1] durations, const int32_t[::1] resource,
+cdef inline double _free_at(const int32_t[::1] res_ptr, const int32_t[::1] res_idx, double[::1] free,
+                           Py_ssize_t i) noexcept nogil:
+    cdef double t = 0.0
+    cdef Py_ssize_t j
+    for j in range(res_ptr[i], res_ptr[i + 1]):
+        if free[res_idx[j]] > t:
+            t = free[res_idx[j]]
+    return t
+
+
+def schedule_instance(const double[::1] durations, const int32_t[::1] res_ptr, const int32_t[::1] res_idx,
                       const int32_t[::1] users_ptr, const int32_t[::1] users_idx,
                       const int32_t[::1] n_deps, double[::1] ready, double[::1] free,
                       double[::1] starts, double[::1] ends):
-    """Schedule n kernels. users_ptr/users_idx: for kernel i, the kernels that depend on it
-    (CSR); n_deps[i]: how many kernels of this instance kernel i depends on; ready[i]: the
-    earliest start its dependencies on earlier instances allow (overwritten); free[r]: when
-    resource r is next free (updated). Writes starts and ends (ns)."""
+    """Schedule n kernels. res_ptr/res_idx: the resources kernel i holds (CSR); users_ptr/
+    users_idx: the kernels that depend on kernel i (CSR); n_deps[i]: how many kernels of this
+    instance kernel i depends on; ready[i]: the earliest start its dependencies on earlier
+    instances allow (overwritten); free[r]: when resource r is next free (updated). Writes
+    starts and ends (ns)."""
     cdef Py_ssize_t n = durations.shape[0]
-    if not (resource.shape[0] == n_deps.shape[0] == ready.shape[0] == starts.shape[0] == ends.shape[0] == n
-            and users_ptr.shape[0] == n + 1):
+    if not (n_deps.shape[0] == ready.shape[0] == starts.shape[0] == ends.shape[0] == n
+            and users_ptr.shape[0] == n + 1 and res_ptr.shape[0] == n + 1):
         raise ValueError("schedule_instance: arrays of different lengths")
     cdef Py_ssize_t m = users_idx.shape[0]
     if n == 0:
@@ -75,9 +87,9 @@ def schedule_instance(const double[::1] durations, const int32_t[::1] resource,
         c_free(heap)
         raise MemoryError()
     cdef Py_ssize_t size = 0, i, j, scheduled = 0
-    cdef int32_t u, r
+    cdef int32_t u
     cdef HeapItem item
-    cdef double start, end, t
+    cdef double start, end, t, f
     with nogil:
         for i in range(n):
             waiting[i] = n_deps[i]
@@ -88,16 +100,17 @@ def schedule_instance(const double[::1] durations, const int32_t[::1] resource,
         while size > 0:
             item = _pop(heap, &size)
             i = item.i
-            r = resource[i]
-            start = free[r] if free[r] > ready[i] else ready[i]
+            f = _free_at(res_ptr, res_idx, free, i)
+            start = f if f > ready[i] else ready[i]
             if start > item.t:
-                item.t = start          # the resource got busy meanwhile
+                item.t = start          # a resource got busy meanwhile
                 _push(heap, &size, item)
                 continue
             end = start + durations[i]
             starts[i] = start
             ends[i] = end
-            free[r] = end
+            for j in range(res_ptr[i], res_ptr[i + 1]):
+                free[res_idx[j]] = end
             scheduled += 1
             for j in range(users_ptr[i], users_ptr[i + 1]):
                 u = users_idx[j]
@@ -105,7 +118,8 @@ def schedule_instance(const double[::1] durations, const int32_t[::1] resource,
                     ready[u] = end
                 waiting[u] -= 1
                 if waiting[u] == 0:
-                    t = ready[u] if ready[u] > free[resource[u]] else free[resource[u]]
+                    f = _free_at(res_ptr, res_idx, free, u)
+                    t = ready[u] if ready[u] > f else f
                     item.t = t
                     item.i = u
                     _push(heap, &size, item)

@@ -46,17 +46,20 @@ class PimMemory:
         self.mode = lowering["mode"] if lowering.get("mapping") == "attacc" else lowering.get("mapping")
         self.kv_placement = lowering.get("kv_cache", "head")
 
-    def loads(self, units, group=1):
-        """(load, channels) pairs: `units` groups of `group` instances round robin over the channels."""
-        base, extra = divmod(units, self.channels)
-        pairs = [((base + 1) * group, extra), (base * group, self.channels - extra)]
+    def loads(self, units, group=1, channels=None):
+        """(load, channels) pairs: `units` groups of `group` instances round robin over `channels`
+        channels (default: all of the memory's)."""
+        channels = channels or self.channels
+        base, extra = divmod(units, channels)
+        pairs = [((base + 1) * group, extra), (base * group, channels - extra)]
         return [(n, m) for n, m in pairs if m > 0 and n > 0]
 
-    def run(self, kind, loads, shape, symmetry):
+    def run(self, kind, loads, shape, symmetry, channels=None):
         """Simulate kernel part `kind` ('score', 'softmax', 'context', 'layer': the three together,
         or 'fc') whose channels carry `loads` ((instances or output rows per channel, channels)
-        pairs); returns KernelTiming."""
-        C = self.channels
+        pairs); returns KernelTiming. `channels`: how many channels the kernel's work spreads
+        over (default: all of the memory's)."""
+        C = channels or self.channels
         if kind == "fc":
             _, n_in, reuse = shape
         else:
@@ -174,8 +177,9 @@ def pim_energy(spec, totals, reuse=1):
     return energy(memory=memory, compute=compute, onchip=onchip)
 
 
-def pim_timing(pm, k, symmetry):
-    """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled).
+def pim_timing(pm, k, symmetry, channels=None):
+    """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled). `channels`:
+    how many of the memory's channels its KV cache (or its work) spreads over (default: all).
 
     On AttAcc-style designs a layer's attention runs as AttAcc runs it: score, softmax and
     context of a channel's heads in one program, heads in pairs so that one head's softmax and
@@ -189,17 +193,17 @@ def pim_timing(pm, k, symmetry):
         heads = max(1, hi - lo)
         requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
         if pm.kv_placement == "request":      # a request's KV heads all in one channel
-            loads = pm.loads(requests, heads)
+            loads = pm.loads(requests, heads, channels)
         else:
-            loads = pm.loads(shape.get("instances", requests * heads))
+            loads = pm.loads(shape.get("instances", requests * heads), channels=channels)
         if pm.mode != "gemv":
             if k["name"] != "attention_score":
-                return KernelTiming(0.0, "fused", channels_total=pm.channels, memory=pm.name)
-            return pm.run("layer", loads, (shape["N"], shape["K"], reuse), symmetry)
+                return KernelTiming(0.0, "fused", channels_total=channels or pm.channels, memory=pm.name)
+            return pm.run("layer", loads, (shape["N"], shape["K"], reuse), symmetry, channels)
         if k["name"] == "attention_score":
-            return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry)
+            return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry, channels)
         if k["name"] == "attention_context":
-            return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry)
+            return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry, channels)
         return None                           # softmax on a GEMV design: modelled
     if k["op"] in FC_OPS and "N" in shape:
         return pm.run("fc", pm.loads(shape["N"]), (shape["N"], shape["K"], max(1, shape.get("M", 1))), symmetry)

@@ -35,7 +35,7 @@ from ..stats import StatsWriter, schema
 from ..trace.kernels import kernel_at, parse_grow, read_kernel_trace
 from .links import link_timing
 from .pim import PimMemory, pim_timing
-from .schedule import StepScheduler, resources
+from .schedule import Resources, StepScheduler
 from .tables import Accumulator
 from .timing import ENERGY_KINDS
 from .xpu import xpu_timing
@@ -70,12 +70,14 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     ref = next(iter(pim_mems.values())).spec if pim_mems else next(iter(sys_spec.memories.values())).spec
     model = header.get("model", {})
     group_size = max(1, int(model.get("heads", 1)) // max(1, int(model.get("kv_heads", 1) or 1)))
-    timer = _Timer(sys_spec, pim_mems, symmetry, group_size)
 
-    resource = resources(sys_spec)
-    scheduler = StepScheduler(resource.values())
+    held = Resources(sys_spec, kt.kernels, header["placement"]["regions"])
+    timer = _Timer(sys_spec, pim_mems, symmetry, group_size, held)
+    holds = [held.of(k) for k in kt.kernels]
+    scheduler = StepScheduler(holds)
     acc = Accumulator(kt, pim_mems, ref.tck_ns, logged=next(iter(pim_mems)) if command_log and pim_mems else None)
-    templates = {t: (kernels, scheduler.plan(kernels, [resource[k["device"]] for k in kernels]), acc.plan(kernels))
+    first = {k["id"]: i for i, k in enumerate(kt.kernels)}
+    templates = {t: (kernels, scheduler.plan(kernels, [holds[first[k["id"]]] for k in kernels]), acc.plan(kernels))
                  for t, kernels, _ in kt.templates()}
     runs = kt.step_runs()
     total = sum(count for _, _, count in runs)
@@ -136,8 +138,9 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
 class _Timer:
     """A kernel's KernelTiming on its device or link, remembered by what determines it."""
 
-    def __init__(self, system, pim_mems, symmetry, group_size):
+    def __init__(self, system, pim_mems, symmetry, group_size, held):
         self.system, self.pim_mems, self.symmetry, self.group_size = system, pim_mems, symmetry, group_size
+        self.held = held
         self.memo = {}
 
     def __call__(self, k):
@@ -155,7 +158,10 @@ class _Timer:
             return link_timing(k, self.system.links[name], self.system)
         dev = self.system.devices[name]
         pm = self.pim_mems.get(dev.memory) if dev.kind == "pim" else None
-        timing = pim_timing(pm, k, self.symmetry) if pm is not None and pm.mode is not None else None
+        timing = None
+        if pm is not None and pm.mode is not None:
+            lo, hi = self.held.channels(k)
+            timing = pim_timing(pm, k, self.symmetry, hi - lo)
         return timing if timing is not None else xpu_timing(k, dev, self.group_size)
 
 
@@ -164,7 +170,7 @@ def _signature(k):
     spread over requests and heads, the collective)."""
     return (k["device"], k["name"], k["op"], k["flops"], k["bytes_read"], k["bytes_written"],
             tuple(sorted(k["shape"].items())), len(k.get("requests", ())), tuple(k.get("kv_heads", ())),
-            k.get("reuse"), k.get("collective"), tuple(o["bytes"] for o in k["operands"]))
+            k.get("reuse"), k.get("collective"), tuple((o["bytes"], o.get("region")) for o in k["operands"]))
 
 
 def system_of(trace, header, system, overrides):

@@ -6,17 +6,52 @@ import numpy as np
 from .._schedule import schedule_instance
 
 
-def resources(system):
-    """Device or link name -> the resource its kernels occupy: itself, except that devices sharing
-    a memory whose PIM design runs in blocked mode (IANUS: a PIM macro blocks the NPU's DMA)
-    share that memory and take turns."""
-    resource = {name: name for name in list(system.devices) + list(system.links)}
-    for mem_name, pool in system.memories.items():
-        if pool.pim and pool.spec.pim.mode == "blocked":
-            for name, dev in system.devices.items():
-                if dev.memory == mem_name:
-                    resource[name] = f"memory:{mem_name}"
-    return resource
+class Resources:
+    """What each kernel of a trace holds while it runs.
+
+    A link kernel holds its link; a kernel on a GPU or NPU its device. A kernel on a PIM device
+    holds the partitions of its memory's channels it works in: the channels of the KV cache it
+    reads (its region's), else all of them; the partitions are the pieces the trace's channel
+    ranges cut the memory into, so attention split by KV heads (AttAcc's head groups) runs on
+    disjoint partitions at once. A GPU or NPU working in a memory whose PIM design runs in
+    blocked mode (IANUS: a PIM macro blocks the NPU's DMA) also holds every partition of that
+    memory: the two take turns."""
+
+    def __init__(self, system, kernels, regions):
+        self.system, self.regions = system, regions
+        cuts = {name: {0, m.channels} for name, m in system.memories.items() if m.pim}
+        for k in kernels:
+            dev = system.devices.get(k["device"])
+            if dev is not None and dev.kind == "pim" and dev.memory in cuts:
+                cuts[dev.memory].update(self.channels(k))
+        self.parts = {m: list(zip(sorted(c), sorted(c)[1:])) for m, c in cuts.items()}
+        self.blocked = {name for name, m in system.memories.items() if m.pim and m.spec.pim.mode == "blocked"}
+
+    def channels(self, k):
+        """[lo, hi) of the channels a kernel on a PIM device works in."""
+        dev = self.system.devices[k["device"]]
+        ranges = [self.regions[o["region"]]["channels"] for o in k["operands"]
+                  if o.get("role") == "kv_cache" and o.get("region") in self.regions]
+        if not ranges:
+            return 0, self.system.memories[dev.memory].channels
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+    def of(self, k):
+        """The names of the resources kernel `k` holds."""
+        name = k["device"]
+        if name in self.system.links:
+            return (name,)
+        dev = self.system.devices[name]
+        if dev.kind == "pim" and dev.memory in self.parts:
+            lo, hi = self.channels(k)
+            return tuple(_part(dev.memory, a, b) for a, b in self.parts[dev.memory] if a < hi and b > lo)
+        if dev.memory in self.blocked:
+            return (name,) + tuple(_part(dev.memory, a, b) for a, b in self.parts[dev.memory])
+        return (name,)
+
+
+def _part(memory, lo, hi):
+    return f"{memory}[{lo}:{hi})"
 
 
 def list_schedule(kernels, durations, resources):
@@ -62,14 +97,20 @@ class StepScheduler:
     for the kernels of the previous step named by its `prev_deps`."""
 
     def __init__(self, resource_names):
-        self.index = {name: i for i, name in enumerate(sorted(set(resource_names)))}
+        names = {r for held in resource_names for r in (held if isinstance(held, tuple) else (held,))}
+        self.index = {name: i for i, name in enumerate(sorted(names))}
         self.free = np.zeros(len(self.index))
         self.previous_ends = None
 
     def plan(self, kernels, resources):
-        """What stays the same for every step of one template: resource ids, the dependency
-        lists as arrays, the previous-step dependencies."""
+        """What stays the same for every step of one template: the resources each kernel holds
+        (a name or a tuple of names), the dependency lists as arrays, the previous-step
+        dependencies."""
         n = len(kernels)
+        held = [r if isinstance(r, tuple) else (r,) for r in resources]
+        res_ptr = np.zeros(n + 1, dtype=np.int32)
+        res_ptr[1:] = np.cumsum([len(h) for h in held])
+        res_idx = np.asarray([self.index[r] for h in held for r in h], dtype=np.int32)
         pos = {k["id"]: i for i, k in enumerate(kernels)}
         users = [[] for _ in range(n)]
         n_deps = np.zeros(n, dtype=np.int32)
@@ -82,7 +123,7 @@ class StepScheduler:
         idx = np.asarray([u for us in users for u in us], dtype=np.int32)
         prev = [np.asarray(k.get("prev_deps", ()), dtype=np.int64) for k in kernels]
         waiting = [i for i, p in enumerate(prev) if len(p)]
-        return {"resource": np.asarray([self.index[r] for r in resources], dtype=np.int32), "users_ptr": ptr,
+        return {"res_ptr": res_ptr, "res_idx": res_idx, "users_ptr": ptr,
                 "users_idx": idx, "n_deps": n_deps, "prev": [(i, prev[i]) for i in waiting], "n": n}
 
     def run(self, plan, durations):
@@ -93,7 +134,8 @@ class StepScheduler:
             for i, p in plan["prev"]:
                 ready[i] = self.previous_ends[p].max()
         starts, ends = np.zeros(n), np.zeros(n)
-        schedule_instance(np.ascontiguousarray(durations, dtype=np.float64), plan["resource"], plan["users_ptr"],
+        schedule_instance(np.ascontiguousarray(durations, dtype=np.float64), plan["res_ptr"], plan["res_idx"],
+                          plan["users_ptr"],
                           plan["users_idx"], plan["n_deps"], ready, self.free, starts, ends)
         self.previous_ends = ends
         return starts, ends
