@@ -144,8 +144,11 @@ def test_point_to_point_transfers_on_shared_and_paired_links():
     system = load_system("dgx-attacc")             # 8 GPUs, each with its own AttAcc device
     k = {"name": "transfer", "op": "communication", "shape": {"bytes": 3_000_000}, "bytes_read": 3_000_000,
          "bytes_written": 3_000_000}
-    assert link_timing(k, pairs, system).duration_ns == pytest.approx(2250)
-    assert link_timing(k, shared, system).duration_ns == pytest.approx(11000)
+    # the link is busy for the bytes; the data arrives a latency later
+    t = link_timing(k, pairs, system)
+    assert (t.duration_ns, t.latency_ns) == (pytest.approx(1250), 1000)
+    assert link_timing(k, shared, system).duration_ns + link_timing(k, shared, system).latency_ns == \
+        pytest.approx(11000)
     assert link_timing(k, pairs, system).energy["communication"] == pytest.approx(3e6 * 10.4e-12)
 
 
@@ -170,6 +173,15 @@ def test_list_schedule_respects_dependencies_and_resources():
     assert starts == [0.0, 10.0, 15.0, 22.0] and ends[3] == 23.0
 
 
+def test_a_transfer_frees_its_link_before_its_data_arrives():
+    # transfers 0 and 1 on link l (2 ns of bytes each, 3 ns of latency); kernel 2 on device a
+    # needs transfer 0's data: it starts when the data arrives (0 + 2 + 3 = 5), while transfer 1
+    # used the link from 2 (its data arrives at 2 + 2 + 3 = 7)
+    kernels = [{"id": 0, "deps": []}, {"id": 1, "deps": []}, {"id": 2, "deps": [0]}]
+    starts, ends = list_schedule(kernels, [2.0, 2.0, 1.0], ["l", "l", "a"], [3.0, 3.0, 0.0])
+    assert starts == [0.0, 2.0, 5.0] and ends == [5.0, 7.0, 6.0]
+
+
 def test_the_compiled_step_scheduler_agrees_with_the_reference():
     from pimdram.system.schedule import StepScheduler
     rng = np.random.default_rng(7)
@@ -178,10 +190,12 @@ def test_the_compiled_step_scheduler_agrees_with_the_reference():
         kernels = [{"id": i, "deps": sorted({int(d) for d in rng.integers(0, i, int(rng.integers(0, 4)))} if i else [])}
                    for i in range(n)]
         durations = rng.integers(0, 5, n).astype(float) * float(rng.choice([1.0, 0.5, 3.25]))
-        resources = [str(r) for r in rng.integers(0, 3, n)]
-        want = list_schedule(kernels, list(durations), resources)
+        lags = rng.integers(0, 3, n).astype(float) * float(rng.choice([0.0, 1.0, 0.75]))
+        # one resource, or (a quarter of the kernels) two: a PIM kernel over two channel partitions
+        resources = [str(r) if rng.random() < 0.75 else (str(r), str((r + 1) % 3)) for r in rng.integers(0, 3, n)]
+        want = list_schedule(kernels, list(durations), resources, list(lags))
         s = StepScheduler(resources)
-        starts, ends = s.run(s.plan(kernels, resources), durations)
+        starts, ends = s.run(s.plan(kernels, resources), durations, lags)
         assert list(starts) == want[0] and list(ends) == want[1], trial
 
 

@@ -64,17 +64,20 @@ cdef inline double _free_at(const int32_t[::1] res_ptr, const int32_t[::1] res_i
     return t
 
 
-def schedule_instance(const double[::1] durations, const int32_t[::1] res_ptr, const int32_t[::1] res_idx,
+def schedule_instance(const double[::1] durations, const double[::1] lags,
+                      const int32_t[::1] res_ptr, const int32_t[::1] res_idx,
                       const int32_t[::1] users_ptr, const int32_t[::1] users_idx,
                       const int32_t[::1] n_deps, double[::1] ready, double[::1] free,
                       double[::1] starts, double[::1] ends):
-    """Schedule n kernels. res_ptr/res_idx: the resources kernel i holds (CSR); users_ptr/
+    """Schedule n kernels. Kernel i holds its resources for durations[i] and ends lags[i] later
+    (a transfer's latency: the link is free for the next transfer while the data travels).
+    res_ptr/res_idx: the resources kernel i holds (CSR); users_ptr/
     users_idx: the kernels that depend on kernel i (CSR); n_deps[i]: how many kernels of this
     instance kernel i depends on; ready[i]: the earliest start its dependencies on earlier
     instances allow (overwritten); free[r]: when resource r is next free (updated). Writes
     starts and ends (ns)."""
     cdef Py_ssize_t n = durations.shape[0]
-    if not (n_deps.shape[0] == ready.shape[0] == starts.shape[0] == ends.shape[0] == n
+    if not (n_deps.shape[0] == ready.shape[0] == starts.shape[0] == ends.shape[0] == lags.shape[0] == n
             and users_ptr.shape[0] == n + 1 and res_ptr.shape[0] == n + 1):
         raise ValueError("schedule_instance: arrays of different lengths")
     cdef Py_ssize_t m = users_idx.shape[0]
@@ -107,10 +110,11 @@ def schedule_instance(const double[::1] durations, const int32_t[::1] res_ptr, c
                 _push(heap, &size, item)
                 continue
             end = start + durations[i]
-            starts[i] = start
-            ends[i] = end
             for j in range(res_ptr[i], res_ptr[i + 1]):
                 free[res_idx[j]] = end
+            end += lags[i]
+            starts[i] = start
+            ends[i] = end
             scheduled += 1
             for j in range(users_ptr[i], users_ptr[i + 1]):
                 u = users_idx[j]

@@ -1,7 +1,8 @@
 """Transfers and collectives on links: a latency-bandwidth model (docs/systems.md).
 
     point to point  latency + bytes / (lanes x bandwidth)     lanes: 1 on a shared link, the
-                                                               group size on `pairs` links
+                                                               group size on `pairs` links; the
+                                                               link is busy for the bytes only
     all-reduce      2 (N - 1) steps of latency + bytes / (N x bandwidth)   (ring over N devices)
     all-gather      N - 1 steps of latency + bytes / (N x bandwidth)
 
@@ -24,11 +25,16 @@ def link_timing(kernel, link, system):
         n = shape.get("devices") or system.devices[link.between[0]].count
         duration = collective_ns(collective, nbytes, n, link)
         crossed = RING_STEPS[collective](n) * nbytes
+        latency = 0.0
     else:
+        # a transfer holds the link while its bytes go out; they arrive a latency later, while
+        # the link carries the next transfer
         lanes = system.devices[link.between[0]].count if link.topology == "pairs" else 1
-        duration = transfer_ns(nbytes, link, lanes)
+        latency = link.latency_us * 1e3
+        duration = transfer_ns(nbytes, link, lanes) - latency
         crossed = nbytes
-    return KernelTiming(duration, "model", energy=energy(communication=joules(crossed, link.energy_pj_per_byte)))
+    return KernelTiming(duration, "model", energy=energy(communication=joules(crossed, link.energy_pj_per_byte)),
+                        latency_ns=latency)
 
 
 def transfer_ns(nbytes, link, lanes=1):

@@ -28,10 +28,18 @@ class Resources:
         self.blocked = {name for name, m in system.memories.items() if m.pim and m.spec.pim.mode == "blocked"}
 
     def channels(self, k):
-        """[lo, hi) of the channels a kernel on a PIM device works in."""
+        """[lo, hi) of the channels a kernel on a PIM device works in: its KV cache's; for an
+        attention kernel that reads no KV cache (softmax), the channels of its layer's KV cache
+        regions of the same memory and KV heads (the softmax of a head group is computed where
+        its scores are)."""
         dev = self.system.devices[k["device"]]
         ranges = [self.regions[o["region"]]["channels"] for o in k["operands"]
                   if o.get("role") == "kv_cache" and o.get("region") in self.regions]
+        if not ranges and k.get("kv_heads") is not None:
+            lo, hi = k["kv_heads"]
+            ranges = [r["channels"] for r in self.regions.values()
+                      if r.get("kind") == "kv_cache" and r.get("layer") == k.get("layer") and "channels" in r
+                      and r["memory"] == dev.memory and r["kv_heads"][0] < hi and r["kv_heads"][1] > lo]
         if not ranges:
             return 0, self.system.memories[dev.memory].channels
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
@@ -54,14 +62,18 @@ def _part(memory, lo, hi):
     return f"{memory}[{lo}:{hi})"
 
 
-def list_schedule(kernels, durations, resources):
+def list_schedule(kernels, durations, resources, lags=None):
     """Start and end (ns) of each kernel (the plain Python statement of the rule, the reference
-    the compiled scheduler is tested against). A resource (a device, a link, or a memory that devices
-    share in blocked mode) runs one kernel at a time; whenever one could start, the kernel that
-    can start earliest goes (ties: trace order), once every kernel it depends on has ended.
-    Kernels of different resources overlap; a resource does not wait for its kernels' trace order
-    when a later one is ready first (NeuPIMs' sub-batches interleave)."""
+    the compiled scheduler is tested against). A resource (a device, a link, a memory's channel
+    partition) runs one kernel at a time; a kernel holds one resource or a tuple of them, for its
+    duration, and ends `lags` later (a transfer's latency: its link is free while the data
+    travels). Whenever one could start, the kernel that can start earliest goes (ties: trace
+    order), once every kernel it depends on has ended. Kernels of different resources overlap; a
+    resource does not wait for its kernels' trace order when a later one is ready first (NeuPIMs'
+    sub-batches interleave)."""
     n = len(kernels)
+    lags = lags if lags is not None else [0.0] * n
+    held = [r if isinstance(r, tuple) else (r,) for r in resources]
     index = {k["id"]: i for i, k in enumerate(kernels)}
     waiting = [len(k.get("deps", [])) for k in kernels]
     users = [[] for _ in range(n)]
@@ -71,23 +83,27 @@ def list_schedule(kernels, durations, resources):
     ready = [0.0] * n
     starts, ends = [0.0] * n, [0.0] * n
     free = {}
+
+    def free_at(i):
+        return max([free.get(r, 0.0) for r in held[i]] or [0.0])
+
     heap = [(0.0, i) for i in range(n) if waiting[i] == 0]
     heapq.heapify(heap)
     while heap:
         t, i = heapq.heappop(heap)
-        res = resources[i]
-        start = max(free.get(res, 0.0), ready[i])
+        start = max(free_at(i), ready[i])
         if start > t:
-            heapq.heappush(heap, (start, i))      # the resource got busy meanwhile
+            heapq.heappush(heap, (start, i))      # a resource got busy meanwhile
             continue
         starts[i] = start
-        ends[i] = start + durations[i]
-        free[res] = ends[i]
+        for r in held[i]:
+            free[r] = start + durations[i]
+        ends[i] = start + durations[i] + lags[i]
         for u in users[i]:
             ready[u] = max(ready[u], ends[i])
             waiting[u] -= 1
             if waiting[u] == 0:
-                heapq.heappush(heap, (max(ready[u], free.get(resources[u], 0.0)), u))
+                heapq.heappush(heap, (max(ready[u], free_at(u)), u))
     return starts, ends
 
 
@@ -126,15 +142,17 @@ class StepScheduler:
         return {"res_ptr": res_ptr, "res_idx": res_idx, "users_ptr": ptr,
                 "users_idx": idx, "n_deps": n_deps, "prev": [(i, prev[i]) for i in waiting], "n": n}
 
-    def run(self, plan, durations):
-        """Schedule one step of `plan`'s template; returns (starts, ends) in ns."""
+    def run(self, plan, durations, lags=None):
+        """Schedule one step of `plan`'s template (each kernel holding its resources for its
+        duration and ending `lags` later); returns (starts, ends) in ns."""
         n = plan["n"]
         ready = np.zeros(n)
         if self.previous_ends is not None:
             for i, p in plan["prev"]:
                 ready[i] = self.previous_ends[p].max()
         starts, ends = np.zeros(n), np.zeros(n)
-        schedule_instance(np.ascontiguousarray(durations, dtype=np.float64), plan["res_ptr"], plan["res_idx"],
+        lags = np.zeros(n) if lags is None else np.ascontiguousarray(lags, dtype=np.float64)
+        schedule_instance(np.ascontiguousarray(durations, dtype=np.float64), lags, plan["res_ptr"], plan["res_idx"],
                           plan["users_ptr"],
                           plan["users_idx"], plan["n_deps"], ready, self.free, starts, ends)
         self.previous_ends = ends
