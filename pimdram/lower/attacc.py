@@ -112,6 +112,11 @@ def attacc_mode(spec):
     return lowering["mode"]
 
 
+def fc_row_granule(mode):
+    """Output rows of an FC GEMV that one MAC group covers in a channel (rows round up to it)."""
+    return _GROUP_TOKENS[mode]
+
+
 def macs_per_gemv(mode, rows, cols):
     """MAC commands of one GEMV over a rows x cols FP16 matrix in one channel."""
     return math.ceil(rows / _GROUP_TOKENS[mode]) * math.ceil(cols / _MAC_DIMS[mode])

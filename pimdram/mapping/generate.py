@@ -21,7 +21,7 @@ from ..trace.kernels import FORMAT_NAME, FORMAT_VERSION, KernelTrace
 from ..config.system import load_system
 from .link import Linker
 from .place import place
-from .policies import device_for
+from .policies import attacc_head_groups, device_for, ffn_pim_columns
 from .select import Selection, check_only
 
 ALL_TOKENS = (0, 1 << 62)
@@ -170,7 +170,14 @@ class _StepKernels:
 
     def __init__(self, model, system, workload, parts):
         self.system, self.workload, self.parts = system, workload, parts
-        self.builder = StepBuilder(model, workload, attention_parts=parts)
+        opts = system.options
+        groups = attacc_head_groups(system, model, workload.batch, opts.get("head_groups", 1)) \
+            if system.policy == "attacc" else 1
+        split = None
+        if opts.get("ffn_coprocessing"):
+            wbytes = workload.bytes("weight", 1)
+            split = lambda M, K, N: ffn_pim_columns(system, M, K, N, wbytes)      # noqa: E731
+        self.builder = StepBuilder(model, workload, attention_parts=parts, head_groups=groups, ffn_split=split)
         self.batches, self.owner = _sub_batches(system, workload)
 
     def __call__(self, step):
@@ -193,6 +200,8 @@ class _StepKernels:
             k.device = device_for(system, k, step.live_batch, self.workload.speculation)
             if k.kv_heads is not None:
                 k.device = _device_on_memory(system, k, self.parts(k.layer))
+            if k.split is not None and k.split[0] == 1:       # FF co-processing: the PIM's columns
+                k.device = system.roles["pim"]
         return kernels
 
 

@@ -27,12 +27,14 @@ class Linker:
         self.system = system
         self.tensors = {}
         self.step = -1
+        self.split_owner = {}        # kernel name -> the device of its first split part
 
     def copy(self):
         """An independent copy of the state (to link a step ahead without committing it)."""
         other = Linker(self.system)
         other.tensors = copy.deepcopy(self.tensors)
         other.step = self.step
+        other.split_owner = dict(self.split_owner)
         return other
 
     def link(self, kernels):
@@ -93,21 +95,35 @@ class Linker:
                 else:  # update in place or append to a KV cache: the earlier contents are here (made present above)
                     total = sum(p.bytes for p in self.tensors[o.tensor]) + (o.bytes if o.mode == "append" else 0)
                     self.tensors[o.tensor] = [_Piece(memory, ref, total, k.device)]
-            dev = system.devices[k.device]
+            # a split product (FF co-processing) is reduced after its last part, on its first
+            # part's device group (the xPU's when the PIM device took every column), over the
+            # whole output
+            owner = k.device
+            if k.split is not None:
+                if k.split[0] == 0:
+                    self.split_owner[k.name] = k.device
+                owner = self.split_owner.get(k.name, system.roles.get("xpu", k.device))
+                if k.split[0] == k.split[1] - 1:
+                    self.split_owner.pop(k.name, None)
+            dev = system.devices[owner]
             if dev.tensor_parallel and dev.count > 1 and k.name in ("output_projection", "ffn_down", "moe_combine") \
-                    and not (k.name == "ffn_down" and k.expert is not None):
+                    and not (k.name == "ffn_down" and k.expert is not None) and not k.accumulated \
+                    and (k.split is None or k.split[0] == k.split[1] - 1):
                 y = next(o for o in k.operands if o.access == "write")
-                link = system.link_between(k.device, k.device)
+                home = dev.memory
+                link = system.link_between(owner, owner)
+                size = sum(p.bytes for p in self.tensors[y.tensor])
                 # the devices' partial sums of y are added by a ring all-reduce over the group
                 ar = Kernel("all_reduce", "communication", k.layer, k.step, k.phase,
-                            shape={"bytes": y.bytes, "devices": dev.count}, flops=0,
-                            operands=[Operand(y.name, "activation", "read", y.dtype, y.shape, y.bytes, y.tensor,
-                                              region=f"{memory}:activations"),
-                                      Operand(y.name, "activation", "write", y.dtype, y.shape, y.bytes, y.tensor,
-                                              region=f"{memory}:activations")],
+                            shape={"bytes": size, "devices": dev.count}, flops=0,
+                            operands=[Operand(y.name, "activation", "read", y.dtype, y.shape, size, y.tensor,
+                                              region=f"{home}:activations"),
+                                      Operand(y.name, "activation", "write", y.dtype, y.shape, size, y.tensor,
+                                              region=f"{home}:activations")],
                             sub_batch=k.sub_batch, requests=k.requests, device=link.name, link=link.name,
-                            deps=[k.id], collective="all_reduce")
-                self.tensors[y.tensor] = [_Piece(memory, add(ar), y.bytes, k.device)]
+                            collective="all_reduce")
+                ar.deps, ar.prev_deps = (sorted(x) for x in split(make_present(ar, ar.operands[0], home, owner)))
+                self.tensors[y.tensor] = [_Piece(home, add(ar), size, owner)]
         return out
 
     def _region(self, o, memory):

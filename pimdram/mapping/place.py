@@ -1,16 +1,21 @@
 """Placement: address ranges (regions) for weights, KV caches and activations in the system's
 memories, and the capacity check.
 
-A KV cache in the `head` layout lives in the channels of its KV heads: KV heads [lo, hi) of H in
-a memory of C channels take channels [lo C / H, hi C / H), so that attention split by KV heads
-(placement rules, AttAcc's head groups) runs on disjoint channels. Rows are allocated per channel:
-a region takes the rows from the highest row used so far in its channels.
+A KV cache in the `head` layout lives in the channels of the placement cell it belongs to: a
+cell of KV heads [lo, hi) of H (placement rules split a layer's attention by KV heads) in a memory
+of C channels takes channels [lo C / H, hi C / H), so that the cells' attention runs on disjoint
+channels at once. Head groups (AttAcc's pipelining) share their cell's channels as _kv_channels
+says: a group as wide as the cell spreads over all of it (its attention takes its share of the
+time, overlapping the next group's projection); narrower groups take slices of the cell and run
+side by side. Rows are allocated per channel: a region takes the rows from the highest row used
+so far in its channels.
 """
 import re
 
 import numpy as np
 
 _KV_PART = re.compile(r"\.kv\.p(\d+)")
+_GROUP = re.compile(r"\.g(\d+)$")
 
 
 def place(model, system, workload, kernels, parts):
@@ -59,25 +64,23 @@ def place(model, system, workload, kernels, parts):
                          "requests": len(reqs), "bytes": sum(wb("kv_cache", t * per_token) for t in tokens),
                          "layout": system.placement.kv_layout,
                          "_instance_bytes": wb("kv_cache", max(tokens) * 2 * model.head_dim),
-                         "_instances": len(reqs) * kvh}
+                         "_instances": len(reqs) * kvh, "_cell_heads": part.kv_heads}
     for name, size in sorted(acts.items()):
         regions[name] = {"memory": name.split(":", 1)[0], "kind": "activations", "bytes": size,
                          "layout": "interleaved"}
 
+    channels = _kv_channels(model, system, regions)
     next_row = {m: np.zeros(mem.channels, dtype=np.int64) for m, mem in system.memories.items()}
     for name in sorted(regions, key=lambda n: ({"weights": 0, "kv_cache": 1, "activations": 2}[regions[n]["kind"]], n)):
         r = regions[name]
         mem = system.memories[r["memory"]]
-        lo, hi = 0, mem.channels
-        if r["kind"] == "kv_cache" and r["layout"] == "head":
-            heads = model.kv_heads
-            lo, hi = r["kv_heads"][0] * mem.channels // heads, max(r["kv_heads"][1] * mem.channels // heads, 1)
-            lo = min(lo, hi - 1)
-            per_channel = -(-r.pop("_instances") // (hi - lo)) * r.pop("_instance_bytes")
+        lo, hi = channels.get(name, (0, mem.channels))
+        instances, instance_bytes = r.pop("_instances", None), r.pop("_instance_bytes", None)
+        r.pop("_cell_heads", None)
+        if name in channels:
+            per_channel = -(-instances // (hi - lo)) * instance_bytes
             rows = -(-per_channel // (mem.banks_per_channel * mem.row_bytes))
         else:
-            r.pop("_instances", None)
-            r.pop("_instance_bytes", None)
             rows = -(-r["bytes"] // (mem.channels * mem.banks_per_channel * mem.row_bytes))
         first = int(next_row[r["memory"]][lo:hi].max())
         r["channels"] = [lo, hi]
@@ -98,3 +101,34 @@ def place(model, system, workload, kernels, parts):
                 f"KV cache {d['kv_cache'] / gb:.1f} GB + activations {d['activations'] / gb:.2f} GB = "
                 f"{sum(d.values()) / gb:.1f} GB ({used_rows} of {mem.rows_per_bank} rows per bank)")
     return regions, overflows
+
+
+def _kv_channels(model, system, regions):
+    """[lo, hi) channels of each KV cache region in the head layout.
+
+    A placement cell of KV heads [lo, hi) of H takes channels [lo C / H, hi C / H) of its memory.
+    The head groups of a cell (regions `...g0`, `...g1`, ...: AttAcc's pipelining) share its
+    channels: with n (request, KV head) instances per group and C' channels in the cell, the cell
+    is cut into s = min(groups, C' // n) equal slices (at least 1) and group g takes slice g mod s.
+    Each group then has at most one instance per channel when it fits (its attention takes the
+    least time it can), and groups in different slices run at once."""
+    cells = {}
+    for name, r in regions.items():
+        if r["kind"] == "kv_cache" and r["layout"] == "head":
+            m = _GROUP.search(name)
+            cells.setdefault(_GROUP.sub("", name), []).append((int(m.group(1)) if m else 0, name))
+    out = {}
+    for members in cells.values():
+        members.sort()
+        r0 = regions[members[0][1]]
+        C = system.memories[r0["memory"]].channels
+        cell = r0["_cell_heads"]
+        lo, hi = cell[0] * C // model.kv_heads, max(cell[1] * C // model.kv_heads, 1)
+        lo = min(lo, hi - 1)
+        n = max(regions[name]["_instances"] for _, name in members)
+        slices = max(1, min(len(members), (hi - lo) // max(n, 1)))
+        width = (hi - lo) // slices
+        for g, name in members:
+            j = g % slices
+            out[name] = (lo + j * width, hi if j == slices - 1 else lo + (j + 1) * width)
+    return out

@@ -345,6 +345,10 @@ def _validate_kernel(k, index, devices, regions, where):
                 raise err(f"a {k['op']} kernel needs a positive shape.{dim}")
         if k.get("form") not in ("gemm", "gemv"):
             raise err(f"a {k['op']} kernel needs form gemm or gemv")
+    if "split" in k:
+        sp = k["split"]
+        if not (isinstance(sp, list) and len(sp) == 2 and all(_is_int(v) for v in sp) and 0 <= sp[0] < sp[1]):
+            raise err(f"'split' must be [part, parts] with 0 <= part < parts, got {sp!r}")
     if "collective" in k:
         if k["op"] != "communication" or k["collective"] not in COLLECTIVES:
             raise err(f"'collective' must be one of {', '.join(COLLECTIVES)} on a communication kernel, "
