@@ -85,11 +85,21 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     for t, first_step, count in runs:
         kernels, plan, rows = templates[t]
         n = len(kernels)
-        # kernels that do not grow take the same time every step: timed once for the run
+        # kernels that do not grow take the same time every step: timed once for the run;
+        # growing kernels that time alike (the same kernel in every layer) form one class, timed
+        # once per step
         timings = [None if k.get("grow") else timer(k) for k in kernels]
         fixed = [i for i in range(n) if timings[i] is not None]
-        growing = [(i, parse_grow(kernels[i])) for i in range(n) if timings[i] is None]
+        classes = {}
+        for i in range(n):
+            if timings[i] is None:
+                parsed = parse_grow(kernels[i])
+                key = (timer.signature(kernels[i]), tuple(parsed))
+                classes.setdefault(key, (i, parsed, []))[2].append(i)
+        growing = list(classes.values())
+        grown_rows = [i for _, _, members in growing for i in members]
         durations = np.array([0.0 if x is None else x.duration_ns for x in timings])
+        lags = np.array([0.0 if x is None else x.latency_ns for x in timings])
         energy = np.array([[0.0] * len(ENERGY_KINDS) if x is None else [x.energy[e] for e in ENERGY_KINDS]
                            for x in timings]).reshape(n, len(ENERGY_KINDS))
         fixed_timings = [timings[i] for i in fixed]
@@ -98,14 +108,15 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
             acc.add_timings(rows, fixed, fixed_timings, times=count)
         for offset in range(count):
             grown = []
-            for i, parsed in growing:
-                x = timer(kernel_at(kernels[i], offset, parsed))
-                durations[i] = x.duration_ns
-                energy[i] = [x.energy[e] for e in ENERGY_KINDS]
-                grown.append(x)
-            starts, ends = scheduler.run(plan, durations)
+            for i, parsed, members in growing:
+                x = timer(kernel_at(kernels[i], offset, parsed), remember=False)
+                durations[members] = x.duration_ns
+                lags[members] = x.latency_ns
+                energy[members] = [x.energy[e] for e in ENERGY_KINDS]
+                grown.extend([x] * len(members))
+            starts, ends = scheduler.run(plan, durations, lags)
             acc.add_step(rows, offset, energy, starts, ends)
-            acc.add_timings(rows, [i for i, _ in growing], grown, starts=starts)
+            acc.add_timings(rows, grown_rows, grown, starts=starts)
             if logging:
                 acc.add_timings(rows, fixed, fixed_timings, starts=starts)
             done += 1
@@ -143,14 +154,27 @@ class _Timer:
         self.held = held
         self.memo = {}
 
-    def __call__(self, k):
-        key = _signature(k)
+    def __call__(self, k, remember=True):
+        """`remember=False`: a grown kernel, whose numbers recur rarely; not kept (PIM runs are
+        still reused through the memory's own cache)."""
+        key = self.signature(k)
         timing = self.memo.get(key)
         if timing is None:
-            timing = self.memo[key] = self._time(k)
+            timing = self._time(k)
+            if remember:
+                self.memo[key] = timing
         elif timing.source == "simulated":
             return dataclasses.replace(timing, source="reused")
         return timing
+
+    def signature(self, k):
+        """Everything a kernel's timing depends on (_signature), its regions by the channels
+        they take (the same kernel of every layer then has one signature)."""
+        sig = _signature(k, self.held.regions)
+        dev = self.system.devices.get(k["device"])
+        if dev is not None and dev.kind == "pim":
+            sig += (self.held.channels(k),)
+        return sig
 
     def _time(self, k):
         name = k["device"]
@@ -165,12 +189,18 @@ class _Timer:
         return timing if timing is not None else xpu_timing(k, dev, self.group_size)
 
 
-def _signature(k):
+def _signature(k, regions):
     """Everything a kernel's timing depends on (device, kind, shape, FLOPs, bytes, the work's
-    spread over requests and heads, the collective)."""
+    spread over requests and heads, the collective, where its operands live: their memory and
+    channels). Layer, id and tensor names are not part of it."""
+    def where(o):
+        r = regions.get(o.get("region"))
+        if r is None:
+            return o.get("region")
+        return (r["memory"], r["kind"], tuple(r.get("channels", ())))
     return (k["device"], k["name"], k["op"], k["flops"], k["bytes_read"], k["bytes_written"],
             tuple(sorted(k["shape"].items())), len(k.get("requests", ())), tuple(k.get("kv_heads", ())),
-            k.get("reuse"), k.get("collective"), tuple((o["bytes"], o.get("region")) for o in k["operands"]))
+            k.get("reuse"), k.get("collective"), tuple((o["bytes"], o.get("role"), where(o)) for o in k["operands"]))
 
 
 def system_of(trace, header, system, overrides):
