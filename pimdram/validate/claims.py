@@ -110,8 +110,8 @@ class Claim:
         return tuple(self.points[i] for i in self.quick)
 
     def vary(self, alternative):
-        """This claim with one assumption's alternative applied (Claim fields, then Point fields
-        on every point); every point is then a quick point as well."""
+        """This claim with one assumption's alternative applied: Claim fields replaced, then Point
+        fields replaced on every point (its quick subset keeps its indices)."""
         claim_keys = {f.name for f in fields(Claim)}
         point_keys = {f.name for f in fields(Point)}
         unknown = set(alternative) - claim_keys - point_keys
