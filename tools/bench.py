@@ -6,6 +6,7 @@
     python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
     python tools/bench.py --pim                # one layer of attention on one AttAcc stack
     python tools/bench.py --generation         # a whole GPT-3 175B generation on dgx-attacc
+    python tools/bench.py --validate           # `pimdram validate all`, full form (target: under 10 min)
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
@@ -228,6 +229,42 @@ def pim(args):
     return {"layers": rows, "decode_step": step}
 
 
+VALIDATE_RUN = r"""
+import json, resource, sys, time
+from pimdram.validate import run_claims
+started = time.perf_counter()
+rows = run_claims(["all"], quick=sys.argv[1] == "quick")
+print(json.dumps({"wall": time.perf_counter() - started, "rows": rows,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def validate(args):
+    """`pimdram validate all` in its full form (and the --quick form the test suite runs), each in
+    a fresh process per run: wall time and peak memory, and the claim table (docs/validate.md)."""
+    from pimdram.validate import format_table
+    out = {}
+    for form in ("full", "quick"):
+        runs = []
+        for _ in range(args.repeat):
+            proc = subprocess.run([sys.executable, "-c", VALIDATE_RUN, form], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"validate ({form}) failed:\n{proc.stderr}")
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if any(r["rows"] != runs[0]["rows"] for r in runs):
+            raise SystemExit(f"validate ({form}): the runs' figures differ (not deterministic)")
+        walls = [r["wall"] for r in runs]
+        print(f"pimdram validate all{' --quick' if form == 'quick' else ''}: {len(runs[0]['rows'])} claims, "
+              f"wall {statistics.median(walls):.1f} s (median of {len(runs)}: "
+              f"{', '.join(f'{w:.1f}' for w in walls)} s), peak {max(r['peak_rss_mb'] for r in runs):.0f} MB "
+              f"(target: full under 600 s)")
+        print(format_table(runs[0]["rows"], detail=form == "full"))
+        print(flush=True)
+        out[form] = {"wall_median_s": statistics.median(walls), "wall_all_s": walls,
+                     "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "rows": runs[0]["rows"]}
+    return out
+
+
 def compare(args, traces, workdir):
     with open(REFERENCE_CSV) as f:
         reference = list(csv.DictReader(f))
@@ -259,11 +296,18 @@ def main():
     ap.add_argument("--pim", action="store_true", help="one layer of attention on one AttAcc stack, three modes")
     ap.add_argument("--generation", action="store_true",
                     help="a whole GPT-3 175B generation (54 x 2048 + 2048 tokens) on dgx-attacc: gen + replay")
+    ap.add_argument("--validate", action="store_true",
+                    help="`pimdram validate all`, full and --quick forms: wall time, peak memory, the claim table")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
                     help="also time another checkout (built in place), its runs alternating with ours")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
+    if args.validate:
+        rows = validate(args)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+        return
     if args.generation or args.pim:
         rows = generation(args) if args.generation else pim(args)
         if args.json:
