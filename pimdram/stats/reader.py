@@ -186,13 +186,14 @@ class StatsFile:
         return {k: decode_attr(v) for k, v in group.attrs.items() if k != schema.TABLE_ATTR_COLUMNS}
 
     def dataframe(self, name, start=None, stop=None, columns=None):
-        """Table `name` as a pandas DataFrame (pandas is optional: `pip install pandas`)."""
+        """Table `name` as a pandas DataFrame, units in `.attrs["units"]`."""
         try:
             import pandas as pd
         except ImportError:
-            raise PimdramError("reading a table as a DataFrame needs pandas; install it with "
-                               "`pip install pandas` (or use .table(), which returns numpy "
-                               "arrays)") from None
+            # a dependency of pimdram; only a broken environment lacks it
+            raise PimdramError("reading a table as a DataFrame needs pandas, which pimdram depends on; "
+                               "reinstall pimdram or `pip install pandas` (or use .table(), which "
+                               "returns numpy arrays)") from None
         frame = pd.DataFrame(self.table(name, start, stop, columns))
         frame.attrs["units"] = {c: u for c, u in self.units(name).items() if c in frame.columns}
         return frame
