@@ -15,6 +15,7 @@ COMMANDS = {
     "config": "config",
     "gen": "gen",
     "model": "model",
+    "system": "system",
 }
 
 

@@ -66,3 +66,13 @@ def want_progress(flag):
     if flag is not None:
         return flag
     return sys.stderr.isatty()
+
+
+def format_rows(rows, indent="  "):
+    """Rows of text cells as lines of left-aligned columns (the last column is not padded)."""
+    rows = [[str(c) for c in row] for row in rows]
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [indent + "  ".join([c.ljust(w) for c, w in zip(r, widths)] + r[len(widths):]).rstrip()
+            for r in rows]
