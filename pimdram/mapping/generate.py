@@ -12,14 +12,16 @@ ALL_TOKENS = (0, 1 << 62)
 
 
 def generate_kernel_trace(model, system, workload, layers=None, only=None, allow_overcommit=False,
-                          warn=None):
+                          warn=None, progress=None):
     """The kernel trace of `workload` on `system` (names, paths or specs) as a KernelTrace.
 
     `layers` keeps the kernels of the first N decoder layers (plus embedding and LM head);
     `only` keeps the kernels of the given kinds (attention, fc, ffn, norm, communication), ops or
     names. Placement and the memory-capacity check always cover the whole model. A workload that
     does not fit is an error, or with `allow_overcommit` a warning (recorded in the header's
-    `warnings` and passed to `warn`, a callable taking the text).
+    `warnings` and passed to `warn`, a callable taking the text). `progress(done, total)` is
+    called as the work advances: one unit per forward pass of the workload, and one for each of
+    the passes over all kernels after them (dependencies and transfers, placement, selection).
     """
     model = load_model(model)
     system = load_system(system)
@@ -31,10 +33,15 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
         raise WorkloadError(f"--layers {layers} exceeds the {model.layers} layers of {model.name}")
     only = _check_only(only)
 
+    steps = workload.steps()
+    total = len(steps) + 3
+    report = progress if progress is not None else (lambda done, total: None)
     parts = _attention_parts(model, system)
-    kernels = _build(model, system, workload, parts)
+    kernels = _build(model, system, workload, parts, steps, lambda i: report(i, total))
     kernels = _link(system, kernels)
+    report(len(steps) + 1, total)
     regions, overflows = _place(model, system, workload, kernels, parts)
+    report(len(steps) + 2, total)
     if overflows and not allow_overcommit:
         raise WorkloadError(overflows[0] + "; reduce batch, prompt or output, use a larger system, or pass "
                                            "--allow-overcommit to study it anyway")
@@ -42,6 +49,7 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
         if warn is not None:
             warn(text)
     kernels = _select(kernels, layers, only)
+    report(total, total)
     used = sorted({o.region for k in kernels for o in k.operands if o.region})
     header = {
         "format": FORMAT_NAME,
@@ -123,11 +131,11 @@ def _sub_batches(system, workload):
     return list(range(n)), owner
 
 
-def _build(model, system, workload, parts):
+def _build(model, system, workload, parts, steps, step_done):
     builder = StepBuilder(model, workload, attention_parts=parts)
     batches, owner = _sub_batches(system, workload)
     kernels = []
-    for step in workload.steps():
+    for i, step in enumerate(steps):
         per_batch = []
         for b in batches:
             groups = [g.__class__(tuple(r for r in g.requests if owner[r] == b), g.new_tokens, g.context)
@@ -147,6 +155,7 @@ def _build(model, system, workload, parts):
             if k.kv_heads is not None:
                 k.device = _device_on_memory(system, k, parts(k.layer))
         kernels.extend(step_kernels)
+        step_done(i + 1)
     return kernels
 
 
