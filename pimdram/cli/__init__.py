@@ -16,6 +16,7 @@ COMMANDS = {
     "gen": "gen",
     "model": "model",
     "system": "system",
+    "sweep": "sweep",
 }
 
 
