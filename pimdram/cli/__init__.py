@@ -17,6 +17,7 @@ COMMANDS = {
     "model": "model",
     "system": "system",
     "sweep": "sweep",
+    "plot": "plot",
 }
 
 
