@@ -362,3 +362,42 @@ def test_cli_sweep_of_a_bad_file_or_of_only_failures(tmp_path):
     assert r.exit_code == 1 and "no point of the sweep ran" in r.output
     assert "failed: batch=1, layers=1, model=gpt5" in r.output and "unknown models preset 'gpt5'" in r.output
     assert list(read_results(tmp_path / "r.csv")["status"]) == ["failed", "failed"]
+
+
+# --- the README's worked example --------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_block(start):
+    text = (ROOT / "README.md").read_text()
+    at = text.index(start)
+    return text[at:text.index("```", at)]
+
+
+def test_the_readme_shows_the_example_sweep_file():
+    example = yaml.safe_load((ROOT / "examples" / "decode-sweep.yaml").read_text())
+    shown = yaml.safe_load(_readme_block("model: llama3-8b\nsystem: [dgx-a100"))
+    assert {k: v for k, v in example.items() if k != "version"} == shown
+    sweep = load_sweep(ROOT / "examples" / "decode-sweep.yaml")
+    assert len(sweep) == 12 and sweep.axes["system"] == ("dgx-a100", "dgx-attacc", "papi")
+
+
+@pytest.mark.slow
+def test_the_readme_worked_example_runs(tmp_path, monkeypatch):
+    """The README's sweep (local pool, then Dask LocalCluster) and plot commands, as written."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("matplotlib")
+    import shlex
+    monkeypatch.chdir(ROOT)
+    commands = [line for line in _readme_block("pip install -e '.[dask,parquet,plot]'").splitlines()
+                if line.startswith(("pimdram sweep", "pimdram plot"))]
+    assert len(commands) == 3
+    for line in commands:
+        args = [a if not a.endswith((".parquet", ".png")) else str(tmp_path / a) for a in shlex.split(line)[1:]]
+        r = run(*args, "--no-progress" if args[0] == "sweep" else "--overwrite")
+        assert r.exit_code == 0, (line, r.output)
+    local, dask = read_results(tmp_path / "decode.parquet"), read_results(tmp_path / "decode-dask.parquet")
+    _same_results(local, dask)
+    assert (local["status"] == "ok").all() and len(local) == 12
+    assert (tmp_path / "decode.png").read_bytes().startswith(b"\x89PNG")
