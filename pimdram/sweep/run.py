@@ -166,7 +166,7 @@ def run_sweep(sweep, output, *, executor=None, cache="default", resume=False, ov
 
     keep = sweep.keep or tuple(m.name for m in METRICS)
     frame = build_frame(rows, sweep.columns, keep, {"sweep": sweep.describe()})
-    write_results(frame, output, overwrite=True if (overwrite or resume) else False)
+    write_results(frame, output, overwrite=overwrite or resume)
     return SweepResult(output, frame, total, counts["ok"], counts["failed"], counts["cached"],
                        time.perf_counter() - started)
 

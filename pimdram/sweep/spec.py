@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.files import load_yaml
-from ..errors import SweepError, VersionTooNewError, VersionTooOldError
+from ..errors import ConfigError, SweepError, VersionTooNewError, VersionTooOldError
 
 FORMAT = "pimdram.sweep"
 #: [major, minor] of the sweep files this pimdram writes and reads (any 1.x)
@@ -173,7 +173,7 @@ def load_sweep(path):
     path = Path(path)
     try:
         data = load_yaml(path)
-    except Exception as exc:         # ConfigError from load_yaml: the same message, as a sweep error
+    except ConfigError as exc:       # unreadable or not YAML: the same message, as a sweep error
         raise SweepError(str(exc)) from None
     return parse_sweep(data, path)
 
