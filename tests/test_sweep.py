@@ -201,6 +201,19 @@ def test_a_point_given_twice_runs_once(tmp_path):
     assert result.frame["wall_seconds"][0] == result.frame["wall_seconds"][1]
 
 
+def test_requests_files_and_overrides_as_axes(tmp_path):
+    requests = Path(__file__).parent / "data" / "llm" / "requests.csv"      # 3 requests
+    (tmp_path / "requests.csv").write_text(requests.read_text())
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"model": "gpt2", "system": "dgx-attacc", "requests": "requests.csv",
+                                    "layers": 1, "set.options.power_limit": ["unlimited", "bogus"]}))
+    f = run_sweep(load_sweep(path), tmp_path / "r.csv", cache=None).frame
+    assert list(f["status"]) == ["ok", "failed"]
+    assert f["tokens"][0] == 3                 # one decode step of the file's three requests
+    assert "options.power_limit" in f["error"][1] and f["set.options.power_limit"][1] == "bogus"
+    assert f["requests"][0] == "requests.csv"  # the table shows the input as written
+
+
 def test_keep_chooses_the_result_columns(tmp_path):
     sweep = parse_sweep({**SMALL, "system": "dgx-a100", "batch": 1, "keep": ["tokens_per_s", "energy_j"]})
     frame = run_sweep(sweep, tmp_path / "r.csv", cache=None).frame
