@@ -3,6 +3,7 @@ failures recorded, the results table in its three formats, and the Dask cluster 
 local pool."""
 import json
 import re
+import sys
 from pathlib import Path
 
 import h5py
@@ -365,6 +366,13 @@ def test_cli_sweep_bad_options_are_one_line(tmp_path, args, message):
     out = () if "-o" in args else ("-o", tmp_path / "r.csv")
     r = run("sweep", path, *out, *args)
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_cli_sweep_without_pyarrow_says_so_before_running(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setattr(run_module, "run_point", lambda task: pytest.fail("a point ran"))
+    r = run("sweep", _sweep_file(tmp_path), "-o", tmp_path / "r.parquet", "-j", 1)
+    assert r.exit_code == 1 and "pip install 'pimdram[parquet]'" in r.output
 
 
 def test_cli_sweep_of_a_bad_file_or_of_only_failures(tmp_path):

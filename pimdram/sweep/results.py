@@ -149,10 +149,13 @@ def build_frame(rows, input_keys, metric_names, meta):
 
 
 def results_kind(path):
-    """'parquet', 'csv' or 'hdf5', from the file name; a SweepError-like message otherwise."""
+    """'parquet', 'csv' or 'hdf5', from the file name (a PimdramError for another name, or for
+    .parquet without pyarrow: said before a sweep runs, not after)."""
     kind = SUFFIXES.get(Path(path).suffix.lower())
     if kind is None:
         raise PimdramError(f"{path}: the results table is .parquet, .csv or .h5 (by its name)")
+    if kind == "parquet":
+        _parquet()
     return kind
 
 
