@@ -152,3 +152,6 @@ def test_old_token_options_still_work_with_a_warning(tmp_path):
     r = run("gen", *args, "--prompt-tokens", 64, "--prompt", 64, "--output-tokens", 4, "--summary")
     assert r.exit_code == 2 and "same option" in r.output
     assert "--prompt-tokens" in run("gen", "--help").output
+    # a file name given to --output (replay's meaning) says where the trace file goes
+    r = run("gen", *args, "--prompt-tokens", 64, "--output", "t.jsonl")
+    assert r.exit_code == 2 and "the trace file is -o/--out" in r.output

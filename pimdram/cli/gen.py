@@ -25,6 +25,19 @@ def _deprecated(old, new):
     return callback
 
 
+class _OldOutput(click.ParamType):
+    """`--output N`, the old name of --output-tokens: a file name given to it (as to replay's
+    --output) gets an error that says where the file goes."""
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of tokens: gen's --output is the old name of "
+                      "--output-tokens; the trace file is -o/--out", param, ctx)
+
+
 @click.command("gen")
 @click.option("--model", "model", required=True, help="Model preset name (pimdram model show) or a HF config.json.")
 @click.option("--system", "system", required=True, help="System preset name (configs/systems/) or a YAML file.")
@@ -32,10 +45,9 @@ def _deprecated(old, new):
 @click.option("--prompt-tokens", "prompt", type=int, callback=_positive, help="Prompt tokens per request.")
 @click.option("--output-tokens", "output_tokens", type=int, callback=_positive, help="Output tokens per request.")
 # the old names of the two above; `--output` read as a file name elsewhere, so it is on its way out
-@click.option("--prompt", "old_prompt", type=int, callback=_deprecated("--prompt", "--prompt-tokens"),
-              hidden=True, expose_value=True)
-@click.option("--output", "old_output", type=int, callback=_deprecated("--output", "--output-tokens"),
-              hidden=True, expose_value=True)
+@click.option("--prompt", "old_prompt", type=int, callback=_deprecated("--prompt", "--prompt-tokens"), hidden=True)
+@click.option("--output", "old_output", type=_OldOutput(), callback=_deprecated("--output", "--output-tokens"),
+              hidden=True)
 @click.option("--requests", "requests_csv", type=click.Path(dir_okay=False, exists=True),
               help="CSV of requests (arrival, prompt_tokens, output_tokens) instead of "
                    "--batch/--prompt-tokens/--output-tokens.")
