@@ -54,3 +54,13 @@ def test_cli_bars_follow_the_progress_flag(tmp_path):
     assert r.exit_code == 0 and "checking" in r.output
     r = run("check", tmp_path / "r.h5", "--no-progress")
     assert r.exit_code == 0 and "checking" not in r.output
+
+
+def test_sweep_bar_follows_the_progress_flag(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("model: gpt2\nsystem: dgx-a100\nbatch: [1, 2]\nprompt_tokens: 8\noutput_tokens: 2\n"
+                     "layers: 1\n")
+    r = run("sweep", sweep, "-o", tmp_path / "a.csv", "-j", 1, "--no-cache", "--progress")
+    assert r.exit_code == 0 and "2 points" in r.output.splitlines()      # the bar's label
+    r = run("sweep", sweep, "-o", tmp_path / "b.csv", "-j", 1, "--no-cache", "--no-progress")
+    assert r.exit_code == 0 and "2 points" not in r.output.splitlines()
