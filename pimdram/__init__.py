@@ -6,6 +6,7 @@ from .errors import (
     OutputExistsError,
     PimdramError,
     SimulationError,
+    SweepError,
     TraceError,
     VersionTooNewError,
     VersionTooOldError,
@@ -22,5 +23,6 @@ __all__ = [
     "VersionTooNewError",
     "WorkloadError",
     "SimulationError",
+    "SweepError",
     "OutputExistsError",
 ]

@@ -36,5 +36,10 @@ class SimulationError(PimdramError):
     """The engine stopped with an error (a deadlock, an illegal program)."""
 
 
+class SweepError(PimdramError):
+    """A sweep file is invalid, or a sweep cannot start (no executor, no cluster); the message
+    names the file and key, or what to install or fix."""
+
+
 class OutputExistsError(PimdramError):
     """The output file exists and overwriting was not requested."""

@@ -74,8 +74,9 @@ def _overhead_bound_a100(tmp_path, name, microseconds):
     """One A100 whose every kernel takes the fixed cost: GPT-2's one-layer decode kernels are far
     below 1 ms on the roofline (the LM head, the largest, reads 77 MB: 45 us)."""
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"base: a100\nname: {name}\ndevices:\n  gpu:\n    kernel_overhead_us: "
-                    f"{{default: {microseconds}, activation: {microseconds}}}\n")
+    # a mapping merges into the base's by kind, so every kind the base names is set here
+    kinds = ", ".join(f"{k}: {microseconds}" for k in ("default", "norm", "elementwise", "softmax", "embedding"))
+    path.write_text(f"base: a100\nname: {name}\ndevices:\n  gpu:\n    kernel_overhead_us: {{{kinds}}}\n")
     return str(path)
 
 

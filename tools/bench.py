@@ -8,6 +8,7 @@
     python tools/bench.py --generation         # a whole GPT-3 175B generation on dgx-attacc
     python tools/bench.py --validate           # `pimdram validate all`, full form (target: under 10 min)
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
+    python tools/bench.py --sweep              # a 200-point sweep on 1 and on 2 worker processes
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
 median over --repeat runs of the replay's wall time (parsing, simulation and writing the stats
@@ -265,6 +266,70 @@ def validate(args):
     return out
 
 
+SWEEP_POINTS = {   # 2 models x 2 systems x 50 batch sizes = 200 decode steps of the whole model
+    "model": ["llama3-8b", "gpt3-6.7b"],
+    "system": ["dgx-a100", "dgx-attacc"],
+    "batch": list(range(1, 51)),
+    "prompt_tokens": 512,
+    "output_tokens": 128,
+    "phase": "decode",
+    "context": 1024,
+}
+SWEEP_RUN = r"""
+import json, resource, sys
+from pimdram.sweep import load_sweep, local_pool, run_sweep
+sweep = load_sweep(sys.argv[1])
+with local_pool(int(sys.argv[3])) as pool:
+    r = run_sweep(sweep, sys.argv[2], executor=pool, cache=None, overwrite=True)
+cpu = lambda who: (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(who))
+print(json.dumps({"seconds": r.seconds, "points": r.points, "ok": r.ok,
+                  "driver_cpu": cpu(resource.RUSAGE_SELF), "worker_cpu": cpu(resource.RUSAGE_CHILDREN)}))
+"""
+
+
+def sweep_speed(args):
+    """A 200-point sweep (whole-model decode steps) on a local pool of 1 and of 2 workers, without
+    the cache: points per second, end to end (resolving the points, starting the pool, running,
+    writing the table). The two pool sizes alternate run by run (the machine's speed drifts).
+
+    Also the CPU time of the driver process and of the workers, and the cores the run got
+    ((driver + workers) / wall): on a machine other jobs load, a run of 2 workers gets less than
+    2 cores, and the CPU time per point shows whether the pool itself costs anything."""
+    import yaml
+    runs = {1: [], 2: []}
+    detail = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as workdir:
+        sweep = Path(workdir) / "bench-sweep.yaml"
+        sweep.write_text(yaml.safe_dump(SWEEP_POINTS, sort_keys=False))
+        for r in range(args.repeat):
+            for jobs in ((1, 2) if r % 2 == 0 else (2, 1)):
+                proc = subprocess.run([sys.executable, "-c", SWEEP_RUN, str(sweep), str(Path(workdir) / "r.csv"),
+                                       str(jobs)], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(f"sweep on {jobs} workers failed:\n{proc.stderr}")
+                out = json.loads(proc.stdout.strip().splitlines()[-1])
+                if out["ok"] != out["points"]:
+                    raise SystemExit(f"sweep on {jobs} workers: only {out['ok']} of {out['points']} points ran")
+                runs[jobs].append(out["points"] / out["seconds"])
+                cores = (out["driver_cpu"] + out["worker_cpu"]) / out["seconds"]
+                detail[jobs].append(dict(out, cores=cores))
+                print(f"{jobs} worker{'s' if jobs > 1 else ''}: {out['points']} points in {out['seconds']:.1f} s = "
+                      f"{runs[jobs][-1]:.2f} points/s; CPU: workers {out['worker_cpu']:.1f} s, driver "
+                      f"{out['driver_cpu']:.1f} s; {cores:.2f} cores", flush=True)
+    one, two = statistics.median(runs[1]), statistics.median(runs[2])
+    print()
+    print("| workers | points/s (median) | runs | speed-up | workers' CPU s per point | driver CPU s | cores used |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
+    for jobs, median in ((1, one), (2, two)):
+        d = detail[jobs]
+        print(f"| {jobs} | {median:.2f} | {', '.join(f'{v:.2f}' for v in runs[jobs])} | {median / one:.2f}x | "
+              f"{statistics.median(x['worker_cpu'] / x['points'] for x in d):.3f} | "
+              f"{statistics.median(x['driver_cpu'] for x in d):.2f} | "
+              f"{statistics.median(x['cores'] for x in d):.2f} |")
+    return {"points": len(SWEEP_POINTS["model"]) * len(SWEEP_POINTS["system"]) * len(SWEEP_POINTS["batch"]),
+            "points_per_s": {str(k): v for k, v in runs.items()}, "runs": detail, "speedup": two / one}
+
+
 def compare(args, traces, workdir):
     with open(REFERENCE_CSV) as f:
         reference = list(csv.DictReader(f))
@@ -298,13 +363,14 @@ def main():
                     help="a whole GPT-3 175B generation (54 x 2048 + 2048 tokens) on dgx-attacc: gen + replay")
     ap.add_argument("--validate", action="store_true",
                     help="`pimdram validate all`, full and --quick forms: wall time, peak memory, the claim table")
+    ap.add_argument("--sweep", action="store_true", help="a 200-point sweep on 1 and on 2 worker processes")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
                     help="also time another checkout (built in place), its runs alternating with ours")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
-    if args.validate:
-        rows = validate(args)
+    if args.validate or args.sweep:
+        rows = validate(args) if args.validate else sweep_speed(args)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
         return

@@ -27,6 +27,19 @@ KINDS = {
     "communication": ("transfer", "all_reduce"),
 }
 FC_NAMES = KINDS["fc"]
+#: The kinds of `kernel_kind`: a partition of all kernels (KINDS overlaps: ffn_gate is fc and ffn).
+REPORT_KINDS = ("attention", "fc", "norm", "communication", "other")
+
+
+def kernel_kind(name):
+    """The one kind a kernel of this name counts under in reports and plots: attention, fc (every
+    weight product), norm, communication (transfers, collectives), or other (embedding, rotary,
+    activation, residual adds, MoE combine)."""
+    for kind in ("attention", "communication", "fc", "norm"):
+        if name in KINDS[kind]:
+            return kind
+    return "other"
+
 ATTENTION_NAMES = KINDS["attention"]
 
 

@@ -28,14 +28,16 @@ ALL_TOKENS = (0, 1 << 62)
 
 
 def generate_kernel_trace(model, system, workload, layers=None, only=None, allow_overcommit=False,
-                          warn=None):
+                          warn=None, progress=None):
     """The kernel trace of `workload` on `system` (names, paths or specs) as a KernelTrace.
 
     `layers` keeps the kernels of the first N decoder layers (plus embedding and LM head);
     `only` keeps the kernels of the given kinds (attention, fc, ffn, norm, communication), ops or
     names. Placement and the memory-capacity check always cover the whole model. A workload that
     does not fit is an error, or with `allow_overcommit` a warning (recorded in the header's
-    `warnings` and passed to `warn`, a callable taking the text).
+    `warnings` and passed to `warn`, a callable taking the text). `progress(done, total)` is
+    called as the work advances: one unit per run of steps that share their kernels (a prefill,
+    a run of decode steps whose context grows), one for placement and one for the records.
     """
     model = load_model(model)
     system = load_system(system)
@@ -47,11 +49,14 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
         raise WorkloadError(f"--layers {layers} exceeds the {model.layers} layers of {model.name}")
     only = check_only(only)
 
+    runs = list(_runs(workload.steps(), _token_bounds(system)))
+    total = len(runs) + 2
+    report = progress if progress is not None else (lambda done, total: None)
     parts = _attention_parts(model, system)
     steps = _StepKernels(model, system, workload, parts)
     linker, selection = Linker(system), Selection(layers, only)
     templates, placed = [], []
-    for run in _runs(workload.steps(), _token_bounds(system)):
+    for i, run in enumerate(runs):
         for t in _run_templates(run, steps, linker, selection, placed):
             t.index = len(templates)
             # tokens each step of the run yields: one per request from a prefill, the new ones from a decode
@@ -60,7 +65,9 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
                                                                          for g in s.groups)
             t.phase = s.phase
             templates.append(t)
+        report(i + 1, total)
     regions, overflows = place(model, system, workload, placed, parts)
+    report(len(runs) + 1, total)
     if overflows and not allow_overcommit:
         raise WorkloadError(overflows[0] + "; reduce batch, prompt or output, use a larger system, or pass "
                                            "--allow-overcommit to study it anyway")
@@ -82,6 +89,7 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
         step_runs.append({"template": t.index, "first_step": t.first_step, "count": t.count, "phase": t.phase,
                           "tokens": t.tokens})
         first_id += len(t.kernels)
+    report(total, total)
     used = sorted({o["region"] for r in records for o in r["operands"] if "region" in o})
     header = {
         "format": FORMAT_NAME,
