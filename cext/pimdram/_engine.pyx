@@ -24,6 +24,11 @@ from pimdram._types cimport (cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, 
 from libc.stdlib cimport realloc, free
 from libc.string cimport memmove
 
+cdef extern from "Python.h":
+    # declared without an exception value: a handler's exception stays set for run() to raise,
+    # instead of being reported and dropped by the noexcept loop that polls
+    int _check_signals "PyErr_CheckSignals" ()
+
 cnp.import_array()
 
 cdef enum:
@@ -65,6 +70,11 @@ cdef inline int64_t imax(int64_t a, int64_t b) noexcept nogil:
 
 cdef inline int64_t imin(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
+
+
+cdef int _raise_pending() except -1:
+    """Propagate the exception a signal handler left set while the engine ran."""
+    return -1
 
 
 include "_engine_stats.pxi"
@@ -366,8 +376,14 @@ cdef class Engine:
         self.frontend_pending_at_now = False
         self.input_done = False
         self.last_progress = 0
-        # no access accepted or completed for this long while work is queued: report a stall
-        self.stall_limit = p.get("stall_limit", max(10_000_000, 100 * (self.ref_interval + 1)))
+        # no access accepted or completed for this long while work is queued: report a stall. A
+        # valid config may make queued work wait long (a large nRC, a long refresh), so the limit
+        # is at least 100 of the longest waits it defines; an idle controller (nothing queued)
+        # waiting for the next arrival is never stalled (_run)
+        longest = max([int(x) for x in p["row_latency"]]
+                      + [int(p.get("read_latency", 0)), int(p.get("write_latency", 0))])
+        self.stall_limit = p.get("stall_limit",
+                                 max(10_000_000, 100 * (self.ref_interval + 1), 100 * (longest + 1)))
         self.f_n = 0
         self.f_pos = 0
         self.f_base = 0
@@ -565,6 +581,8 @@ cdef class Engine:
         cdef int rc
         with nogil:
             rc = _run(self, final)
+        if rc == -3:
+            _raise_pending()        # a signal handler's exception (KeyboardInterrupt, Interrupted)
         if rc == -2:
             from pimdram.errors import SimulationError
             i = self.pim_error

@@ -518,9 +518,15 @@ cdef int _run(Engine self, bint final) noexcept nogil:
     cdef int64_t t = self.now
     cdef int64_t tn
     cdef int ch, blocked, busy
+    cdef uint32_t polls = 0
     self.input_done = final
     self.last_progress = imax(self.last_progress, t)
     while True:
+        polls += 1
+        if (polls & 0xFFFF) == 0 and _signalled():
+            # Ctrl-C, SIGTERM (or a test's alarm) stops even a run that lasts long in here
+            self.now = t
+            return -3
         if not self.frontend_pending_at_now:
             for ch in range(self.n_channels):
                 if self.wake[ch] <= t:
@@ -547,7 +553,26 @@ cdef int _run(Engine self, bint final) noexcept nogil:
                 tn = self.wake[ch]
         if self.f_pos < self.f_n and not blocked:
             tn = imin(tn, imax(self.f_arrival[self.f_pos], t + 1))
+        if tn < CYCLE_NEVER and tn - self.last_progress > self.stall_limit and _idle(self):
+            # nothing queued or programmed: the frontend waits for its next arrival (an idle
+            # gap in the trace), which is not a stall
+            self.last_progress = tn
         if tn >= CYCLE_NEVER or tn - self.last_progress > self.stall_limit:
             self.now = t
             return -1
         t = tn
+
+
+cdef bint _signalled() noexcept nogil:
+    """Run Python's signal handlers (with the GIL, briefly); whether one raised."""
+    with gil:
+        return _check_signals() != 0
+
+
+cdef bint _idle(Engine self) noexcept nogil:
+    """No access waits in any controller and no PIM program entry is left to issue."""
+    cdef int ch
+    for ch in range(self.n_channels):
+        if self.outstanding[ch] or self.p_end[ch] > self.p_pos[ch]:
+            return False
+    return True
