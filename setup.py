@@ -1,7 +1,9 @@
 """Build pimdram's private Cython extension modules from cext/pimdram/.
 
 Compiler directives are set once here. PIMDRAM_CYTHON_CHECKS=1 turns bounds and
-wrap-around checks back on (for debugging and CI runs that want them).
+wrap-around checks back on (for debugging and CI runs that want them). PIMDRAM_CYTHON_COVERAGE=1
+builds with line tracing for Cython's coverage plugin (slow: tools/cython_coverage.sh uses it in
+a separate copy of the tree, never for a normal install).
 """
 import os
 from pathlib import Path
@@ -12,6 +14,7 @@ from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
 CHECKS = os.environ.get("PIMDRAM_CYTHON_CHECKS", "0") == "1"
+COVERAGE = os.environ.get("PIMDRAM_CYTHON_COVERAGE", "0") == "1"
 
 directives = {
     "language_level": "3",
@@ -21,13 +24,16 @@ directives = {
     "cdivision": True,
     "embedsignature": True,
 }
+if COVERAGE:
+    directives["linetrace"] = True
 
 extensions = [
     Extension(
         "pimdram." + pyx.stem,
         [str(pyx.relative_to(HERE))],
         include_dirs=[numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        + ([("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if COVERAGE else []),
         extra_compile_args=["-O3"],
     )
     for pyx in sorted((HERE / "cext" / "pimdram").glob("*.pyx"))

@@ -23,8 +23,11 @@ def engine_params(spec: MemorySpec, command_log=False):
     bank = spec.bank_level
 
     def command(kind, scope=bank):
+        # normal traffic uses the standard's commands: of the normal row buffer, on every bank of
+        # their node (not a PIM design's same-bank PRESB or its PIM-row-buffer PIM_PRE, which
+        # would leave banks open before a refresh)
         for i, c in enumerate(spec.commands):
-            if c.kind == kind and c.scope == scope:
+            if c.kind == kind and c.scope == scope and c.banks == "all" and c.row_buffer == "normal":
                 return i
         return -1
 

@@ -1,6 +1,7 @@
 """Throughput against the theoretical peak: streaming reads against the data-bus peak, random reads
 against the activate rate that tFAW/tRRD/tRC, the command bus, the data bus and refresh allow.
 Every bound is derived from the preset's resolved timings."""
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -153,22 +154,37 @@ def random_rate(spec, channel_zero=False, seed=1):
     return N_ACCESSES / cycles
 
 
-@pytest.mark.parametrize("name", xfail_for(WHOLE_CAPACITY_SHORT))
-def test_random_reads_reach_the_activate_bound(name):
+@functools.lru_cache(maxsize=None)
+def measured(name, channel_zero):
+    """(random-read rate, bound, binding limit) of a preset over all channels or in channel 0,
+    simulated once for the bound test and the expectation test below."""
     spec = load_memory(name)
     bound, which = random_read_bound(spec)
-    bound *= spec.n_channels
-    rate = random_rate(spec)
+    if not channel_zero:
+        bound *= spec.n_channels
+    return random_rate(spec, channel_zero=channel_zero), bound, which
+
+
+# The bound must always hold, on every preset: an engine beating the theoretical limit is a bug,
+# whether or not the preset is one of those expected to fall short of it. Only the expectation
+# (reaching 95% of it) may be an expected failure.
+
+@pytest.mark.parametrize("channel_zero", [False, True], ids=["all-channels", "one-channel"])
+@pytest.mark.parametrize("name", PRESETS)
+def test_random_reads_never_beat_the_activate_bound(name, channel_zero):
+    rate, bound, which = measured(name, channel_zero)
     assert rate <= bound * 1.002, f"{rate:.4f} accesses/cycle above the {which} bound {bound:.4f}"
+
+
+@pytest.mark.parametrize("name", xfail_for(WHOLE_CAPACITY_SHORT))
+def test_random_reads_reach_the_activate_bound(name):
+    rate, bound, which = measured(name, False)
     assert rate >= 0.95 * bound, f"{rate:.4f} accesses/cycle, {rate / bound:.3f} of the {which} bound {bound:.4f}"
 
 
 @pytest.mark.parametrize("name", xfail_for(ONE_CHANNEL_SHORT))
 def test_random_reads_in_one_channel_reach_the_activate_bound(name):
-    spec = load_memory(name)
-    bound, which = random_read_bound(spec)
-    rate = random_rate(spec, channel_zero=True)
-    assert rate <= bound * 1.002, f"{rate:.4f} accesses/cycle above the {which} bound {bound:.4f}"
+    rate, bound, which = measured(name, True)
     assert rate >= 0.95 * bound, f"{rate:.4f} accesses/cycle, {rate / bound:.3f} of the {which} bound {bound:.4f}"
 
 
