@@ -67,6 +67,7 @@ Counting
 `check_stats_file(path)` does the same for a stats file's `command_log`, reconstructing the
 MemorySpec from the resolved config stored in the file (`spec_from_resolved`).
 """
+import heapq
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -165,9 +166,13 @@ class CheckResult:
 
 class _Log:
     """The log's columns as arrays, the node key of every command at every level, and the
-    map from checked positions back to log rows (commands with a bad address are left out)."""
+    map from checked positions back to log rows (commands with a bad address are left out).
 
-    def __init__(self, spec, log):
+    Streaming: the rows before `first_new` are carried from earlier chunks (all valid, already
+    checked): they take part as earlier commands only. `global_index` gives every row's index
+    in the whole log."""
+
+    def __init__(self, spec, log, first_new=0, global_index=None):
         self.spec = spec
         self.levels = list(spec.levels)
         self.counts = [int(c) for c in spec.counts]
@@ -180,6 +185,9 @@ class _Log:
         if len(set(lengths.values())) > 1:
             raise FileFormatError(f"command log: columns differ in length: {lengths}")
         self.n_total = lengths["cycle"]
+        self.first_new = int(first_new)
+        self.global_index = (np.arange(self.n_total, dtype=np.int64) if global_index is None
+                             else np.asarray(global_index, dtype=np.int64))
         self.all_cycle = np.asarray(log["cycle"], dtype=np.int64)
         self.all_command = np.asarray(log["command"], dtype=np.int64)
         self.all_addr = [np.asarray(log[lv], dtype=np.int64) for lv in self.levels]
@@ -237,7 +245,7 @@ class _Log:
                     down_to = f" down to its selection level ({self.levels[R]})" if R >= 0 else ""
                     what = (f"{self.levels[L]} must be -1 below the command's scope "
                             f"({self.levels[s]}){down_to}, got {int(self.all_addr[L][i])}")
-            return Violation(int(i), int(self.all_cycle[i]), name, node, "address", what)
+            return Violation(int(self.global_index[i]), int(self.all_cycle[i]), name, node, "address", what)
 
         out.add("address", bad, describe)
         keep = np.flatnonzero(problem == 0)
@@ -258,6 +266,9 @@ class _Log:
             keys.append(k)
         self.keys = keys
         self.positions = {c: np.flatnonzero(self.command == c) for c in range(self.n_cmd)}
+        # the commands whose rules are checked: not the carried ones (kept rows keep their order,
+        # and carried rows are all valid, so first_new is a kept position too)
+        self.new_positions = {c: p[p >= self.first_new] for c, p in self.positions.items()}
 
     def nodes_below(self, level):
         """Number of nodes at `level` under one node of each level above or at it."""
@@ -277,9 +288,9 @@ class _Log:
         c = int(self.command[pos])
         kw = {}
         if earlier is not None and earlier >= 0:
-            kw = dict(earlier_index=int(self.orig[earlier]), earlier_cycle=int(self.cycle[earlier]),
+            kw = dict(earlier_index=int(self.global_index[self.orig[earlier]]), earlier_cycle=int(self.cycle[earlier]),
                       earlier_command=self.spec.commands[int(self.command[earlier])].name)
-        return Violation(int(self.orig[pos]), int(self.cycle[pos]), self.spec.commands[c].name,
+        return Violation(int(self.global_index[self.orig[pos]]), int(self.cycle[pos]), self.spec.commands[c].name,
                          self.node_text(pos), rule, text, **kw)
 
 
@@ -306,22 +317,32 @@ class _Collector:
 
 # --- rules -----------------------------------------------------------------------------------
 
-def _check_order(log, out):
-    """On the whole log (a command with a bad address still has a cycle)."""
-    if log.n_total < 2:
+def _check_order(log, out, previous=None):
+    """On every new row (a command with a bad address still has a cycle); `previous`: (index,
+    cycle, command) of the row before the first new one, from the chunk before."""
+    first = log.first_new
+    cycle = log.all_cycle[first:]
+    command = log.all_command[first:]
+    index = log.global_index[first:]
+    if previous is not None:
+        cycle = np.concatenate([[previous[1]], cycle])
+        command = np.concatenate([[previous[2]], command])
+        index = np.concatenate([[previous[0]], index])
+    if len(cycle) < 2:
         return
-    cycle = log.all_cycle
     bad = np.flatnonzero(np.diff(cycle) < 0) + 1
+    shift = first - (1 if previous is not None else 0)       # row in `log` of position i here
 
     def describe(i):
-        c = int(log.all_command[i])
+        c = int(command[i])
         name = log.spec.commands[c].name if 0 <= c < log.n_cmd else f"command {c}"
-        prev = int(log.all_command[i - 1])
+        prev = int(command[i - 1])
         prev_name = log.spec.commands[prev].name if 0 <= prev < log.n_cmd else f"command {prev}"
-        node = " ".join(f"{lv}={int(a[i])}" for lv, a in zip(log.levels, log.all_addr) if a[i] >= 0)
-        return Violation(int(i), int(cycle[i]), name, node, "order",
+        row = i + shift
+        node = " ".join(f"{lv}={int(a[row])}" for lv, a in zip(log.levels, log.all_addr) if a[row] >= 0)
+        return Violation(int(index[i]), int(cycle[i]), name, node, "order",
                          f"cycle {int(cycle[i])} is before the previous command's cycle {int(cycle[i - 1])}",
-                         int(i - 1), int(cycle[i - 1]), prev_name)
+                         int(index[i - 1]), int(cycle[i - 1]), prev_name)
 
     out.add("order", bad, describe)
 
@@ -382,7 +403,7 @@ def _check_timing(log, out, row_done=lambda: None):
     for r in spec.constraints:
         row_done()
         x, y, L, w = r.from_cmd, r.to_cmd, r.level, r.window
-        xpos, ypos = log.positions[x], log.positions[y]
+        xpos, ypos = log.positions[x], log.new_positions[y]
         if len(xpos) == 0 or len(ypos) == 0:
             continue
         sx, sy = spec.commands[x].scope, spec.commands[y].scope
@@ -528,10 +549,11 @@ def _bank_state_stream(log, out, cmds, label):
     opener = np.where(has_prev, epos[ps], -1)
 
     is_col = np.isin(kind, _ROW_USERS)
-    bad_act = (kind == _ACTIVATE) & (before != _CLOSED)
-    bad_closed = is_col & (before == _CLOSED)
-    bad_row = is_col & (before != _CLOSED) & (before != row)
-    bad_ref = (kind == _REFRESH) & (before != _CLOSED)
+    new = epos >= log.first_new
+    bad_act = new & (kind == _ACTIVATE) & (before != _CLOSED)
+    bad_closed = new & is_col & (before == _CLOSED)
+    bad_row = new & is_col & (before != _CLOSED) & (before != row)
+    bad_ref = new & (kind == _REFRESH) & (before != _CLOSED)
     bank_names = _bank_namer(spec)
 
     for mask, what in ((bad_act, "activate on an open bank"),
@@ -595,6 +617,7 @@ def _check_command_bus(log, out):
     same_group[1:] = g[1:] == g[:-1]
     bad_sorted = same_group & (prior > t + shift)
     bad = order[bad_sorted]
+    bad = bad[bad >= log.first_new]
     bus_name = "command bus" if not spec.separate_row_column_bus else None
 
     def describe(p):
@@ -612,85 +635,225 @@ def _check_command_bus(log, out):
     out.add("command_bus", bad, describe)
 
 
-def _check_refresh(log, slack, max_examples):
-    spec = log.spec
-    ref = spec.refresh
-    if ref is None or log.n == 0:
-        return 0, []
-    R = ref.scope
-    limit = int(slack * ref.interval)
-    start, stop = int(log.cycle.min()), int(log.cycle.max())
-    per = log.nodes_below(R)
-    channels = np.unique(log.addr[0])
-    all_nodes = (channels[:, None] * per[0] + np.arange(per[0], dtype=np.int64)).ravel()
-    t_parts, k_parts = [], []
-    for c in range(log.n_cmd):
-        if log.kinds[c] != _REFRESH or spec.commands[c].scope > R:
-            continue
-        pos = log.positions[c]
-        if len(pos):
-            p, k = _expand(log, pos, spec.commands[c].scope, R)
-            t_parts.append(log.cycle[p])
-            k_parts.append(k)
-    t = np.concatenate(t_parts) if t_parts else np.zeros(0, np.int64)
-    k = np.concatenate(k_parts) if k_parts else np.zeros(0, np.int64)
-    # every node gets a refresh-like mark at the start and the end of the span
-    t = np.concatenate([t, np.full(len(all_nodes), start), np.full(len(all_nodes), stop)])
-    k = np.concatenate([k, all_nodes, all_nodes])
-    order = np.lexsort((t, k))
-    t, k = t[order], k[order]
-    gap = np.diff(t)
-    bad = np.flatnonzero((k[1:] == k[:-1]) & (gap > limit))
-    counts = [int(x) for x in spec.counts]
-    warnings = []
-    for i in bad[:max_examples].tolist():
-        flat = int(k[i])
-        parts = []
-        for L in range(R, -1, -1):
-            parts.append(f"{spec.levels[L]}={flat % counts[L]}")
-            flat //= counts[L]
-        node = " ".join(reversed(parts))
-        warnings.append(RefreshWarning(node, int(t[i]), int(t[i + 1]), limit))
-    return len(bad), warnings
+class _RefreshGaps:
+    """The refresh rule, streamed: per refresh node the cycle of its last refresh, and the gaps
+    longer than the limit as they are found. Every node of every channel the log names counts,
+    from the log's first cycle to its last (a node with no refresh at all has one gap)."""
+
+    def __init__(self, spec, slack, max_examples):
+        self.spec = spec
+        ref = spec.refresh
+        self.R = ref.scope if ref is not None else None
+        self.limit = int(slack * ref.interval) if ref is not None else 0
+        self.max_examples = max(0, int(max_examples))
+        self.start = self.stop = None
+        self.last = {}            # node key -> cycle of its last refresh (or the start)
+        self.channels = set()
+        self.count = 0
+        self.examples = []        # (node key, gap start, gap end), the smallest in that order
+
+    def feed(self, log):
+        if self.R is None:
+            return
+        new = np.arange(log.first_new, log.n)
+        if len(new) == 0:
+            return
+        cycles = log.cycle[new]
+        lo, hi = int(cycles.min()), int(cycles.max())
+        self.start = lo if self.start is None else min(self.start, lo)
+        self.stop = hi if self.stop is None else max(self.stop, hi)
+        per = log.nodes_below(self.R)[0]
+        for ch in np.unique(log.addr[0][new]).tolist():
+            if ch not in self.channels:
+                self.channels.add(ch)
+                for key in range(ch * per, (ch + 1) * per):
+                    self.last[key] = self.start
+        t_parts, k_parts = [], []
+        for c in range(log.n_cmd):
+            if log.kinds[c] != _REFRESH or self.spec.commands[c].scope > self.R:
+                continue
+            pos = log.new_positions[c]
+            if len(pos):
+                q, k = _expand(log, pos, self.spec.commands[c].scope, self.R)
+                t_parts.append(log.cycle[q])
+                k_parts.append(k)
+        if not t_parts:
+            return
+        t = np.concatenate(t_parts)
+        k = np.concatenate(k_parts)
+        order = np.lexsort((t, k))
+        t, k = t[order], k[order]
+        first = np.ones(len(k), dtype=bool)
+        first[1:] = k[1:] != k[:-1]
+        previous = np.empty(len(t), dtype=np.int64)
+        previous[1:] = t[:-1]
+        previous[first] = [self.last[key] for key in k[first].tolist()]
+        bad = np.flatnonzero(t - previous > self.limit)
+        self._found(k[bad], previous[bad], t[bad])
+        last = np.flatnonzero(np.append(k[1:] != k[:-1], True))
+        for key, cycle in zip(k[last].tolist(), t[last].tolist()):
+            self.last[key] = cycle
+
+    def _found(self, keys, starts, ends):
+        self.count += len(keys)
+        if len(keys) and self.max_examples:
+            merged = self.examples + list(zip(keys.tolist(), starts.tolist(), ends.tolist()))
+            self.examples = heapq.nsmallest(self.max_examples, merged)
+
+    def finish(self):
+        """(number of warnings, the first max_examples of them by node, then cycle)."""
+        if self.R is None or self.stop is None:
+            return 0, []
+        keys = np.array(sorted(self.last), dtype=np.int64)
+        ends = np.full(len(keys), self.stop, dtype=np.int64)
+        starts = np.array([self.last[k] for k in keys.tolist()], dtype=np.int64)
+        bad = np.flatnonzero(ends - starts > self.limit)
+        self._found(keys[bad], starts[bad], ends[bad])
+        counts = [int(x) for x in self.spec.counts]
+        warnings = []
+        for flat, gap_start, gap_end in self.examples:
+            parts = []
+            for L in range(self.R, -1, -1):
+                parts.append(f"{self.spec.levels[L]}={flat % counts[L]}")
+                flat //= counts[L]
+            warnings.append(RefreshWarning(" ".join(reversed(parts)), gap_start, gap_end, self.limit))
+        return self.count, warnings
 
 
 # --- entry points ----------------------------------------------------------------------------
 
+#: commands checked at a time: memory grows with this, never with the length of the log
+CHUNK_SIZE = 1 << 18
+
+
+class LogChecker:
+    """Checks a command log fed in consecutive chunks, with the verdicts of checking it whole
+    (docs/checker.md, "Streaming"): each chunk is checked together with the earlier commands its
+    rules can still reach, carried from the chunks before. Memory is bounded by the chunk size
+    and the organisation (a few commands per bank and command type), not by the log's length.
+
+    `feed(columns)` each chunk in order, then `result()`."""
+
+    def __init__(self, spec, max_examples=10, refresh=True, refresh_slack=9):
+        self.spec = spec
+        self.max_examples = max(0, int(max_examples))
+        self.out = _Collector(None, max_examples)
+        self.refresh = _RefreshGaps(spec, refresh_slack, max_examples) if refresh else None
+        self.n = 0
+        self.previous = None          # (index, cycle, command) of the last row fed
+        self.carry = None             # kept rows of the last chunk (with its carry) that may matter
+        n_cmd = len(spec.commands)
+        # earlier commands of a type a rule may look back at: as many as its deepest window
+        self.depth = np.ones(max(n_cmd, 1), dtype=np.int64)
+        for r in spec.constraints:
+            self.depth[r.from_cmd] = max(self.depth[r.from_cmd], r.window)
+        self.names = ["cycle", "command", *spec.levels, "row", "column"]
+
+    def feed(self, chunk):
+        missing = [c for c in self.names if c not in chunk]
+        if missing:
+            raise FileFormatError(f"command log: missing column(s) {', '.join(missing)} "
+                                  f"(expected {', '.join(self.names)})")
+        lengths = {c: len(chunk[c]) for c in self.names}
+        if len(set(lengths.values())) > 1:
+            raise FileFormatError(f"command log: columns differ in length: {lengths}")
+        m = lengths["cycle"]
+        if m == 0:
+            return
+        columns = {c: np.asarray(chunk[c]) for c in self.names}
+        index = np.arange(self.n, self.n + m, dtype=np.int64)
+        n_carry = 0
+        if self.carry is not None:
+            cols, gidx, keep_for_rules, bus_end, bus_top = self.carry
+            t_min = int(np.min(columns["cycle"]))
+            sel = keep_for_rules | bus_top | (bus_end > t_min)
+            n_carry = int(np.count_nonzero(sel))
+            columns = {c: np.concatenate([cols[c][sel].astype(columns[c].dtype, copy=False), columns[c]])
+                       for c in self.names}
+            index = np.concatenate([gidx[sel], index])
+        log = _Log(self.spec, columns, first_new=n_carry, global_index=index)
+        self.out.log = log
+        log.validate_addresses(self.out)
+        _check_order(log, self.out, self.previous)
+        _check_timing(log, self.out)
+        _check_bank_state(log, self.out)
+        _check_command_bus(log, self.out)
+        if self.refresh is not None:
+            self.refresh.feed(log)
+        self.out.examples = self.out.first()
+        self.previous = (int(index[-1]), int(columns["cycle"][-1]), int(columns["command"][-1]))
+        self.carry = self._carry(log)
+        self.n += m
+
+    def _carry(self, log):
+        """The kept rows of this chunk a later chunk's rules may reach, with what decides it:
+        per command type and bank, its last `depth` commands (timing rows and bank state); per
+        command bus the command that occupies it longest, and every command still occupying it
+        at the next chunk's first cycle (decided then, from `bus_end`)."""
+        spec = log.spec
+        n = log.n
+        keep = np.zeros(n, dtype=bool)
+        bank = len(spec.levels) - 1
+        for c, pos in log.positions.items():
+            if len(pos) == 0:
+                continue
+            epos, ebank = _expand(log, pos, spec.commands[c].scope, bank, log.sel_level[c])
+            order = np.lexsort((epos, ebank))
+            epos, ebank = epos[order], ebank[order]
+            # rank from the end within each bank: keep the last depth[c]
+            last_of_bank = np.append(ebank[1:] != ebank[:-1], True)
+            end_index = np.minimum.accumulate(np.where(last_of_bank, np.arange(len(ebank)), len(ebank))[::-1])[::-1]
+            keep[epos[end_index - np.arange(len(ebank)) < self.depth[c]]] = True
+        bus_of = np.array([c.bus if spec.separate_row_column_bus else 0 for c in spec.commands], dtype=np.int64)
+        span_of = np.array([c.bus_cycles for c in spec.commands], dtype=np.int64)
+        end = log.cycle + span_of[log.command] if n else np.zeros(0, np.int64)
+        group = log.addr[0] * 2 + bus_of[log.command] if n else np.zeros(0, np.int64)
+        top = np.zeros(n, dtype=bool)
+        if n:
+            order = np.lexsort((end, group))
+            last_of_group = np.append(group[order][1:] != group[order][:-1], True)
+            top[order[last_of_group]] = True
+        cols = {"cycle": log.cycle, "command": log.command, "row": log.row, "column": log.column}
+        cols.update({lv: a for lv, a in zip(log.levels, log.addr)})
+        return cols, log.global_index[log.orig], keep, end, top
+
+    def result(self):
+        n_warn, warnings = self.refresh.finish() if self.refresh is not None else (0, [])
+        return CheckResult(
+            n_commands=self.n,
+            n_violations=sum(self.out.counts.values()),
+            violations=self.out.first(),
+            violations_by_rule=dict(self.out.counts),
+            n_warnings=n_warn,
+            warnings=warnings,
+        )
+
+
 def check_command_log(spec: MemorySpec, log: Dict[str, np.ndarray], max_examples: int = 10,
-                      refresh: bool = True, refresh_slack: float = 9, progress=None) -> CheckResult:
+                      refresh: bool = True, refresh_slack: float = 9, progress=None,
+                      chunk_size: int = CHUNK_SIZE) -> CheckResult:
     """Check every command of `log` against `spec`; see the module docstring for the rules.
 
-    `progress(done, total)` is called as the check advances: one unit per timing row and one for
-    each other stage (preparing the log; addresses and order; bank state; command bus; refresh)."""
-    total = len(spec.constraints) + 5
-    done = [0]
-
-    def step():
-        done[0] += 1
+    The log is checked `chunk_size` commands at a time (LogChecker), with the verdicts of
+    checking it whole. `progress(done, total)` is called after each chunk with the commands
+    checked so far."""
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")
+    names = ["cycle", "command", *spec.levels, "row", "column"]
+    missing = [c for c in names if c not in log]
+    if missing:
+        raise FileFormatError(f"command log: missing column(s) {', '.join(missing)} "
+                              f"(expected {', '.join(names)})")
+    lengths = {c: len(log[c]) for c in names}
+    if len(set(lengths.values())) > 1:
+        raise FileFormatError(f"command log: columns differ in length: {lengths}")
+    total = lengths["cycle"]
+    checker = LogChecker(spec, max_examples, refresh, refresh_slack)
+    for start in range(0, total, int(chunk_size)):
+        checker.feed({c: log[c][start:start + int(chunk_size)] for c in names})
         if progress is not None:
-            progress(done[0], total)
-
-    prepared = _Log(spec, log)
-    step()
-    out = _Collector(prepared, max_examples)
-    prepared.validate_addresses(out)
-    _check_order(prepared, out)
-    step()
-    _check_timing(prepared, out, step)
-    _check_bank_state(prepared, out)
-    step()
-    _check_command_bus(prepared, out)
-    step()
-    n_warn, warnings = (_check_refresh(prepared, refresh_slack, max_examples) if refresh else (0, []))
-    step()
-    return CheckResult(
-        n_commands=prepared.n_total,
-        n_violations=sum(out.counts.values()),
-        violations=out.first(),
-        violations_by_rule=dict(out.counts),
-        n_warnings=n_warn,
-        warnings=warnings,
-    )
+            progress(checker.n, total)
+    return checker.result()
 
 
 def _need(d, path, kind=None):
@@ -764,9 +927,13 @@ def spec_from_resolved(d: dict) -> MemorySpec:
 
 
 def check_stats_file(path, max_examples: int = 10, refresh: bool = True,
-                     refresh_slack: float = 9, progress=None) -> CheckResult:
-    """Check the `command_log` of a stats file against the config stored in the same file
-    (`progress` as for check_command_log)."""
+                     refresh_slack: float = 9, progress=None, chunk_size: int = CHUNK_SIZE) -> CheckResult:
+    """Check the `command_log` of a stats file against the config stored in the same file, read
+    and checked `chunk_size` commands at a time (bounded memory for any length); `progress`
+    as for check_command_log.
+
+    A kernel replay made with --command-log whose kernels were all modelled (no PIM commands)
+    has an empty log: 0 commands checked, ok."""
     from .stats import open_stats
     from .stats.errors import MissingTableError
 
@@ -778,9 +945,13 @@ def check_stats_file(path, max_examples: int = 10, refresh: bool = True,
         if names != spec.command_names:
             raise FileFormatError(f"{path}: command-names {names} differ from the config's commands "
                                   f"{spec.command_names}")
+        checker = LogChecker(spec, max_examples, refresh, refresh_slack)
         try:
-            log = sf.table("command_log")
+            total = sf.nrows("command_log")
+            for chunk in sf.iter_chunks("command_log", chunk_rows=int(chunk_size)):
+                checker.feed(chunk)
+                if progress is not None:
+                    progress(checker.n, total)
         except MissingTableError as exc:
             raise FileFormatError(f"{path}: command log incomplete ({exc})") from None
-    return check_command_log(spec, log, max_examples=max_examples, refresh=refresh,
-                             refresh_slack=refresh_slack, progress=progress)
+    return checker.result()
