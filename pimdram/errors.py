@@ -41,5 +41,32 @@ class SweepError(PimdramError):
     names the file and key, or what to install or fix."""
 
 
-class OutputExistsError(PimdramError):
+class OutputError(PimdramError):
+    """An output cannot be written where asked: the path is empty, a directory, a device or pipe,
+    one of the run's inputs, in a missing or read-only directory, or the disk filled up while
+    writing. Nothing is left under the output's name or beside it."""
+
+
+class OutputExistsError(OutputError):
     """The output file exists and overwriting was not requested."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT: Ctrl-C; SIGTERM: kill, timeout, a batch queue).
+
+    Not a PimdramError: nothing was wrong with the input. A KeyboardInterrupt, so that code that
+    catches Exception lets it through; the CLI exits with 128 + the signal's number."""
+
+    def __init__(self, signum):
+        import signal
+        self.signum = int(signum)
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        self.signal_name = name
+        super().__init__(f"interrupted by {name}")
+
+    @property
+    def exit_code(self):
+        return 128 + self.signum

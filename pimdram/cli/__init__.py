@@ -5,7 +5,7 @@ import sys
 import click
 
 from .._version import __version__
-from ..errors import PimdramError
+from ..errors import Interrupted, PimdramError
 
 # subcommand name -> module (under pimdram.cli) that defines `command`
 COMMANDS = {
@@ -40,6 +40,17 @@ class LazyGroup(click.Group):
         except PimdramError as exc:
             # library errors become one line, no traceback
             raise click.ClickException(str(exc)) from None
+        except Interrupted as exc:
+            # past click's own KeyboardInterrupt handling (a blank line and "Aborted!"), to main()
+            raise _Stopped(exc) from None
+
+
+class _Stopped(BaseException):
+    """Carries an Interrupted from a command to main() unchanged by click."""
+
+    def __init__(self, interrupted):
+        super().__init__(str(interrupted))
+        self.interrupted = interrupted
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,8 +68,42 @@ def cli():
 
 
 def main(argv=None):
+    """The `pimdram` executable: SIGINT and SIGTERM stop the run at once (an HDF5 write first
+    completes), remove its temporary files, leave existing outputs alone, and exit with 128 +
+    the signal's number (130, 143)."""
+    from .. import _signals
+
+    _signals.install()
     try:
-        cli.main(args=argv, prog_name="pimdram", standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover
-        click.echo("pimdram: interrupted", err=True)
-        sys.exit(130)
+        code = cli.main(args=argv, prog_name="pimdram", standalone_mode=False)
+    except _Stopped as exc:
+        _interrupted(exc.interrupted.signal_name, exc.interrupted.exit_code)
+    except click.Abort as exc:
+        # click turns a KeyboardInterrupt (Interrupted is one) into Abort
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, Interrupted):
+            _interrupted(cause.signal_name, cause.exit_code)
+        _interrupted("SIGINT", 130)
+    except Interrupted as exc:
+        _interrupted(exc.signal_name, exc.exit_code)
+    except KeyboardInterrupt:
+        _interrupted("SIGINT", 130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # `pimdram report ... | head`: the reader went away; nothing more to say (and Python's
+        # final flush of stdout must not fail either)
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    pending = _signals.pending()
+    if pending is not None:     # arrived after the last safe point: still not a success
+        import signal
+        _interrupted(signal.Signals(pending).name, 128 + pending)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted(name, code):
+    click.echo(f"pimdram: interrupted by {name}", err=True)
+    sys.exit(code)

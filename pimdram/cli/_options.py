@@ -6,8 +6,18 @@ from pathlib import Path
 import click
 
 
+def output_file(ctx, param, value):
+    """Callback of an output option: the file name as a Path; an empty name is an error (Path('')
+    would be the current directory)."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise click.BadParameter("the file name is empty", ctx=ctx, param=param)
+    return Path(value)
+
+
 def output_option(required=True, help="Output file."):
-    return click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
+    return click.option("-o", "--output", "output", type=click.Path(dir_okay=False), callback=output_file,
                         required=required, help=help)
 
 
@@ -17,7 +27,7 @@ overwrite_option = click.option("--overwrite", is_flag=True, default=False,
 progress_option = click.option("--progress/--no-progress", default=None,
                                help="Show a progress bar (default: when stderr is a terminal).")
 
-seed_option = click.option("--seed", type=int, default=0, show_default=True,
+seed_option = click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
                            help="Seed for every random choice (same seed, same results).")
 
 
@@ -30,10 +40,19 @@ def verbosity_options(f):
     return wrapper
 
 
-def check_output(path, overwrite):
-    """Refuse to replace an existing output without --overwrite."""
-    if path is not None and Path(path).exists() and not overwrite:
-        raise click.UsageError(f"{path} exists; pass --overwrite to replace it")
+def check_output(path, overwrite, inputs=()):
+    """Check an output before any work is done (pimdram._atomic.output_path): an existing file
+    is replaced only with --overwrite, and never when it is a directory, a device, a pipe or one
+    of `inputs`; a missing directory or an unwritable one is an error too."""
+    from .._atomic import output_path
+    from ..errors import OutputExistsError
+
+    if path is None:
+        return
+    try:
+        output_path(path, overwrite=overwrite, inputs=[i for i in inputs if i is not None])
+    except OutputExistsError:
+        raise click.UsageError(f"{path} exists; pass --overwrite to replace it") from None
 
 
 class ProgressBar:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from ._options import check_output, overwrite_option
+from ._options import check_output, output_file, overwrite_option
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 KIND_NAMES = ("throughput", "breakdown", "roofline", "timeline", "latency")
@@ -32,7 +32,7 @@ def _window(ctx, param, value):
 @click.argument("kind", type=click.Choice(KIND_NAMES))
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), callback=output_file, required=True,
               help="Figure to write: .png, .svg or .pdf.")
 @click.option("--x", "x", metavar="COLUMN", help="throughput: the x axis (default: batch, else context, ...).")
 @click.option("--y", "y", metavar="COLUMN", help="throughput: the y axis (default: tokens_per_s).")
@@ -64,7 +64,7 @@ def command(kind, inputs, output, x, y, by, quantity, window, channel, level, ti
       pimdram plot timeline attention.h5 --window 0:2000 -o timeline.png
       pimdram plot latency hbm2.h5 hbm3.h5 -o latency.png
     """
-    from .._atomic import publish, temp_path_for
+    from .._atomic import output_path, publish, temp_path_for, writing
     from ..plot import make_figure
 
     if output.suffix.lower() not in FIGURE_SUFFIXES:
@@ -77,12 +77,14 @@ def command(kind, inputs, output, x, y, by, quantity, window, channel, level, ti
     options = {k: v for k, v in given.items() if v is not None}
     if title is not None:
         options["title"] = title
-    check_output(output, overwrite)
+    check_output(output, overwrite, inputs)
     fig = make_figure(kind, inputs, **options)
-    tmp = temp_path_for(output)
+    target = output_path(output, overwrite=overwrite, inputs=inputs)
+    tmp = temp_path_for(target)
     try:
-        fig.savefig(tmp, format=output.suffix.lower()[1:], dpi=dpi)
-        publish(tmp, output, overwrite)
+        with writing(target):
+            fig.savefig(tmp, format=output.suffix.lower()[1:], dpi=dpi)
+        publish(tmp, target, overwrite)
     finally:
         tmp.unlink(missing_ok=True)
     click.echo(f"wrote {output}", err=True)

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import click
 
-from ._options import ProgressBar, overwrite_option, progress_option, want_progress
+from ._options import ProgressBar, output_file, overwrite_option, progress_option, want_progress
 
 
 @click.command("sweep")
 @click.argument("sweep_file", metavar="SWEEP.yaml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), callback=output_file, required=True,
               help="Results table to write: .parquet (needs the parquet extra), .csv or .h5.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1),
               help="Worker processes (local pool or local Dask cluster; default: the CPUs available).")

@@ -16,6 +16,8 @@ def encode_attr(name, value):
     if isinstance(value, (bool, np.bool_)):
         return np.bool_(value)
     if isinstance(value, numbers.Integral):
+        if not -2**63 <= int(value) < 2**63:
+            raise StatsContentError(f"attribute {name!r}: {value} does not fit in 64 bits")
         return np.int64(value)
     if isinstance(value, numbers.Real):
         return np.float64(value)
@@ -28,6 +30,8 @@ def encode_attr(name, value):
         if all(isinstance(v, (bool, np.bool_)) for v in items):
             return np.array(items, dtype=bool)
         if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
+            if any(not -2**63 <= int(v) < 2**63 for v in items):
+                raise StatsContentError(f"attribute {name!r}: a value does not fit in 64 bits")
             return np.array(items, dtype=np.int64)
         if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items):
             return np.array(items, dtype=np.float64)

@@ -1,15 +1,18 @@
 """Writing pimdram.stats HDF5 files atomically: whole tables, or long tables appended in chunks."""
+import contextlib
 import datetime
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .._atomic import publish, temp_path_for
+from .. import _signals
+from .._atomic import output_path, publish, temp_path_for
 from .._version import __version__
-from ..errors import OutputExistsError
+from ..errors import OutputError
 from . import schema
 from .attrs import encode_attr
+from .diskfile import GuardedFile
 from .errors import StatsContentError
 from .table import Table, cast_column, check_name, check_unit
 
@@ -46,8 +49,9 @@ class TableWriter:
     columns, all of equal length. Values are cast to the declared dtypes (refusing lossy casts).
     """
 
-    def __init__(self, group, dtypes, units):
+    def __init__(self, group, dtypes, units, guard=contextlib.nullcontext):
         self._group = group
+        self._guard = guard
         self._dtypes = {name: np.dtype(d) for name, d in dtypes.items()}
         self.rows = 0
         for name, dtype in self._dtypes.items():
@@ -79,10 +83,11 @@ class TableWriter:
         n = lengths.pop()
         if n == 0:
             return
-        for name, array in cast.items():
-            ds = self._group[name]
-            ds.resize((self.rows + n,))
-            ds[self.rows:self.rows + n] = _column_data(array)
+        with self._guard():
+            for name, array in cast.items():
+                ds = self._group[name]
+                ds.resize((self.rows + n,))
+                ds[self.rows:self.rows + n] = _column_data(array)
         self.rows += n
 
     def __len__(self):
@@ -96,26 +101,46 @@ class StatsWriter:
     attributes, closes, renames onto `path`); leaving it with an exception, or calling
     `abort()`, removes the temporary file. `attrs` may be updated until the commit (e.g. the
     wall time, known only at the end).
+
+    `path` is checked first (pimdram._atomic.output_path: a regular or new file, none of
+    `inputs`). A full disk (or any failed write) is an OutputError at the first write that
+    meets it, never a crash: HDF5 writes through a GuardedFile. SIGINT and SIGTERM wait for
+    the end of an HDF5 call (pimdram._signals), and a pending one stops the commit.
     """
 
-    def __init__(self, path, attrs, overwrite=False):
-        self.path = Path(path)
+    def __init__(self, path, attrs, overwrite=False, inputs=()):
+        self.path = output_path(path, overwrite=overwrite, inputs=inputs)
         self.overwrite = overwrite
         self.attrs = dict(attrs)
         reserved = [k for k in self.attrs if k in schema.WRITER_ATTRS]
         if reserved:
             raise StatsContentError(f"root attribute(s) {', '.join(reserved)} are written by pimdram, "
                                     "not by the caller")
-        if not overwrite and self.path.exists():
-            raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
         self.temp_path = temp_path_for(self.path)
+        self._disk = None
+        self._open = False
         try:
-            self._file = h5py.File(self.temp_path, "w")
-            self._tables = self._file.create_group(schema.TABLES_GROUP, track_order=True)
+            self._disk = GuardedFile(self.temp_path)
+            self._file = h5py.File(self._disk, "w")
+            self._open = True
+            with self._guard():
+                self._tables = self._file.create_group(schema.TABLES_GROUP, track_order=True)
         except BaseException:
-            self.temp_path.unlink(missing_ok=True)
+            self.abort()
             raise
-        self._open = True
+
+    @contextlib.contextmanager
+    def _guard(self):
+        """Around every HDF5 call: signals wait for its end, and a failed write becomes an
+        OutputError once HDF5 is done (it never sees the failure)."""
+        with _signals.deferred():
+            yield
+        self._raise_write_error()
+
+    def _raise_write_error(self):
+        if self._disk is not None and self._disk.error is not None:
+            exc = self._disk.error
+            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}")
 
     # -- tables ------------------------------------------------------------------------------
 
@@ -133,12 +158,13 @@ class StatsWriter:
         """Write a whole `Table` as `/tables/<name>`."""
         if not isinstance(table, Table):
             raise StatsContentError(f"table {name!r}: expected a Table, got {type(table).__name__}")
-        group = self._new_group(name, table.attrs, table.names)
-        n = len(table)
-        for column, array in table.columns.items():
-            ds = group.create_dataset(column, data=_column_data(array),
-                                      dtype=_storage_dtype(array.dtype), **_filters(n, array.dtype))
-            ds.attrs[schema.COLUMN_ATTR_UNIT] = table.units[column]
+        with self._guard():
+            group = self._new_group(name, table.attrs, table.names)
+            n = len(table)
+            for column, array in table.columns.items():
+                ds = group.create_dataset(column, data=_column_data(array),
+                                          dtype=_storage_dtype(array.dtype), **_filters(n, array.dtype))
+                ds.attrs[schema.COLUMN_ATTR_UNIT] = table.units[column]
 
     def append_table(self, name, dtypes, units, attrs=None):
         """Start table `name` with columns `dtypes` (name -> dtype, in order) and `units`;
@@ -153,8 +179,9 @@ class StatsWriter:
         extra = [c for c in units if c not in dtypes]
         if extra:
             raise StatsContentError(f"table {name!r}: unit given for unknown column(s) {', '.join(extra)}")
-        group = self._new_group(name, attrs or {}, dtypes)
-        return TableWriter(group, dtypes, units)
+        with self._guard():
+            group = self._new_group(name, attrs or {}, dtypes)
+            return TableWriter(group, dtypes, units, self._guard)
 
     # -- finishing ---------------------------------------------------------------------------
 
@@ -180,9 +207,12 @@ class StatsWriter:
         """Finish the file and move it to its final name (the only way it ever gets there)."""
         self._check_open()
         try:
-            _write_attrs(self._file, self._root_attrs())
-            self._file.close()
-            self._open = False
+            with self._guard():
+                _write_attrs(self._file, self._root_attrs())
+                self._file.close()
+                self._open = False
+                self._disk.fsync()
+            self._disk.close()
             publish(self.temp_path, self.path, self.overwrite)
         except BaseException:
             self.abort()
@@ -190,13 +220,16 @@ class StatsWriter:
 
     def abort(self):
         """Discard everything written so far; the final path is left untouched."""
-        if self._open:
-            self._open = False
-            try:
-                self._file.close()
-            except Exception:  # closing a broken file must not hide the original error
-                pass
-        self.temp_path.unlink(missing_ok=True)
+        with _signals.deferred():
+            if self._open:
+                self._open = False
+                try:
+                    self._file.close()
+                except Exception:  # closing a broken file must not hide the original error
+                    pass
+            if self._disk is not None:
+                self._disk.close()
+            self.temp_path.unlink(missing_ok=True)
 
     def __enter__(self):
         return self

@@ -3,6 +3,7 @@ a local process pool, or a Dask distributed cluster through `Client.get_executor
 import contextlib
 import logging
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 
 from ..errors import SweepError
@@ -18,11 +19,31 @@ def default_jobs():
         return max(1, os.cpu_count() or 1)
 
 
+def _worker_signals():
+    """A worker leaves SIGINT to the parent (Ctrl-C reaches the whole process group; the parent
+    stops the pool) and dies quietly of SIGTERM (the parent's terminate)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def local_pool(jobs=None):
-    """A pool of `jobs` worker processes on this machine."""
-    with ProcessPoolExecutor(max_workers=jobs or default_jobs()) as pool:
+    """A pool of `jobs` worker processes on this machine. Leaving the block with an exception
+    (an error, Ctrl-C, SIGTERM) stops at once: queued points are cancelled and running ones'
+    workers terminated, rather than waited for (a point's files are written atomically, and the
+    next run removes a killed worker's temporaries)."""
+    pool = ProcessPoolExecutor(max_workers=jobs or default_jobs(), initializer=_worker_signals)
+    try:
         yield pool
+    except BaseException:
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(timeout=10)
+        raise
+    pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import publish, temp_path_for
+from .._atomic import output_path, publish, temp_path_for, writing
 from .._version import __version__
 from ..errors import FileFormatError, OutputExistsError, PimdramError, VersionTooNewError, VersionTooOldError
 
@@ -161,14 +161,13 @@ def results_kind(path):
 
 def write_results(frame, path, overwrite=False):
     """Write the results DataFrame to `path` (format by suffix), atomically."""
-    path = Path(path)
     kind = results_kind(path)
-    if not overwrite and path.exists():
-        raise OutputExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    path = output_path(path, overwrite=overwrite)
     meta = json.dumps(frame.attrs["pimdram"], default=str, allow_nan=False)
     tmp = temp_path_for(path)
     try:
-        {"parquet": _write_parquet, "csv": _write_csv, "hdf5": _write_hdf5}[kind](frame, tmp, meta)
+        with writing(path):
+            {"parquet": _write_parquet, "csv": _write_csv, "hdf5": _write_hdf5}[kind](frame, tmp, meta)
         publish(tmp, path, overwrite)
     finally:
         tmp.unlink(missing_ok=True)

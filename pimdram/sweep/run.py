@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._atomic import atomic_output
+from .._atomic import atomic_output, output_path
 from .._version import __version__
 from ..errors import OutputExistsError, PimdramError
 from .point import Resolver, error_text, point_hash, run_point
@@ -94,6 +94,7 @@ def run_sweep(sweep, output, *, executor=None, cache="default", resume=False, ov
     if output.exists() and not (overwrite or resume):
         raise OutputExistsError(f"{output} exists; pass --resume to finish that sweep or --overwrite to "
                                 "replace it")
+    output_path(output, overwrite=True, inputs=[sweep.path] if sweep.path else ())
     store = PointCache(default_cache(output) if cache == "default" else cache) if cache is not None else None
     previous = _previous(output) if resume and output.exists() else {}
 
