@@ -9,11 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import output_path
 from ._engine import SCHEDULERS, Engine, latency_bin_edges
+from .config.files import names_a_file
 from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
 from .energy import dram_energy, power_level
 from .stats import StatsWriter, schema, standard_columns, standard_table
 from .trace.requests import open_request_trace
+from .trace.source import trace_source
 
 LATENCY_PERCENTILES = (50, 90, 99)
 
@@ -201,8 +204,13 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
     `progress(done, total)` is called as the trace is consumed (bytes of the trace file).
     """
     started = time.perf_counter()
+    trace = trace_source(trace)
+    inputs = ([trace.path] if trace.path else []) + \
+        ([memory] if not isinstance(memory, MemorySpec) and names_a_file(memory) else [])
+    output = output_path(output, overwrite=overwrite, inputs=inputs)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
     spec = memory if isinstance(memory, MemorySpec) else load_memory(memory, overrides)
-    output = Path(output)
     reader = open_request_trace(trace, trace_format, chunk_size)
     engine = Engine(engine_params(spec, command_log))
     attrs = {
@@ -212,11 +220,11 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
         schema.ATTR_SEED: int(seed),
         schema.ATTR_COMMAND_NAMES: spec.command_names,
         schema.ATTR_LEVELS: list(spec.levels),
-        "description": f"replay of {Path(trace).name} on {spec.name}",
+        "description": f"replay of {Path(trace.name).name} on {spec.name}",
         "trace-format": reader.format,
     }
     requests = 0
-    with StatsWriter(output, attrs, overwrite=overwrite) as writer:
+    with StatsWriter(output, attrs, overwrite=overwrite, inputs=inputs) as writer:
         log_writer = expander = None
         if command_log:
             cols = standard_columns(schema.COMMAND_LOG, levels=spec.levels)
@@ -229,7 +237,7 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
             engine.run(False)
             if log_writer is not None:
                 log_writer.append(expander(engine.take_log()))
-            if progress is not None:
+            if progress is not None and reader.size_bytes:
                 progress(bytes_read, reader.size_bytes)
         engine.run(True)
         end = max(engine.completion_cycle, engine.current_cycle)

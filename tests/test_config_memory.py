@@ -1,6 +1,8 @@
 """Memory-standard presets: do they resolve, to the cycles, bandwidths and capacities the sources give?"""
 import copy
 import math
+import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -8,6 +10,8 @@ import yaml
 from pimdram.config import find_config, list_configs, load_yaml
 from pimdram.config.memory import apply_overrides, load_memory, parse_set_options, resolve_memory
 from pimdram.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PRESETS = list_configs("dram") + list_configs("compare")
 SHIPPED = ["ddr4_3200", "hbm2_2gbps", "hbm3_5.2gbps", "hbm3_6.4gbps", "gddr6_14gbps"]
@@ -249,3 +253,50 @@ def test_expression_values_resolve_with_their_dependencies():
 def test_zero_burst_length_is_a_config_error():
     with pytest.raises(ConfigError, match="timing.nBL: a burst takes at least one cycle"):
         load_memory("ddr4_3200", {"timing.nBL": 0})
+
+
+# --- mapping strings, the config search path, invalid YAML (docs/reliability.md, 9) --------------
+
+def test_ramulator_style_mapping_strings_expand_by_level():
+    # DDR4-3200: 1 channel (no bits), 2 ranks, 4 bank groups x 4 banks, 2^16 rows, 2^7 columns of 64 B.
+    # "Ba" without "Bg" stands for bank group and bank; "Ra" for every level between channel and
+    # bank group; most significant first
+    spec = load_memory("ddr4_3200", {"address_mapping": "RoBaRaCoCh"})
+    assert spec.address_mapping == [("row", 16), ("bank_group", 2), ("bank", 2), ("rank", 1), ("column", 7)]
+    assert spec.offset_bits == 6
+    # with "Bg", "Ba" is the bank alone; order follows the string
+    spec = load_memory("ddr4_3200", {"address_mapping": "ChRaBgBaRoCo"})
+    assert spec.address_mapping == [("rank", 1), ("bank_group", 2), ("bank", 2), ("row", 16), ("column", 7)]
+    # HBM3: "Ra" is the pseudo-channel and the stack ID
+    spec = load_memory("hbm3_5.2gbps", {"address_mapping": "RoBaRaCoCh"})
+    assert spec.address_mapping == [("row", 14), ("bank_group", 2), ("bank", 2), ("pseudo_channel", 1), ("sid", 1),
+                                    ("column", 5), ("channel", 4)]
+
+
+def test_a_bad_mapping_string_names_the_field():
+    with pytest.raises(ConfigError, match=r"--set address_mapping: 'RoXxCh': unknown field 'Xx' \(use Ch, Ra, Bg, "):
+        load_memory("ddr4_3200", {"address_mapping": "RoXxCh"})
+    with pytest.raises(ConfigError, match="address_mapping: row needs 16 bits, the mapping gives 0"):
+        load_memory("ddr4_3200", {"address_mapping": "BaRaCoCh"})
+
+
+def test_config_path_presets_come_first(tmp_path, monkeypatch):
+    (tmp_path / "dram").mkdir()
+    text = (ROOT / "configs" / "dram" / "ddr4_3200.yaml").read_text().replace("read_queue: 32", "read_queue: 7")
+    assert "read_queue: 7" in text
+    (tmp_path / "dram" / "ddr4_3200.yaml").write_text(text)
+    (tmp_path / "dram" / "mine.yaml").write_text(text)
+    monkeypatch.setenv("PIMDRAM_CONFIG_PATH", f"{tmp_path}{os.pathsep}/nonexistent")
+    assert load_memory("ddr4_3200").controller.read_queue == 7
+    assert load_memory("mine").controller.read_queue == 7
+    assert "mine" in list_configs("dram")
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nstandard: y\norganization: [unclosed\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:4: invalid YAML: "):
+        load_memory(path)
+    path.write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:1: not UTF-8 text"):
+        load_memory(path)

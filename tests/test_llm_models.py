@@ -129,3 +129,19 @@ def test_tiny_moe_parameter_count_by_hand():
     assert m.param_count() == 2 * 1000 * 64 + 64 + 2 * per_layer
     active_layer = per_layer - 2 * 3 * 64 * 128
     assert m.active_param_count() == 2 * 1000 * 64 + 64 + 2 * active_layer
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{\n  \"model_type\": \"llama\",\n  oops\n}", r":3: invalid JSON: "),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"model_type": "llama", "hidden_size": NaN}', "invalid JSON: NaN is not a number JSON allows"),
+    ('{"model_type": "llama", "hidden_size": -4096, "num_attention_heads": 32}', "hidden_size must be a positive integer"),
+    ('{"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 1000000, '
+     '"intermediate_size": 14336, "vocab_size": 128256}', "layers must be at most 16384, got 1000000"),
+    ("\xff", "not UTF-8 text"),
+])
+def test_hf_import_errors_are_one_clear_line(tmp_path, text, message):
+    path = tmp_path / "config.json"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ConfigError, match=message):
+        load_model(str(path))

@@ -3,7 +3,7 @@ import click
 
 from pathlib import Path
 
-from ._options import check_output, overwrite_option, progress_option
+from ._options import check_output, output_file, overwrite_option, progress_option
 
 PHASES = ("prefill", "decode", "generate")
 DTYPES = ("fp32", "fp16", "bf16", "int8", "int4")
@@ -74,7 +74,7 @@ class _OldOutput(click.ParamType):
 @click.option("--summary", is_flag=True, help="Print the per-kernel table (device, shapes, FLOPs, bytes, intensity).")
 # the trace file is `-o`/`--out` rather than the shared -o/--output option: `--output` was the number
 # of output tokens (now --output-tokens; the old name still works, with a warning)
-@click.option("-o", "--out", "output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--out", "output", type=click.Path(dir_okay=False), callback=output_file,
               help="Kernel trace to write (JSON Lines).")
 @overwrite_option
 @progress_option
@@ -93,6 +93,7 @@ def command(model, system, batch, prompt, output_tokens, old_prompt, old_output,
           --output-tokens 1 --only attention -o attention.jsonl
       pimdram gen --model mixtral-8x7b --system dgx-a100 --requests requests.csv --phase generate -o mix.jsonl
     """
+    from ..config.files import names_a_file
     from ..config.memory import parse_set_options
     from ..config.system import load_system
     from ..llm import Workload
@@ -115,7 +116,8 @@ def command(model, system, batch, prompt, output_tokens, old_prompt, old_output,
         raise click.UsageError("give --batch, --prompt-tokens and --output-tokens (or --requests FILE.csv)")
     if context is not None and phase != "decode":
         raise click.UsageError("--context applies to --phase decode only")
-    check_output(output, overwrite)
+    inputs = [requests_csv] + [f for f in (model, system) if names_a_file(f)]
+    check_output(output, overwrite, inputs)
 
     workload = Workload.from_options(batch, prompt, output_tokens, requests=requests_csv, phase=phase,
                                      context=context, speculation=speculation, dtype=dtype,
@@ -130,7 +132,7 @@ def command(model, system, batch, prompt, output_tokens, old_prompt, old_output,
     finally:
         bar.close()
     if output is not None:
-        trace.write(output)
+        trace.write(output, overwrite=overwrite, inputs=inputs)
     if summary:
         click.echo(summary_table(trace))
     if output is not None:

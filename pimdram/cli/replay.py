@@ -11,7 +11,7 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 
 
 @click.command("replay")
-@click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("trace", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--memory", "-m", metavar="NAME|FILE.yaml",
               help="Memory standard or PIM design for a request trace: a preset name (pimdram config list) "
                    "or a YAML file.")
@@ -33,7 +33,8 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 @overwrite_option
 def command(trace, memory, system, symmetry, trace_format, sets, command_log, progress, seed, output, overwrite):
     """Replay a request TRACE (Ramulator 2, DRAMsim3 or pimdram binary) on a memory system, or a
-    kernel trace (pimdram gen) on a system with PIM.
+    kernel trace (pimdram gen) on a system with PIM. TRACE `-` reads standard input; a pipe,
+    FIFO or device is read once.
 
     \b
     Examples:
@@ -43,15 +44,19 @@ def command(trace, memory, system, symmetry, trace_format, sets, command_log, pr
       pimdram replay attention.jsonl -o attention.h5             # kernel trace, system from its header
       pimdram replay step.jsonl --system dgx-attacc --set options.power_limit=unlimited -o step.h5
     """
+    from ..config.files import names_a_file
     from ..config.memory import parse_set_options
-    from ..system import is_kernel_trace, replay_kernels
     from ..replay import replay_requests
+    from ..system import replay_kernels
+    from ..trace.source import TraceSource
 
-    check_output(output, overwrite)
-    if is_kernel_trace(trace):
+    check_output(output, overwrite, [trace] + [f for f in (memory, system) if f and names_a_file(f)])
+    source = TraceSource(trace)
+    kind = trace_kind(source, trace_format)
+    if kind == "kernel":
         if memory is not None:
             raise click.UsageError("--memory is for request traces; a kernel trace runs on --system (or its header's)")
-        s = _with_bar("replaying kernels", progress, replay_kernels, trace, output, system=system,
+        s = _with_bar("replaying kernels", progress, replay_kernels, source, output, system=system,
                       overrides=parse_set_options(sets), symmetry=symmetry, command_log=command_log,
                       overwrite=overwrite)
         click.echo(f"{output}: {s['kernels']} kernels in {s['simulated_seconds'] * 1e6:.1f} us "
@@ -63,11 +68,31 @@ def command(trace, memory, system, symmetry, trace_format, sets, command_log, pr
         raise click.UsageError("--system is for kernel traces; a request trace runs on --memory")
     if memory is None:
         raise click.UsageError("a request trace needs --memory")
-    s = _with_bar("replaying", progress, replay_requests, trace, memory, output, trace_format=trace_format,
+    s = _with_bar("replaying", progress, replay_requests, source, memory, output, trace_format=trace_format,
                   overrides=parse_set_options(sets), command_log=command_log, overwrite=overwrite, seed=seed)
     click.echo(f"{output}: {s['requests']} requests in {s['cycles']} cycles "
                f"({s['bandwidth'] / 1e9:.2f} GB/s of {s['peak_bandwidth'] / 1e9:.2f} GB/s peak), "
                f"{s['wall_seconds']:.2f} s wall", err=True)
+
+
+def trace_kind(source, trace_format="auto"):
+    """"kernel" or "request" for a trace, by its first bytes; an empty file, or one that is
+    neither (a JSON line that is not a kernel-trace header, text no request format reads), is
+    an error that says what the file is not, rather than asking for --memory."""
+    from ..errors import TraceError
+    from ..trace.requests import BINARY_MAGIC, detect_format
+
+    head = source.peek(4096)
+    if not head.strip():
+        raise TraceError(f"{source}: the file is empty, expected a request trace (with --memory) or a kernel "
+                         "trace (pimdram gen)")
+    first = head.lstrip()
+    if first.startswith((b"{", b"[")) or str(source).endswith((".jsonl", ".json")):
+        if not first.startswith(BINARY_MAGIC):
+            return "kernel"             # the kernel-trace reader says what is wrong with it
+    if trace_format == "auto":
+        detect_format(source)           # a request trace: its format must be recognisable
+    return "request"
 
 
 def _with_bar(label, progress, run, *args, **kw):

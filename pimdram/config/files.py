@@ -10,8 +10,32 @@ from ..errors import ConfigError
 KINDS = ("dram", "compare", "pim", "models", "systems")
 
 # libyaml's loader when PyYAML was built with it (its wheels are): the same results, ~10x faster
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+#: the largest YAML file read (a config is a few kilobytes; this stops /dev/zero or a wrong file)
+MAX_YAML_BYTES = 16 << 20
+
+
+class SafeLoader(_BaseLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML itself
+    keeps the last value, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:        # an unhashable key: YAML's own error follows
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def config_dirs():
@@ -39,6 +63,13 @@ def list_configs(kind):
     return sorted(names)
 
 
+def names_a_file(name_or_path):
+    """Whether a config argument is a file path (ends in .yaml, .yml or .json, or has a directory
+    part) rather than a preset name; find_config reads it the same way."""
+    text = str(name_or_path)
+    return text.endswith((".yaml", ".yml", ".json")) or os.sep in text
+
+
 def find_config(kind, name_or_path, kinds=None):
     """Path of a preset given by name (searched under configs/<kind>/) or by a path to a YAML file.
 
@@ -46,9 +77,10 @@ def find_config(kind, name_or_path, kinds=None):
     """
     text = str(name_or_path)
     path = Path(text)
-    if text.endswith((".yaml", ".yml", ".json")) or os.sep in text:
+    if names_a_file(text):
         if not path.is_file():
-            raise ConfigError(f"{text}: no such file")
+            raise ConfigError(f"{text}: " + ("not a regular file; expected a YAML or JSON config file"
+                                             if path.exists() else "no such file"))
         return path
     for k in (kinds or (kind,)):
         for d in config_dirs():
@@ -59,24 +91,50 @@ def find_config(kind, name_or_path, kinds=None):
     raise ConfigError(f"unknown {kind} preset '{text}'; known: {', '.join(known) or '(none)'}")
 
 
+def relative_to(config_file, name_or_path):
+    """A file named inside `config_file` (e.g. its `base:`), relative to that file's directory
+    when it is a relative path; a preset name is returned as it is."""
+    text = str(name_or_path)
+    if names_a_file(text) and not os.path.isabs(text):
+        return str(Path(config_file).parent / text)
+    return text
+
+
 def load_yaml(path):
-    """Parse a YAML file into plain data; syntax errors name file and line."""
+    """Parse a YAML file into plain data; syntax errors name file and line, a key given twice is
+    an error, and the file may hold at most MAX_YAML_BYTES."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=SafeLoader)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES >> 20} MiB; expected a YAML config file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text; expected a YAML config file") from None
+    data = load_yaml_text(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def load_yaml_text(text, source):
+    """Parse YAML text (of `source`, named in errors with the line) into plain data."""
+    try:
+        return yaml.load(text, Loader=SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else str(source)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
 
 
 def preset_description(kind, name):

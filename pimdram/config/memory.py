@@ -14,8 +14,8 @@ import yaml
 
 from ..errors import ConfigError
 from . import expr
-from .files import SafeDumper, find_config, load_yaml
-from .section import Section
+from .files import SafeDumper, find_config, load_yaml, relative_to
+from .section import INT32_MAX, Section
 
 # Command kinds the engine implements once; a standard's commands each name one of these.
 COMMAND_KINDS = (
@@ -50,6 +50,17 @@ FIELD_ALIASES = {
     "ch": "channel", "pc": "pseudo_channel", "ra": "rank", "si": "sid",
     "bg": "bank_group", "ba": "bank", "ro": "row", "co": "column",
 }
+
+#: the longest timing a standard may give, in cycles (2**28: 0.27 s at 1 GHz, beyond any DRAM
+#: timing: a refresh window is ~10**7 cycles). The engine adds timings to 64-bit cycle counts, and
+#: waits out a long timing in steps of 63 cycles, so a longer one would only make a run crawl.
+MAX_CYCLES = 2**28
+#: organisation limits (the engine's node and bank indices are 32-bit; its tables are per bank)
+MAX_LEVEL_COUNT = 2**16
+MAX_BANKS = 2**24               # banks of all channels together
+#: requests the controllers of all channels may hold at once (each a slot of the engine)
+MAX_REQUEST_SLOTS = 2**24
+MAX_WINDOW = 64                 # a window row's depth (tFAW: 4)
 
 CONTROLLER_DEFAULTS = {
     "read_queue": 32,
@@ -264,15 +275,18 @@ def _command_dict(c, levels):
 
 # --- loading -------------------------------------------------------------------------------
 
-def load_memory(name_or_path, overrides=None):
+def load_memory(name_or_path, overrides=None, set_keys=None):
     """Find, read, override and resolve a memory standard (configs/dram or configs/compare) or a
     PIM design (configs/pim: a standard plus PIM commands and units, see config/pim.py).
 
     A file with `base: NAME` is composed onto that standard first; `options.NAME=CHOICE`
-    overrides pick among its options, every other override applies to the composed config."""
+    overrides pick among its options, every other override applies to the composed config.
+    `set_keys`: the overrides a user gave with `--set` (default: all of them), which errors
+    name as such rather than blaming the file."""
     path = find_config("dram", name_or_path, kinds=("dram", "compare", "pim"))
-    raw, options, offered = _load_composed(path, overrides)
-    return resolve_memory(raw, source=str(path), options=options, option_choices=offered)
+    raw, options, offered = _load_composed(path, overrides, set_keys)
+    return resolve_memory(raw, source=str(path), options=options, option_choices=offered,
+                          overridden=set(overrides or {}) if set_keys is None else set(set_keys))
 
 
 def base_chain(name_or_path):
@@ -287,22 +301,25 @@ def base_chain(name_or_path):
             return chain
         if len(chain) > 8 or not isinstance(base, str):
             raise ConfigError(f"{path}: base: expected the name of a memory standard or PIM design (chain {' -> '.join(chain)})")
-        path = find_config("dram", base, kinds=("dram", "compare", "pim"))
+        path = find_config("dram", relative_to(path, base), kinds=("dram", "compare", "pim"))
 
 
-def _load_composed(path, overrides):
+def _load_composed(path, overrides, set_keys=None):
     """The raw config of `path` with any `base:` chain composed in, the option choices applied
     and the other overrides set. Returns (raw, options in effect, choices each option offers)."""
     from .pim import split_option_overrides
     choices, rest = split_option_overrides(overrides)
-    raw, options, offered = _compose_chain(path, choices, [])
+    set_keys = set(overrides or {}) if set_keys is None else set(set_keys)
+    from_set = {k.split(".", 1)[1] for k in set_keys if k.startswith("options.")}
+    raw, options, offered = _compose_chain(path, choices, [], from_set)
     for name in choices:
         if name not in options:
-            raise ConfigError(f"{path}: options.{name}: no such option (known: {', '.join(options) or 'none'})")
+            where = f"--set options.{name}" if f"options.{name}" in set_keys else f"{path}: options.{name}"
+            raise ConfigError(f"{where}: no such option (known: {', '.join(options) or 'none'})")
     return apply_overrides(raw, rest, source=path), options, offered
 
 
-def _compose_chain(path, choices, seen):
+def _compose_chain(path, choices, seen, from_set=()):
     from .pim import compose
     raw = load_yaml(path)
     if "base" not in raw:
@@ -314,16 +331,18 @@ def _compose_chain(path, choices, seen):
         raise ConfigError(f"{path}: base: expected the name of the memory standard or PIM design the file extends")
     if str(path) in seen or len(seen) > 8:
         raise ConfigError(f"{path}: base: circular chain of base files ({' -> '.join(seen + [str(path)])})")
-    base_path = find_config("dram", base_name, kinds=("dram", "compare", "pim"))
-    base_raw, options, offered = _compose_chain(base_path, choices, seen + [str(path)])
-    raw, own, own_offered = compose(raw, base_raw, str(path), choices)
+    base_path = find_config("dram", relative_to(path, base_name), kinds=("dram", "compare", "pim"))
+    base_raw, options, offered = _compose_chain(base_path, choices, seen + [str(path)], from_set)
+    raw, own, own_offered = compose(raw, base_raw, str(path), choices, from_set)
     options.update(own)
     offered.update(own_offered)
     return raw, options, offered
 
 
 def parse_set_options(items):
-    """`--set KEY=VALUE` strings to a dict of dotted path -> YAML-parsed value."""
+    """`--set KEY=VALUE` strings to a dict of dotted path -> YAML-parsed value (a key given twice
+    is an error, as in a YAML file)."""
+    from .files import load_yaml_text
     out = {}
     for item in items or ():
         if "=" not in item:
@@ -332,9 +351,13 @@ def parse_set_options(items):
         key = key.strip()
         if not key:
             raise ConfigError(f"--set {item!r}: empty key")
+        if any(not part.strip() for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: empty part in the dotted key (e.g. controller.read_queue)")
+        if key in out:
+            raise ConfigError(f"--set {key}: given twice; give it once")
         try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
+            out[key] = load_yaml_text(value, f"--set {key}")
+        except ConfigError:
             out[key] = value
     return out
 
@@ -345,13 +368,15 @@ def apply_overrides(raw, overrides, source=""):
     for key, value in overrides.items():
         parts = key.split(".")
         node = raw
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             if not isinstance(node, dict):
-                raise ConfigError(f"{source}: {key}: cannot set a key inside a non-mapping")
+                raise ConfigError(f"--set {key}: cannot set a key inside {'.'.join(parts[:i]) or 'the config'}, "
+                                  f"which is not a mapping in {source}")
             node = node.setdefault(p, {})
         leaf = parts[-1]
         if not isinstance(node, dict):
-            raise ConfigError(f"{source}: {key}: cannot set a key inside a non-mapping")
+            raise ConfigError(f"--set {key}: cannot set a key inside {'.'.join(parts[:-1])}, which is not a "
+                              f"mapping in {source}")
         if parts[0] == "timing" and len(parts) == 2 and leaf[:1] in "tn" and len(leaf) > 1:
             twin = ("n" if leaf[0] == "t" else "t") + leaf[1:]
             if twin != "tCK":
@@ -360,8 +385,11 @@ def apply_overrides(raw, overrides, source=""):
     return raw
 
 
-def resolve_memory(raw, source="config", options=None, option_choices=None):
-    root = Section(raw, source=source)
+def resolve_memory(raw, source="config", options=None, option_choices=None, overridden=()):
+    """A MemorySpec from the raw data of a memory file (composed, overrides applied). Every value
+    is checked where it is read; `overridden`, the dotted paths set with `--set`, makes an error
+    about one of them say so."""
+    root = Section(raw, source=source, overridden=overridden)
     name = root.require("name", str)
     standard = root.require("standard", str)
     description = root.get("description", "", str)
@@ -383,7 +411,7 @@ def resolve_memory(raw, source="config", options=None, option_choices=None):
         kind = c.choice("kind", COMMAND_KINDS)
         scope = c.choice("scope", levels)
         bus = c.choice("bus", BUSES)
-        bus_cycles = c.number("bus_cycles", 1, positive=True, integer=True)
+        bus_cycles = c.number("bus_cycles", 1, positive=True, integer=True, maximum=MAX_LEVEL_COUNT)
         banks = c.choice("banks", BANK_SELECTIONS + tuple(levels[1:-1]), "all")
         if banks != "all":
             level = SAME_BANK_LEVEL if banks == "same" else banks
@@ -407,7 +435,7 @@ def resolve_memory(raw, source="config", options=None, option_choices=None):
         raise cmd_sec.error("", "no commands defined")
     for kind in ("activate", "precharge", "read", "write"):
         if not any(c.kind == kind and c.scope == len(levels) - 1 for c in commands):
-            raise ConfigError(f"{source}: commands: a bank-scope '{kind}' command is required")
+            raise root.error("commands", f"a bank-scope '{kind}' command is required")
 
     bus_sec = root.section("command_bus")
     separate = bus_sec.get("separate_row_column", False, bool)
@@ -430,26 +458,37 @@ def resolve_memory(raw, source="config", options=None, option_choices=None):
 
     power = _power(root.section("power"))
     controller = _controller(root.section("controller"))
+    ctl_sec = root.section("controller")
     if controller.refresh == "none":
         refresh = None
     else:
         refresh = refresh_options.get(controller.refresh)
         if refresh is None:
-            raise ConfigError(f"{source}: controller.refresh: '{controller.refresh}' refresh is not defined "
-                              f"under refresh: (defined: {', '.join(refresh_options) or 'none'})")
+            raise ctl_sec.error("refresh", f"'{controller.refresh}' refresh is not defined "
+                                           f"under refresh: (defined: {', '.join(refresh_options) or 'none'})")
     if controller.row_policy == "closed" and not (
             any(c.kind == "read_precharge" for c in commands) and any(c.kind == "write_precharge" for c in commands)):
-        raise ConfigError(f"{source}: controller.row_policy: 'closed' needs read_precharge and write_precharge commands")
+        raise ctl_sec.error("row_policy", "'closed' needs read_precharge and write_precharge commands")
+    n_banks = int(np.prod(counts, dtype=object))
+    slots = counts[0] * (controller.read_queue + controller.write_queue
+                         + n_banks // counts[0] * controller.bank_queue)
+    if slots > MAX_REQUEST_SLOTS:
+        parts = {"read_queue": controller.read_queue, "write_queue": controller.write_queue,
+                 "bank_queue": n_banks // counts[0] * controller.bank_queue}
+        raise ctl_sec.error(max(parts, key=parts.get),
+                            f"read_queue + write_queue + bank_queue x banks gives {slots} queue entries over "
+                            f"{counts[0]} channels; at most {MAX_REQUEST_SLOTS} fit")
 
     request_bytes = org["request_bytes"] or access_bytes
     if request_bytes % access_bytes:
-        raise ConfigError(f"{source}: organization.request_bytes: {request_bytes} is not a multiple of access_bytes {access_bytes}")
+        raise root.section("organization").error(
+            "request_bytes", f"{request_bytes} is not a multiple of access_bytes {access_bytes}")
     mapping, offset_bits = _address_mapping(root, levels, counts, rows, columns, access_bytes)
     root.done()
 
     data_bus = org["data_bus"] or levels[0]
     if data_bus not in levels:
-        raise ConfigError(f"{source}: organization.data_bus: unknown level {data_bus!r}")
+        raise root.section("organization").error("data_bus", f"unknown level {data_bus!r}")
 
     return MemorySpec(
         name=name, standard=standard, description=description, source=str(source),
@@ -466,9 +505,9 @@ def _organization(org):
     lv = org.require("levels", list)
     levels, counts = [], []
     for i, item in enumerate(lv):
-        s = Section(item, f"{org.dotted('levels')}[{i}]", org.source)
+        s = org.child(item, f"levels[{i}]")
         n = s.require("name", str)
-        c = s.number("count", positive=True, integer=True)
+        c = s.number("count", positive=True, integer=True, maximum=MAX_LEVEL_COUNT)
         s.done()
         if n in levels or n in ("row", "column"):
             raise s.error("name", f"duplicate or reserved level name {n!r}")
@@ -478,11 +517,14 @@ def _organization(org):
         raise org.error("levels", "must run from 'channel' (outermost) to 'bank' (innermost)")
     if len(levels) > 6:
         raise org.error("levels", "at most 6 levels are supported")
+    banks = math.prod(counts)
+    if banks > MAX_BANKS:
+        raise org.error("levels", f"{' x '.join(map(str, counts))} = {banks} banks; at most {MAX_BANKS} are supported")
     out = {
         "rows": org.number("rows", positive=True, integer=True),
         "columns": org.number("columns", positive=True, integer=True),
-        "access_bytes": org.number("access_bytes", positive=True, integer=True),
-        "request_bytes": org.number("request_bytes", None, positive=True, integer=True),
+        "access_bytes": org.number("access_bytes", positive=True, integer=True, maximum=1 << 20),
+        "request_bytes": org.number("request_bytes", None, positive=True, integer=True, maximum=1 << 30),
         "data_bus": org.get("data_bus", None, str),
     }
     org.get("density")  # informative only (e.g. "8Gb"); capacity is derived
@@ -491,7 +533,7 @@ def _organization(org):
 
 
 def _timings(sec):
-    tck = sec.number("tCK", positive=True)
+    tck = sec.number("tCK", positive=True, maximum=1e6)
     raw = {k: sec.data[k] for k in sec.keys() if k != "tCK"}
     for k in raw:
         sec.get(k)
@@ -526,11 +568,20 @@ def _timings(sec):
                 raise sec.error(k, str(exc)) from None
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise sec.error(k, f"expected a number or an expression, got {v!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise sec.error(k, f"must be a finite number, got {v!r}" + (f" (= {value})" if isinstance(v, str) else ""))
+            if value < 0:
+                raise sec.error(k, f"must not be negative, got {v!r}")
             if k[0] == "t":
+                if value / tck > MAX_CYCLES:
+                    raise sec.error(k, f"{v!r} is {value / tck:.3g} cycles of tCK {tck} ns; at most {MAX_CYCLES} "
+                                       "cycles are supported")
                 cycles = math.ceil(value / tck - 1e-9)
             else:
                 if value != int(value):
                     raise sec.error(k, f"cycle counts are whole numbers, got {value!r}")
+                if value > MAX_CYCLES:
+                    raise sec.error(k, f"must be at most {MAX_CYCLES} cycles, got {v!r}")
                 cycles = int(value)
             if cycles < 0:
                 raise sec.error(k, f"must not be negative, got {v!r}")
@@ -556,8 +607,11 @@ def _int_expr(sec, key, timing):
         out = expr.evaluate(value, timing) if isinstance(value, str) else value
     except (ValueError, ZeroDivisionError) as exc:
         raise sec.error(key, str(exc)) from None
-    if isinstance(out, bool) or not isinstance(out, (int, float)) or out != int(out) or out < 0:
+    if isinstance(out, bool) or not isinstance(out, (int, float)) or not math.isfinite(out) or out != int(out) \
+            or out < 0:
         raise sec.error(key, f"must resolve to a non-negative whole number of cycles, got {value!r}")
+    if out > MAX_CYCLES:
+        raise sec.error(key, f"must be at most {MAX_CYCLES} cycles, got {value!r}")
     return int(out)
 
 
@@ -571,7 +625,7 @@ def _constraints(root, levels, names, timing):
     if not items:
         raise root.error("constraints", "empty: without timing rows nothing limits the command rate")
     for i, item in enumerate(items):
-        s = Section(item, f"constraints[{i}]", root.source)
+        s = root.child(item, f"constraints[{i}]")
         level = s.choice("level", levels)
         frm = _as_list(s.require("from"))
         to = _as_list(s.require("to"))
@@ -579,7 +633,7 @@ def _constraints(root, levels, names, timing):
             if c not in names:
                 raise s.error("from" if c in frm else "to", f"unknown command {c!r}")
         latency = _int_expr(s, "latency", timing)
-        window = s.number("window", 1, positive=True, integer=True)
+        window = s.number("window", 1, positive=True, integer=True, maximum=MAX_WINDOW)
         sibling = s.get("sibling", False, bool)
         s.done()
         if sibling and levels.index(level) == 0:
@@ -614,9 +668,7 @@ def _refresh(sec, levels, commands, timing):
 def _power(sec):
     out = {}
     for k in list(sec.keys()):
-        v = sec.number(k)
-        if v < 0:
-            raise sec.error(k, "must not be negative")
+        v = sec.number(k, minimum=0, maximum=1e12)
         out[k] = float(v)
     sec.done()
     return out
@@ -624,9 +676,10 @@ def _power(sec):
 
 def _controller(sec):
     vals = dict(CONTROLLER_DEFAULTS)
-    vals["read_queue"] = sec.number("read_queue", vals["read_queue"], positive=True, integer=True)
-    vals["write_queue"] = sec.number("write_queue", vals["write_queue"], positive=True, integer=True)
-    vals["bank_queue"] = sec.number("bank_queue", vals["bank_queue"], integer=True)
+    queue = dict(integer=True, maximum=MAX_REQUEST_SLOTS)
+    vals["read_queue"] = sec.number("read_queue", vals["read_queue"], positive=True, **queue)
+    vals["write_queue"] = sec.number("write_queue", vals["write_queue"], positive=True, **queue)
+    vals["bank_queue"] = sec.number("bank_queue", vals["bank_queue"], **queue)
     if vals["bank_queue"] < 0:
         raise sec.error("bank_queue", "must be 0 (no per-bank command queues) or positive")
     vals["scheduler"] = sec.choice("scheduler", SCHEDULERS, vals["scheduler"])
@@ -647,7 +700,7 @@ def _controller(sec):
 
 def _address_mapping(root, levels, counts, rows, columns, access_bytes):
     value = root.require("address_mapping", (str, list))
-    where = f"{root.source}: address_mapping"
+    where = root._where("address_mapping")
     sizes = dict(zip(levels, counts))
     sizes["row"] = rows
     sizes["column"] = columns
@@ -661,7 +714,8 @@ def _address_mapping(root, levels, counts, rows, columns, access_bytes):
     if isinstance(value, list):
         fields = []
         for i, item in enumerate(value):
-            if not (isinstance(item, list) and len(item) == 2 and item[0] in sizes and isinstance(item[1], int)):
+            if not (isinstance(item, list) and len(item) == 2 and item[0] in sizes and isinstance(item[1], int)
+                    and not isinstance(item[1], bool) and 0 <= item[1] <= 64):
                 raise ConfigError(f"{where}[{i}]: expected [field, bits] with field one of {', '.join(sizes)}")
             fields.append((item[0], item[1]))
     else:
@@ -672,6 +726,9 @@ def _address_mapping(root, levels, counts, rows, columns, access_bytes):
     for f in sizes:
         if got.get(f, 0) != bits[f]:
             raise ConfigError(f"{where}: {f} needs {bits[f]} bits, the mapping gives {got.get(f, 0)}")
+    if sum(got.values()) + offset > 64:
+        raise ConfigError(f"{where}: the fields take {sum(got.values())} bits above {offset} offset bits; a byte "
+                          "address has 64")
     return [(f, b) for f, b in fields if b > 0], offset
 
 

@@ -110,7 +110,7 @@ def split_option_overrides(overrides):
     return choices, rest
 
 
-def compose(design, base, source, choices=None):
+def compose(design, base, source, choices=None, from_set=()):
     """The raw config a derived file describes: `base` (the composed raw data of the standard or
     design it names) with the file's keys merged in and its own options applied (`choices` may
     also hold choices for options of other files of the chain). Returns (raw, options of this
@@ -131,7 +131,8 @@ def compose(design, base, source, choices=None):
         o.done()
         picked = (choices or {}).get(name, default)
         if picked not in names:
-            raise ConfigError(f"{source}: options.{name}: unknown choice {picked!r}; expected one of {', '.join(map(str, names))}")
+            where = f"--set options.{name}" if name in from_set else f"{source}: options.{name}"
+            raise ConfigError(f"{where}: unknown choice {picked!r}; expected one of {', '.join(map(str, names))}")
         for n in names:
             frag = alternatives.section(n)
             for k in frag.keys():

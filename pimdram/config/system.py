@@ -17,11 +17,18 @@ from pathlib import Path
 from ..energy import streaming_pj_per_byte
 from ..errors import ConfigError
 from . import find_config, load_yaml
+from .files import relative_to
 from .memory import apply_overrides, base_chain, load_memory, resolve_memory
 from .pim import split_option_overrides
 from .section import Section
 
 DEVICE_KINDS = ("gpu", "npu", "pim")
+#: sanity limits of a system's numbers: beyond them a typo, not a study (and the placement
+#: keeps per-channel arrays)
+MAX_CHANNELS = 1 << 20
+MAX_BANKS = 1 << 20
+MAX_DEVICES = 1 << 16
+MAX_RATE = 1e12              # TFLOP/s, GB/s, us: far above any device or link
 LAYOUTS = ("head", "token")
 LINK_TOPOLOGIES = ("shared", "pairs")
 
@@ -314,10 +321,10 @@ def load_system(source, overrides=None, origin="system"):
         source = source.to_dict()
     own, overrides = _split_overrides(overrides)
     if isinstance(source, dict):
-        root = Section(apply_overrides(source, own, source=origin), source=origin)
+        root = Section(apply_overrides(source, own, source=origin), source=origin, overridden=own)
         return _parse(root, root.get("name", "", types=str), overrides, embedded=True)
     path = find_config("systems", source)
-    root = Section(apply_overrides(_compose(path, []), own, source=str(path)), source=str(path))
+    root = Section(apply_overrides(_compose(path, []), own, source=str(path)), source=str(path), overridden=own)
     return _parse(root, root.get("name", Path(path).stem, types=str), overrides, embedded=False)
 
 
@@ -351,7 +358,7 @@ def _compose(path, seen):
         raise ConfigError(f"{path}: base: expected the name of the system this one extends")
     if str(path) in seen or len(seen) > 8:
         raise ConfigError(f"{path}: base: circular chain of base systems ({' -> '.join(seen + [str(path)])})")
-    merged = _compose(find_config("systems", base), seen + [str(path)])
+    merged = _compose(find_config("systems", relative_to(path, base)), seen + [str(path)])
     merged.pop("name", None)
     return _merge(merged, raw)
 
@@ -388,11 +395,14 @@ def _memories(msec, overrides, embedded):
         pim = s.get("pim", None, types=(str, type(None)))
         standard = s.require("standard", types=str)
         geometry = dict(
-            stacks=s.number("stacks", positive=True, integer=True),
-            channels_per_stack=s.number("channels_per_stack", positive=True, integer=True),
-            banks_per_channel=s.number("banks_per_channel", positive=True, integer=True),
+            stacks=s.number("stacks", positive=True, integer=True, maximum=MAX_CHANNELS),
+            channels_per_stack=s.number("channels_per_stack", positive=True, integer=True, maximum=MAX_CHANNELS),
+            banks_per_channel=s.number("banks_per_channel", positive=True, integer=True, maximum=MAX_BANKS),
             rows_per_bank=s.number("rows_per_bank", positive=True, integer=True),
-            row_bytes=s.number("row_bytes", positive=True, integer=True))
+            row_bytes=s.number("row_bytes", positive=True, integer=True, maximum=1 << 20))
+        if geometry["stacks"] * geometry["channels_per_stack"] > MAX_CHANNELS:
+            raise s.error("stacks", f"{geometry['stacks']} stacks x {geometry['channels_per_stack']} channels; at most "
+                                    f"{MAX_CHANNELS} channels in one memory are supported")
         choices = s.get("options", {}, types=dict)
         if choices and not pim:
             raise s.error("options", "option choices belong to a PIM design; this memory has none")
@@ -418,7 +428,7 @@ def _memory_spec(s, standard, pim, choices, overrides, config):
         raw = apply_overrides(config, rest, source=where)
         try:
             spec = resolve_memory(raw, source=where, options=dict(choices),
-                                  option_choices=_offered(pim) if pim else None)
+                                  option_choices=_offered(pim) if pim else None, overridden=set(rest))
         except ConfigError as exc:
             raise ConfigError(str(exc)) from None
         _check_spec_matches(s, spec, standard, pim)
@@ -426,7 +436,7 @@ def _memory_spec(s, standard, pim, choices, overrides, config):
     _check_memory_names(s, standard, pim)
     every = {f"options.{k}": v for k, v in choices.items()}
     every.update(overrides or {})
-    return load_memory(pim or standard, every or None)
+    return load_memory(pim or standard, every or None, set_keys=set(overrides or {}))
 
 
 def _offered(pim):
@@ -472,7 +482,7 @@ def _devices(dsec, memories, embedded):
             raise s.error("memory", f"unknown memory {memory!r}; known: {', '.join(memories)}")
         if "efficiency" in s:
             raise s.error("efficiency", "renamed: use utilization: {compute: ...} (and bandwidth:)")
-        count = s.number("count", default=1, positive=True, integer=True)
+        count = s.number("count", default=1, positive=True, integer=True, maximum=MAX_DEVICES)
         common = dict(name=key, kind=kind, count=count, memory=memory,
                       tensor_parallel=s.get("tensor_parallel", False, types=bool))
         if kind == "pim":
@@ -505,7 +515,7 @@ def _pim_device(s, pool, common, embedded):
 
 
 def _fraction(sec, key):
-    value = sec.number(key, default=1.0, positive=True)
+    value = sec.number(key, default=1.0, positive=True, maximum=1e9)
     if value > 1:
         raise sec.error(key, f"a fraction of the peak: at most 1, got {value!r}")
     return float(value)
@@ -521,13 +531,11 @@ def _xpu_device(s, pool, common):
         o = s.section("kernel_overhead_us")
         table = {}
         for k in o.keys():
-            v = o.number(k)
-            if v < 0:
-                raise o.error(k, f"must not be negative, got {v!r}")
+            v = o.number(k, minimum=0, maximum=MAX_RATE)
             table[str(k)] = float(v)
         o.done()
         table.setdefault("default", 0.0)
-    elif isinstance(overhead, (int, float)) and not isinstance(overhead, bool) and overhead >= 0:
+    elif isinstance(overhead, (int, float)) and not isinstance(overhead, bool) and 0 <= overhead <= MAX_RATE:
         table = {"default": float(overhead)}
     else:
         raise s.error("kernel_overhead_us", f"expected microseconds or a mapping of kernel op/name to "
@@ -538,28 +546,26 @@ def _xpu_device(s, pool, common):
         v = t.get(k, None, types=list)
         if v is None:
             continue
-        if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+        if len(v) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) and 0 < x <= 1 << 20 for x in v):
             raise t.error(k, f"expected [rows, cols] of positive integers, got {v!r}")
         tiles[k] = tuple(v)
     t.done()
     e = s.section("energy")
     figures = {}
     for k in ENERGY_KEYS:
-        v = e.number(k, default=None)
+        v = e.number(k, default=None, minimum=0, maximum=MAX_RATE)
         if v is not None:
-            if v < 0:
-                raise e.error(k, f"must not be negative, got {v!r}")
             figures[k] = float(v)
     e.get("source")
     e.done()
     figures.setdefault("memory_pj_per_byte", streaming_pj_per_byte(pool.spec))
-    peak = s.number("peak_tflops", default=None, positive=True)
-    bw = s.number("bandwidth_gbs", default=None, positive=True)
+    peak = s.number("peak_tflops", default=None, positive=True, maximum=MAX_RATE)
+    bw = s.number("bandwidth_gbs", default=None, positive=True, maximum=MAX_RATE)
     if bw is None:
         bw = pool.peak_bandwidth / 1e9 / common["count"]   # the memory's peak, shared by the group
     return Device(peak_tflops=None if peak is None else float(peak), bandwidth_gbs=float(bw),
                   compute_utilization=compute, bandwidth_utilization=bandwidth, kernel_overhead_us=table,
-                  cores=s.number("cores", default=None, positive=True, integer=True), tiles=tiles,
+                  cores=s.number("cores", default=None, positive=True, integer=True, maximum=1 << 24), tiles=tiles,
                   energy=DeviceEnergy(**figures), **common)
 
 
@@ -577,13 +583,9 @@ def _links(lsec, devices):
         if topology == "pairs" and devices[a].count != devices[b].count:
             raise s.error("topology", f"pairs needs groups of equal size ({a}: {devices[a].count}, "
                                       f"{b}: {devices[b].count})")
-        latency = s.number("latency_us", default=0.0)
-        if latency < 0:
-            raise s.error("latency_us", f"must not be negative, got {latency!r}")
-        energy = s.number("energy_pj_per_byte", default=None)
-        if energy is not None and energy < 0:
-            raise s.error("energy_pj_per_byte", f"must not be negative, got {energy!r}")
-        links[key] = Link(key, (a, b), float(s.number("bandwidth_gbs", positive=True)), float(latency),
+        latency = s.number("latency_us", default=0.0, minimum=0, maximum=MAX_RATE)
+        energy = s.number("energy_pj_per_byte", default=None, minimum=0, maximum=MAX_RATE)
+        links[key] = Link(key, (a, b), float(s.number("bandwidth_gbs", positive=True, maximum=MAX_RATE)), float(latency),
                           math.nan if energy is None else float(energy), topology)
         s.get("source")
         s.done()
@@ -603,13 +605,13 @@ def _mapping(mp, devices):
         roles[role] = dev
     options = {}
     if policy == "papi":
-        options["alpha"] = mp.number("alpha", positive=True)
+        options["alpha"] = mp.number("alpha", positive=True, maximum=MAX_RATE)
     if policy == "neupims":
-        options["sub_batches"] = mp.number("sub_batches", default=2, positive=True, integer=True)
+        options["sub_batches"] = mp.number("sub_batches", default=2, positive=True, integer=True, maximum=1 << 16)
     if policy == "attacc":
         groups = mp.get("head_groups", 1)
         if groups not in ("heads_per_device", "auto") and (isinstance(groups, bool) or not isinstance(groups, int)
-                                                            or groups < 1):
+                                                            or not 1 <= groups <= 1 << 16):
             raise mp.error("head_groups", f"expected a positive integer, heads_per_device or auto, got {groups!r}")
         options["head_groups"] = groups
         options["ffn_coprocessing"] = mp.get("ffn_coprocessing", False, types=bool)
@@ -633,7 +635,7 @@ def _range(sec, key):
     if value is None:
         return None
     if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
-            or value[0] < 0 or value[1] <= value[0]:
+            or value[0] < 0 or value[1] <= value[0] or value[1] > 1 << 62:
         raise sec.error(key, f"expected [lo, hi) with 0 <= lo < hi, got {value!r}")
     return tuple(value)
 
@@ -649,7 +651,7 @@ def _placement(ps, memories):
     layout = ks.choice("layout", LAYOUTS, default="head")
     rules = []
     for i, raw in enumerate(ks.get("split", [], types=list)):
-        r = Section(raw, ks.dotted(f"split[{i}]"), ks.source)
+        r = ks.child(raw, f"split[{i}]")
         mem = r.require("memory", types=str)
         if mem not in memories:
             raise r.error("memory", f"unknown memory {mem!r}; known: {', '.join(memories)}")

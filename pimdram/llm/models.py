@@ -7,6 +7,12 @@ from ..config import Section, find_config, load_yaml
 from ..errors import ConfigError
 
 FFN_KINDS = ("plain", "gated")
+#: the largest value of each size: beyond them a typo (a model of a million layers would run the
+#: generator out of memory before its capacity check could say it does not fit)
+LIMITS = {"hidden": 1 << 20, "layers": 1 << 14, "heads": 1 << 14, "kv_heads": 1 << 14, "head_dim": 1 << 14,
+          "intermediate": 1 << 22, "vocab": 1 << 24, "experts": 1 << 12, "experts_per_token": 1 << 12}
+MAX_POSITIONS = 1 << 30
+MAX_CONFIG_JSON_BYTES = 16 << 20
 NORMS = ("layernorm", "rmsnorm")
 POSITION_EMBEDDINGS = ("learned", "rotary")
 
@@ -48,6 +54,12 @@ class ModelSpec:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
+            if value > LIMITS[key]:
+                raise ConfigError(f"{where}: {key} must be at most {LIMITS[key]}, got {value!r}")
+        if isinstance(self.max_positions, bool) or not isinstance(self.max_positions, int) \
+                or not 0 <= self.max_positions <= MAX_POSITIONS:
+            raise ConfigError(f"{where}: max_positions must be a whole number in 0..{MAX_POSITIONS}, "
+                              f"got {self.max_positions!r}")
         if self.heads % self.kv_heads:
             raise ConfigError(f"{where}: heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if self.experts_per_token > self.experts:
@@ -226,6 +238,10 @@ _GATED_ROTARY = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "phi3", "g
 _SUPPORTED = sorted(_GATED_ROTARY | {"gpt2", "opt", "gpt_neox"})
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def load_hf_config(path):
     """Import a local Hugging Face config.json (no network) into a ModelSpec.
 
@@ -234,12 +250,21 @@ def load_hf_config(path):
     """
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            cfg = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_JSON_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_JSON_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_JSON_BYTES >> 20} MiB; expected a Hugging Face "
+                          "config.json")
+    try:
+        cfg = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; expected a Hugging Face config.json") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: invalid JSON: {exc}") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     model_type = cfg.get("model_type")

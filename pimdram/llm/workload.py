@@ -1,5 +1,6 @@
 """Inference workloads: requests, phase, speculation length, data types, and the steps they run as."""
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -8,6 +9,11 @@ from ..errors import WorkloadError
 # bits per element; int4 packs two elements per byte
 DTYPE_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8, "int4": 4}
 PHASES = ("prefill", "decode", "generate")
+#: sanity limits: a workload beyond them is a typo (`--batch 1e9`), and building its kernels would
+#: exhaust the host's memory before any capacity check could run
+MAX_REQUESTS = 1 << 16
+MAX_OUTPUT = 1 << 24          # output tokens of one request (a generation's steps)
+MAX_CONTEXT = 1 << 40         # prompt or context tokens of one request (numbers only: capacity studies)
 
 
 def dtype_bytes(dtype, elements):
@@ -74,10 +80,15 @@ class Workload:
     def __post_init__(self):
         if not self.requests:
             raise WorkloadError("the workload has no requests")
+        if len(self.requests) > MAX_REQUESTS:
+            raise WorkloadError(f"{len(self.requests)} requests; at most {MAX_REQUESTS} are supported")
         for r in self.requests:
             if r.prompt <= 0 or r.output <= 0:
                 raise WorkloadError(f"request {r.id}: prompt and output tokens must be positive, "
                                     f"got prompt={r.prompt}, output={r.output}")
+            if r.prompt > MAX_CONTEXT or r.output > MAX_OUTPUT:
+                raise WorkloadError(f"request {r.id}: at most {MAX_CONTEXT} prompt and {MAX_OUTPUT} output tokens "
+                                    f"are supported, got prompt={r.prompt}, output={r.output}")
         if self.phase not in PHASES:
             raise WorkloadError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
         if self.speculation <= 0:
@@ -87,6 +98,10 @@ class Workload:
                 raise WorkloadError("a context length is only meaningful for --phase decode")
             if self.context <= 0:
                 raise WorkloadError(f"context length must be positive, got {self.context}")
+            if self.context > MAX_CONTEXT:
+                raise WorkloadError(f"context length must be at most {MAX_CONTEXT}, got {self.context}")
+        if self.speculation > MAX_OUTPUT:
+            raise WorkloadError(f"speculation length must be at most {MAX_OUTPUT}, got {self.speculation}")
         for key in ("weight_dtype", "activation_dtype", "kv_cache_dtype"):
             if getattr(self, key) not in DTYPE_BITS:
                 raise WorkloadError(f"{key} must be one of {', '.join(DTYPE_BITS)}, got {getattr(self, key)!r}")
@@ -97,6 +112,8 @@ class Workload:
         for name, v in (("batch", batch), ("prompt", prompt), ("output", output)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise WorkloadError(f"{name} must be a positive integer, got {v!r}")
+        if batch > MAX_REQUESTS:          # before building a tuple of them
+            raise WorkloadError(f"batch {batch}: at most {MAX_REQUESTS} requests are supported")
         return cls(tuple(Request(i, prompt, output) for i in range(batch)), **kwargs)
 
     @classmethod
@@ -200,6 +217,24 @@ def _group(entries):
     return tuple(StepGroup(tuple(sorted(ids)), n, c) for (n, c), ids in sorted(groups.items()))
 
 
+MAX_CSV_LINE = 1 << 16
+
+
+def _bounded_lines(f, path):
+    """The lines of text file `f`, each at most MAX_CSV_LINE characters (a file without newlines,
+    such as /dev/zero, would otherwise be read whole)."""
+    number = 0
+    while True:
+        line = f.readline(MAX_CSV_LINE + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_CSV_LINE:
+            raise WorkloadError(f"{path}:{number}: line longer than {MAX_CSV_LINE} characters; expected a CSV of "
+                                "requests")
+        yield line
+
+
 def load_requests_csv(path):
     """Requests from a CSV with a header naming `arrival`, `prompt_tokens` and `output_tokens`.
 
@@ -211,29 +246,37 @@ def load_requests_csv(path):
     except OSError as exc:
         raise WorkloadError(f"{path}: {exc.strerror}") from None
     with f:
-        reader = csv.DictReader(f)
-        need = ("arrival", "prompt_tokens", "output_tokens")
-        missing = [c for c in need if c not in (reader.fieldnames or [])]
-        if missing:
-            raise WorkloadError(f"{path}:1: missing column(s) {', '.join(missing)}; expected a header with "
-                                f"{', '.join(need)}")
-        requests, seen = [], set()
-        for row in reader:
-            line = reader.line_num
-            try:
-                arrival = float(row["arrival"])
-                prompt = int(row["prompt_tokens"])
-                output = int(row["output_tokens"])
-                rid = int(row["id"]) if row.get("id") not in (None, "") else len(requests)
-            except (TypeError, ValueError):
-                raise WorkloadError(f"{path}:{line}: expected numbers in arrival, prompt_tokens, output_tokens") from None
-            if prompt <= 0 or output <= 0 or arrival < 0:
-                raise WorkloadError(f"{path}:{line}: prompt_tokens and output_tokens must be positive and "
-                                    f"arrival non-negative")
-            if rid in seen:
-                raise WorkloadError(f"{path}:{line}: duplicate request id {rid}")
-            seen.add(rid)
-            requests.append(Request(rid, prompt, output, arrival))
+        reader = csv.DictReader(_bounded_lines(f, path))
+        try:
+            need = ("arrival", "prompt_tokens", "output_tokens")
+            missing = [c for c in need if c not in (reader.fieldnames or [])]
+            if missing:
+                raise WorkloadError(f"{path}:1: missing column(s) {', '.join(missing)}; expected a header with "
+                                    f"{', '.join(need)}")
+            requests, seen = [], set()
+            for row in reader:
+                line = reader.line_num
+                if len(requests) >= MAX_REQUESTS:
+                    raise WorkloadError(f"{path}:{line}: more than {MAX_REQUESTS} requests; at most that many are "
+                                        "supported")
+                try:
+                    arrival = float(row["arrival"])
+                    prompt = int(row["prompt_tokens"])
+                    output = int(row["output_tokens"])
+                    rid = int(row["id"]) if row.get("id") not in (None, "") else len(requests)
+                except (TypeError, ValueError, OverflowError):
+                    raise WorkloadError(f"{path}:{line}: expected numbers in arrival, prompt_tokens, output_tokens") from None
+                if not math.isfinite(arrival):
+                    raise WorkloadError(f"{path}:{line}: arrival must be a finite number of seconds, got {arrival}")
+                if prompt <= 0 or output <= 0 or arrival < 0:
+                    raise WorkloadError(f"{path}:{line}: prompt_tokens and output_tokens must be positive and "
+                                        f"arrival non-negative")
+                if rid in seen:
+                    raise WorkloadError(f"{path}:{line}: duplicate request id {rid}")
+                seen.add(rid)
+                requests.append(Request(rid, prompt, output, arrival))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise WorkloadError(f"{path}:{max(reader.line_num, 1)}: not a CSV of requests ({exc})") from None
     if not requests:
         raise WorkloadError(f"{path}: no requests")
     return tuple(requests)

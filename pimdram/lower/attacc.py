@@ -466,8 +466,10 @@ def attention_program(spec, engine, instances, L, d, reuse=1, channels=None):
     if instances < 1 or L < 1 or d < 1 or reuse < 1:
         raise ValueError("instances, L, d and reuse must be positive")
     per_channel = np.zeros(spec.n_channels, dtype=np.int64)
-    for i in range(instances):
-        per_channel[channels[i % len(channels)]] += 1
+    # instance i goes to channels[i % len(channels)]: whole rounds, then the first `rest` channels
+    rounds, rest = divmod(int(instances), len(channels))
+    np.add.at(per_channel, channels, rounds)
+    np.add.at(per_channel, channels[:rest], 1)
     # channels holding the same number of instances run the same program: build it once
     built = {}
     for n_inst in sorted(set(per_channel[channels].tolist())):

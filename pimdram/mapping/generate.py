@@ -48,6 +48,7 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
     if layers is not None and layers > model.layers:
         raise WorkloadError(f"--layers {layers} exceeds the {model.layers} layers of {model.name}")
     only = check_only(only)
+    _fits_at_all(model, system, workload, allow_overcommit)
 
     runs = list(_runs(workload.steps(), _token_bounds(system)))
     total = len(runs) + 2
@@ -106,6 +107,34 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
     if overflows:
         header["warnings"] = list(overflows)
     return KernelTrace(header, records)
+
+
+def _fits_at_all(model, system, workload, allow_overcommit):
+    """Before any kernel is built: the least the workload needs (the weights once, every request's
+    KV cache at its largest) against all of the system's memories together. A workload that
+    cannot fit is an error here, before building it could run the host out of memory; the exact
+    per-memory check comes with the placement."""
+    if allow_overcommit:
+        return
+    per_token = 2 * model.kv_heads * model.head_dim * model.layers
+    tokens = {}
+    for r in workload.requests:
+        n = workload.max_cached_tokens(r)
+        tokens[n] = tokens.get(n, 0) + 1
+    kv = sum(count * workload.bytes("kv_cache", n * per_token) for n, count in tokens.items())
+    weights = workload.bytes("weight", model.param_count())
+    capacity = sum(m.capacity for m in system.memories.values())
+    if weights + kv > capacity:
+        gb = 1e9
+        names = list(system.memories)
+        where = (f"memory {names[0]!r} of system {system.name}: capacity {capacity / gb:.1f} GB "
+                 f"({system.memories[names[0]].stacks} stacks)" if len(names) == 1 else
+                 f"the memories {', '.join(map(repr, names))} of system {system.name} together: capacity "
+                 f"{capacity / gb:.1f} GB")
+        raise WorkloadError(
+            f"the workload does not fit {where}, needed weights {weights / gb:.1f} GB + KV cache {kv / gb:.1f} GB "
+            f"= {(weights + kv) / gb:.1f} GB before activations ({workload.batch} requests); reduce batch, prompt "
+            "or output, use a larger system, or pass --allow-overcommit to study it anyway")
 
 
 # --- attention split by KV-cache placement rules -----------------------------------------------

@@ -19,7 +19,6 @@ the files it was made from), or from `system` (a preset name, YAML path or confi
 which overrides it.
 """
 import dataclasses
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -27,12 +26,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..config.files import SafeDumper
+from .._atomic import output_path
+from ..config.files import SafeDumper, names_a_file
 from ..config.system import load_system
 from ..errors import ConfigError, PimdramError
 from ..replay import ReplayResult
 from ..stats import StatsWriter, schema
 from ..trace.kernels import kernel_at, parse_grow, read_kernel_trace
+from ..trace.source import trace_source
 from .links import link_timing
 from .pim import PimMemory, pim_timing
 from .schedule import Resources, StepScheduler
@@ -52,9 +53,28 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
 
     command_log: keep the commands of the first PIM memory's kernels (of its simulated channels,
     each kernel from its start cycle) in table command_log, for `pimdram check`."""
+    try:
+        return _replay_kernels(trace, output, system=system, overrides=overrides, symmetry=symmetry,
+                               command_log=command_log, overwrite=overwrite, progress=progress)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError,
+            OverflowError) as exc:
+        # a trace the validator let through but the model cannot use (hand-edited numbers,
+        # structures of the wrong type): one line naming the trace, not a traceback
+        name = trace if not hasattr(trace, "name") else trace.name
+        raise KernelReplayError(f"{name}: cannot replay this kernel trace: {type(exc).__name__}: {exc}"[:500]
+                                + " (a trace written by pimdram gen that does this is a bug; please report it)"
+                                ) from None
+
+
+def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True, command_log=False,
+                    overwrite=False, progress=None):
     started = time.perf_counter()
-    trace = Path(trace)
-    kt = read_kernel_trace(trace)
+    source = trace_source(trace)
+    trace = Path(source.name)
+    inputs = ([source.path] if source.path else []) + \
+        ([system] if isinstance(system, (str, Path)) and names_a_file(system) else [])
+    output_path(output, overwrite=overwrite, inputs=inputs)      # before the run, not after it
+    kt = read_kernel_trace(source)
     header = kt.header
     sys_spec = system_of(trace, header, system, overrides)
     missing = sorted({k["device"] for k in kt.kernels} - set(sys_spec.devices) - set(sys_spec.links))
@@ -126,11 +146,11 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     tables, summary = acc.tables(time.perf_counter() - started, symmetry, ref.command_names,
                                  overcommitted=bool(warnings))
     config = {"system": sys_spec.to_dict(), "symmetry": bool(symmetry)}
-    if pim_mems:
+    if pim_mems or command_log:
         config["memory"] = ref.to_dict()      # the memory of command-names / command_log (pimdram check)
     attrs = {
         schema.ATTR_CONFIG: yaml.dump(config, Dumper=SafeDumper, sort_keys=False),
-        schema.ATTR_TRACE_SHA256: hashlib.sha256(trace.read_bytes()).hexdigest(),
+        schema.ATTR_TRACE_SHA256: kt.sha256,
         schema.ATTR_TRACE_PATH: str(trace),
         schema.ATTR_SEED: 0,
         schema.ATTR_COMMAND_NAMES: ref.command_names,
@@ -138,10 +158,12 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
         "description": f"kernel trace {trace.name} on {sys_spec.name}",
         "warnings": json.dumps(warnings),
     }
-    with StatsWriter(output, attrs, overwrite=overwrite) as writer:
+    with StatsWriter(output, attrs, overwrite=overwrite, inputs=inputs) as writer:
         for name, table in tables.items():
             writer.write_table(name, table)
-        if acc.logged is not None:
+        if command_log:
+            # without PIM kernels (every kernel modelled) the log is empty: there was nothing to
+            # issue, and `pimdram check` says so rather than that no log was kept
             acc.write_command_log(writer, ref)
     return ReplayResult(Path(output), summary)
 
@@ -185,7 +207,10 @@ class _Timer:
         timing = None
         if pm is not None and pm.mode is not None:
             lo, hi = self.held.channels(k)
-            timing = pim_timing(pm, k, self.symmetry, hi - lo)
+            try:
+                timing = pim_timing(pm, k, self.symmetry, hi - lo)
+            except ValueError as exc:       # the lowering's check: the kernel does not fit the memory
+                raise KernelReplayError(f"kernel {k['id']} ({k['name']}, layer {k['layer']}) on {name}: {exc}") from None
         return timing if timing is not None else xpu_timing(k, dev, self.group_size)
 
 
@@ -218,10 +243,10 @@ def system_of(trace, header, system, overrides):
 
 
 def is_kernel_trace(path):
-    """Whether `path` starts like a kernel trace (JSON object with the kernel-trace format)."""
+    """Whether `path` (a path or a TraceSource) starts like a kernel trace (JSON object with the
+    kernel-trace format)."""
     try:
-        with open(path, "rb") as f:
-            first = f.readline(4096)
-    except OSError:
+        first = trace_source(path).peek(4096).split(b"\n", 1)[0]
+    except (OSError, PimdramError):
         return False
     return first.lstrip().startswith(b"{") and b"pimdram.kernel-trace" in first

@@ -1,9 +1,13 @@
 """The kernel-trace format (JSON Lines, docs/kernel-trace-format.md): writer and validating reader."""
+import hashlib
+import io
+import itertools
 import json
 from pathlib import Path
 
 from .._atomic import atomic_output
 from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
+from .source import trace_source
 
 FORMAT_NAME = "pimdram.kernel-trace"
 FORMAT_VERSION = (1, 2)
@@ -24,6 +28,7 @@ class KernelTrace:
     def __init__(self, header, kernels):
         self.header = header
         self.kernels = kernels
+        self.sha256 = None          # of the file it was read from
 
     def __len__(self):
         return len(self.kernels)
@@ -40,8 +45,8 @@ class KernelTrace:
         for k in self.kernels:
             yield _dump(k)
 
-    def write(self, path):
-        write_kernel_trace(path, self)
+    def write(self, path, overwrite=True, inputs=()):
+        write_kernel_trace(path, self, overwrite=overwrite, inputs=inputs)
 
     def templates(self):
         """The step templates, in file order: (template, kernels, runs) where runs lists the
@@ -76,44 +81,71 @@ def _dump(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
-def write_kernel_trace(path, trace):
-    """Write a trace to `path` via a temporary name in the same directory, renamed when complete."""
+def write_kernel_trace(path, trace, overwrite=True, inputs=()):
+    """Write a trace to `path` via a temporary name in the same directory, renamed when complete
+    (`overwrite` and `inputs` as for pimdram._atomic.output_path)."""
     validate_kernel_trace(trace, source=str(path))
-    with atomic_output(path, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_output(path, "w", overwrite=overwrite, inputs=inputs, encoding="utf-8", newline="\n") as f:
         for line in trace.lines():
             f.write(line)
             f.write("\n")
 
 
+#: the longest line of a kernel trace (its header embeds the whole system: tens of kilobytes)
+MAX_LINE_BYTES = 64 << 20
+
+
 def read_kernel_trace(path):
-    """Read and validate a kernel trace; errors name the file and line of the first problem."""
-    path = Path(path)
+    """Read and validate a kernel trace (a path, `-` for standard input, or a TraceSource); errors
+    name the file and line of the first problem. The trace's `sha256` is that of its bytes."""
+    source = trace_source(path)
+    digest = hashlib.sha256()
+
+    def lines():
+        with io.BufferedReader(source.open()) as f:
+            for lineno in itertools.count(1):
+                raw = f.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    return
+                digest.update(raw)
+                if len(raw) > MAX_LINE_BYTES:
+                    raise TraceError(f"{source}:{lineno}: line longer than {MAX_LINE_BYTES} bytes, expected "
+                                     "one JSON object per line")
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise TraceError(f"{source}:{lineno}: not UTF-8 text, expected one JSON object per "
+                                     "line") from None
+
+    numbered = lines()
+    first = next(numbered, (1, ""))[1]
     try:
-        f = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise TraceError(f"{path}: {exc.strerror}") from None
-    with f:
-        first = f.readline()
+        header = json.loads(first) if first.strip() else None
+    except (json.JSONDecodeError, RecursionError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise FileFormatError(f"{source}: not a pimdram kernel trace (the first line must be a JSON header with "
+                              f"format \"{FORMAT_NAME}\")")
+    check_version(header.get("version"), str(source))
+    kernels = []
+    for lineno, line in numbered:
+        if not line.strip():
+            raise TraceError(f"{source}:{lineno}: empty line")
         try:
-            header = json.loads(first) if first.strip() else None
-        except json.JSONDecodeError:
-            header = None
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise FileFormatError(f"{path}: not a pimdram kernel trace (the first line must be a JSON header with "
-                                  f"format \"{FORMAT_NAME}\")")
-        check_version(header.get("version"), str(path))
-        kernels = []
-        for lineno, line in enumerate(f, start=2):
-            if not line.strip():
-                raise TraceError(f"{path}:{lineno}: empty line")
-            try:
-                k = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceError(f"{path}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            kernels.append(k)
+            k = json.loads(line, parse_constant=_no_constant)
+        except json.JSONDecodeError as exc:
+            raise TraceError(f"{source}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:
+            raise TraceError(f"{source}:{lineno}: invalid JSON: {exc}") from None
+        kernels.append(k)
     trace = KernelTrace(header, kernels)
-    validate_kernel_trace(trace, source=str(path))
+    validate_kernel_trace(trace, source=str(source))
+    trace.sha256 = digest.hexdigest()
     return trace
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def check_version(version, source):
@@ -140,6 +172,14 @@ def validate_kernel_trace(trace, source="kernel trace"):
     for key in HEADER_KEYS:
         if key not in h:
             raise herr(f"header lacks '{key}'")
+    for key in ("model", "workload", "placement"):
+        if not isinstance(h[key], dict):
+            raise herr(f"header '{key}' must be a JSON object, got {h[key]!r}"[:200])
+    for key in ("heads", "kv_heads", "layers"):
+        if key in h["model"] and not (_is_int(h["model"][key]) and h["model"][key] >= 0):
+            raise herr(f"header model.{key} must be a non-negative integer, got {h['model'][key]!r}")
+    if "warnings" in h and not (isinstance(h["warnings"], list) and all(isinstance(w, str) for w in h["warnings"])):
+        raise herr("header 'warnings' must be a list of strings")
     system = h["system"]
     if not isinstance(system, dict) or not isinstance(system.get("devices"), dict) or \
             not isinstance(system.get("memories"), dict):
@@ -309,8 +349,13 @@ def kernel_at(k, offset, parsed=None):
     return out
 
 
+#: the largest number a kernel may carry (shapes, FLOPs, bytes): far beyond any real kernel, and
+#: small enough that sums and products of a few stay within 64-bit integers
+MAX_NUMBER = 2**53
+
+
 def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, int) and not isinstance(v, bool) and -MAX_NUMBER <= v <= MAX_NUMBER
 
 
 def _validate_kernel(k, index, devices, regions, where):

@@ -15,8 +15,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _parse
-from .._atomic import publish, temp_path_for
+from .._atomic import output_path, publish, temp_path_for, writing
 from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
+from .source import TraceSource, trace_source
 
 __all__ = [
     "FORMATS",
@@ -35,6 +36,9 @@ FORMATS = ("dramsim3", "ramulator", "binary")
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_BLOCK_SIZE = 8 << 20
 _HASH_BLOCK = 8 << 20
+#: the longest text line (a request line is a few dozen bytes; /dev/zero or a binary file
+#: given as text would otherwise grow the read block without limit)
+MAX_LINE_BYTES = 1 << 20
 
 # --- the compact binary format (docs/request-trace-formats.md, "pimdram binary request trace") ---
 BINARY_FORMAT_NAME = "pimdram.request-trace"
@@ -94,28 +98,33 @@ class _BinaryHeader(NamedTuple):
 
 
 class RequestTrace:
-    """A request trace on disk. Iterating reads it from the start, yielding RequestChunks of at
-    most chunk_size requests; each pass re-reads the file, and a complete pass also computes the
-    file's sha256 on the way."""
+    """A request trace. Iterating reads it from the start, yielding RequestChunks of at most
+    chunk_size requests; each pass re-reads the file, and a complete pass also computes the
+    file's sha256 on the way. A trace from standard input, a pipe or a device (a stream) can be
+    iterated once; its `size_bytes` is None."""
 
-    def __init__(self, path, format, chunk_size, block_size, binary_header=None):
-        self.path = Path(path)
+    def __init__(self, source, format, chunk_size, block_size, binary_header=None):
+        self.source = trace_source(source)
+        self.path = self.source.path if self.source.path is not None else Path(self.source.name)
         self.format = format
         self.chunk_size = chunk_size
-        self.size_bytes = self.path.stat().st_size
+        self.size_bytes = self.source.size
         self.bytes_read = 0
-        self._block_size = block_size
+        self._block_size = max(block_size, 2)
         self._binary_header = binary_header
         self._sha256 = None
 
     def __repr__(self):
-        return f"RequestTrace({str(self.path)!r}, format={self.format!r})"
+        return f"RequestTrace({self.source.name!r}, format={self.format!r})"
 
     def sha256(self):
-        """Hex sha256 digest of the file's bytes (from the last complete pass, else read now)."""
+        """Hex sha256 digest of the file's bytes (from the last complete pass, else read now;
+        a stream's is known only after its one pass)."""
         if self._sha256 is None:
+            if self.source.is_stream:
+                raise TraceError(f"{self.source.name}: the sha256 of a stream is known only once it was read")
             digest = hashlib.sha256()
-            with open(self.path, "rb") as f:
+            with self.source.open() as f:
                 for block in iter(lambda: f.read(_HASH_BLOCK), b""):
                     digest.update(block)
             self._sha256 = digest.hexdigest()
@@ -143,11 +152,12 @@ class RequestTrace:
         self.bytes_read = 0
         # The sha256 of each block runs on a second thread while the block is parsed (both
         # release the GIL); the block is not touched again until its hash is done.
-        with open(self.path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as hasher:
+        with self.source.open() as f, ThreadPoolExecutor(1) as hasher:
             at_eof = False
             while not at_eof:
                 if filled == len(block):
-                    # One line longer than the block: grow the block to hold it.
+                    # One line longer than the block: grow the block to hold it (lines are at
+                    # most MAX_LINE_BYTES, checked below).
                     block = block + bytearray(len(block))
                 with memoryview(block) as view:
                     got = f.readinto(view[filled:])
@@ -172,13 +182,16 @@ class RequestTrace:
                         n = 0
                 hashed.result()
                 carry = filled - end
+                if carry > MAX_LINE_BYTES:
+                    raise TraceError(f"{self.source.name}:{parser.line}: line longer than {MAX_LINE_BYTES} bytes "
+                                     f"(no newline), expected request lines like {_EXAMPLE_LINE[self.format]}")
                 block[:carry] = block[end:filled]
                 filled = carry
         if n:
             yield RequestChunk(*(column[:n] for column in columns))
             n_requests += n
         if n_requests == 0:
-            raise _empty_trace_error(self.path)
+            raise _empty_trace_error(self.source.name)
         self._sha256 = digest.hexdigest()
 
     def _text_error(self, parser, block, filled):
@@ -194,7 +207,7 @@ class RequestTrace:
         line = _shorten(bytes(block[line_start:line_end]).decode("utf-8", "replace").strip())
         token = _shorten(bytes(block[token_start:token_end]).decode("utf-8", "replace"))
         what, expected = _describe_text_error(parser, self.format, line, token)
-        return TraceError(f"{self.path}:{parser.line}: {what}, expected {expected}")
+        return TraceError(f"{self.source.name}:{parser.line}: {what}, expected {expected}")
 
     # --- binary -------------------------------------------------------------------------------
 
@@ -205,8 +218,8 @@ class RequestTrace:
         arrival_order = _ArrivalOrder()
         self.bytes_read = 0
         # As for text, each chunk's bytes are hashed on a second thread while they are decoded.
-        with open(self.path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as hasher:
-            head = f.read(header.header_size)
+        with self.source.open() as f, ThreadPoolExecutor(1) as hasher:
+            head = _read_exactly(f, header.header_size)
             digest.update(head)
             self.bytes_read += len(head)
             buffer = bytearray(min(self.chunk_size, header.record_count) * header.record_size)
@@ -220,8 +233,8 @@ class RequestTrace:
                 self.bytes_read += got
                 if got < n_bytes:
                     raise FileFormatError(
-                        f"{self.path}: file ends inside record {first + got // header.record_size}"
-                        f" (it shrank while being read), expected {header.record_count} records")
+                        f"{self.source.name}: file ends inside record {first + got // header.record_size}"
+                        f" (cut short, or it shrank while being read), expected {header.record_count} records")
                 fields = np.frombuffer(buffer, dtype=records, count=count)
                 chunk = RequestChunk(
                     fields["arrival"].astype(np.int64),
@@ -234,12 +247,19 @@ class RequestTrace:
                     index, what, expected = problem
                     record = first + index
                     offset = header.header_size + record * header.record_size
-                    raise TraceError(f"{self.path}: record {record} (byte offset {offset}): {what}, "
+                    raise TraceError(f"{self.source.name}: record {record} (byte offset {offset}): {what}, "
                                      f"expected {expected}")
                 hashed.result()
                 yield chunk
                 first += count
-            self.bytes_read += len(f.read())
+            extra = 0
+            for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+                digest.update(block)
+                extra += len(block)
+            self.bytes_read += extra
+            if extra:
+                raise FileFormatError(f"{self.source.name}: {extra} bytes after the {header.record_count} records its "
+                                      "header announces, expected nothing (a stream holding more than one trace?)")
         self._sha256 = digest.hexdigest()
 
 
@@ -259,25 +279,25 @@ def open_request_trace(path, format="auto", chunk_size=DEFAULT_CHUNK_SIZE, *,
         raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")
     if int(block_size) != block_size or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, not {block_size!r}")
-    path = Path(path)
-    magic = _read_magic(path)
+    source = trace_source(path)
+    magic = _read_magic(source)
     if format == "auto":
-        format = "binary" if magic == BINARY_MAGIC else _sniff_text_format(path)
+        format = "binary" if magic == BINARY_MAGIC else _sniff_text_format(source)
     header = None
     if format == "binary":
-        header = _read_binary_header(path)
+        header = _read_binary_header(source)
     elif magic == BINARY_MAGIC:
-        raise FileFormatError(f"{path}: is a pimdram binary request trace, not {format} text; "
+        raise FileFormatError(f"{source}: is a pimdram binary request trace, not {format} text; "
                               f"expected format 'binary' or 'auto'")
-    return RequestTrace(path, format, int(chunk_size), int(block_size), header)
+    return RequestTrace(source, format, int(chunk_size), int(block_size), header)
 
 
 def detect_format(path):
-    """The format of a request-trace file ("dramsim3", "ramulator" or "binary")."""
-    path = Path(path)
-    if _read_magic(path) == BINARY_MAGIC:
+    """The format of a request trace ("dramsim3", "ramulator" or "binary")."""
+    source = trace_source(path)
+    if _read_magic(source) == BINARY_MAGIC:
         return "binary"
-    return _sniff_text_format(path)
+    return _sniff_text_format(source)
 
 
 def write_binary_trace(path, arrival, address, is_write, size=None):
@@ -294,11 +314,11 @@ def write_binary_trace(path, arrival, address, is_write, size=None):
 def convert_request_trace(src, dst, format="auto"):
     """Convert a request trace (any readable format) to a pimdram binary trace, streaming;
     returns the number of requests written."""
-    src, dst = Path(src), Path(dst)
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+    dst = Path(dst)
+    if str(src) != "-" and dst.exists() and Path(src).exists() and os.path.samefile(src, dst):
         raise TraceError(f"{dst}: converting a trace onto itself, expected a different output path")
     trace = open_request_trace(src, format)
-    with _BinaryTraceWriter(dst) as writer:
+    with _BinaryTraceWriter(dst, inputs=[src] if str(src) != "-" else []) as writer:
         for chunk in trace:
             writer.append(*chunk)
     return writer.n_requests
@@ -320,6 +340,12 @@ def _shorten(text, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _read_exactly(f, n):
+    buffer = bytearray(n)
+    got = _read_fully(f, memoryview(buffer))
+    return bytes(buffer[:got])
+
+
 def _read_fully(f, view):
     got = 0
     while got < len(view):
@@ -330,32 +356,46 @@ def _read_fully(f, view):
     return got
 
 
-def _read_magic(path):
+def _read_magic(source):
     try:
-        with open(path, "rb") as f:
-            return f.read(len(BINARY_MAGIC))
+        return source.peek(len(BINARY_MAGIC))
     except OSError as e:
-        raise TraceError(f"{path}: cannot open the request trace: {e.strerror}") from e
+        raise TraceError(f"{source}: cannot read the request trace: {e.strerror}") from None
 
 
-def _sniff_text_format(path):
-    """The text format of the first line that is neither blank nor a comment."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            tokens = raw.split()
-            if not tokens or tokens[0].startswith(b"#"):
-                continue
-            first = tokens[0].upper()
-            if first in (b"LD", b"ST", b"R", b"W"):
-                return "ramulator"
-            if len(tokens) >= 2 and tokens[1].upper() in (b"READ", b"WRITE", b"RD", b"WR"):
-                return "dramsim3"
-            line = _shorten(raw.decode("utf-8", "replace").strip())
-            raise TraceError(
-                f"{path}:{number}: cannot tell the request-trace format from {line!r}, expected a "
-                f"DRAMsim3 line like '0x1f40 READ 12', a Ramulator 2 line like 'LD 0x1f40', "
-                f"or a pimdram binary trace")
-    raise _empty_trace_error(path)
+#: bytes looked at to tell a text trace's format (leading comments included)
+_SNIFF_BYTES = 1 << 20
+
+
+def _sniff_text_format(source):
+    """The text format of the first line that is neither blank nor a comment (within the first
+    _SNIFF_BYTES of the trace)."""
+    head = source.peek(_SNIFF_BYTES)
+    complete = len(head) < _SNIFF_BYTES
+    lines = head.split(b"\n")
+    if not complete:
+        lines.pop()          # cut at the limit
+    for number, raw in enumerate(lines, start=1):
+        tokens = raw.split()
+        if not tokens or tokens[0].startswith(b"#"):
+            continue
+        first = tokens[0].upper()
+        if first in (b"LD", b"ST", b"R", b"W"):
+            return "ramulator"
+        if len(tokens) >= 2 and tokens[1].upper() in (b"READ", b"WRITE", b"RD", b"WR"):
+            return "dramsim3"
+        line = _shorten(raw.decode("utf-8", "replace").strip())
+        raise TraceError(
+            f"{source}:{number}: cannot tell the request-trace format from {line!r}, expected a "
+            f"DRAMsim3 line like '0x1f40 READ 12', a Ramulator 2 line like 'LD 0x1f40', "
+            f"or a pimdram binary trace")
+    if not complete:
+        if len(lines) == 0:
+            raise TraceError(f"{source}:1: line longer than {MAX_LINE_BYTES} bytes (no newline), expected "
+                             "request lines like '0x1f40 READ 12' or 'LD 0x1f40'")
+        raise TraceError(f"{source}: no request in the first {_SNIFF_BYTES} bytes, expected request lines "
+                         "after at most that much of comments")
+    raise _empty_trace_error(source)
 
 
 def _describe_text_error(parser, format, line, token):
@@ -445,9 +485,9 @@ class _ArrivalOrder:
         return None
 
 
-def _read_binary_header(path):
-    with open(path, "rb") as f:
-        raw = f.read(_HEADER.size)
+def _read_binary_header(source):
+    path = source
+    raw = source.peek(_HEADER.size)
     if raw[:len(BINARY_MAGIC)] != BINARY_MAGIC:
         raise FileFormatError(f"{path}: not a pimdram binary request trace (starts with "
                               f"{raw[:len(BINARY_MAGIC)]!r}), expected magic bytes {BINARY_MAGIC!r}")
@@ -469,7 +509,7 @@ def _read_binary_header(path):
             f"{path}: corrupt {BINARY_FORMAT_NAME} header (header size {header_size}, record size "
             f"{record_size}), expected at least {_HEADER.size} and {_RECORD_SIZE} bytes")
     expected_bytes = header_size + record_count * record_size
-    actual_bytes = path.stat().st_size
+    actual_bytes = source.size if source.size is not None else expected_bytes    # a stream: checked as read
     if actual_bytes != expected_bytes:
         raise FileFormatError(
             f"{path}: file has {actual_bytes} bytes but its header announces {record_count} records "
@@ -498,13 +538,18 @@ class _BinaryTraceWriter:
     """Streams requests into a pimdram binary trace: written to a temporary name, renamed into
     place by a successful close (a failed write leaves no file under the final name)."""
 
-    def __init__(self, path):
-        self.path = Path(path)
+    def __init__(self, path, inputs=()):
+        self.path = output_path(path, overwrite=True, inputs=inputs)
         self.n_requests = 0
         self._arrival_order = _ArrivalOrder()
         self._tmp = temp_path_for(self.path)
-        self._file = open(self._tmp, "wb")
-        self._file.write(self._header(0))
+        try:
+            with writing(self.path):
+                self._file = open(self._tmp, "wb")
+                self._file.write(self._header(0))
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
 
     def __enter__(self):
         return self
@@ -537,21 +582,27 @@ class _BinaryTraceWriter:
         records["address"] = address
         records["size"] = size
         records["flags"] = is_write * _WRITE_FLAG
-        self._file.write(records.tobytes())
+        with writing(self.path):
+            self._file.write(records.tobytes())
         self.n_requests += n
 
     def close(self):
         if self.n_requests == 0:
             self._abort()
             raise _empty_trace_error(self.path)
-        self._file.seek(0)
-        self._file.write(self._header(self.n_requests))
-        self._file.close()
         try:
+            with writing(self.path):
+                self._file.seek(0)
+                self._file.write(self._header(self.n_requests))
+                self._file.close()
             publish(self._tmp, self.path)
         finally:
+            self._file.close()
             self._tmp.unlink(missing_ok=True)
 
     def _abort(self):
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:         # a full disk fails the final flush too; the file goes anyway
+            pass
         self._tmp.unlink(missing_ok=True)
