@@ -8,6 +8,7 @@
     python tools/bench.py --generation         # a whole GPT-3 175B generation on dgx-attacc
     python tools/bench.py --validate           # `pimdram validate all`, full form (target: under 10 min)
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
+    python tools/bench.py --dramsim3 BIN       # the six shared runs, DRAMsim3's runs alternating with ours
     python tools/bench.py --sweep              # a 200-point sweep on 1 and on 2 worker processes
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
@@ -23,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -31,10 +33,12 @@ COMPARE = {"HBM2_8Gb_x128": "dramsim3_hbm2_8gb_x128", "DDR4_8Gb_x8_3200": "drams
 REFERENCE_CSV = HERE / "dramsim3_results.csv"
 
 RUN_ONE = r"""
-import json, resource, sys
+import json, resource, sys, time
 from pimdram.replay import replay_requests
+cpu = time.process_time()
 r = replay_requests(sys.argv[1], sys.argv[2], sys.argv[3], overwrite=True)
 s = r.summary
+s["cpu_seconds"] = time.process_time() - cpu
 s["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(s))
 """
@@ -330,6 +334,93 @@ def sweep_speed(args):
             "points_per_s": {str(k): v for k, v in runs.items()}, "runs": detail, "speedup": two / one}
 
 
+def dramsim3_configs(binary):
+    """DRAMsim3's configs/ directory for a dramsim3main built with CMake (its source tree's)."""
+    cache = Path(binary).resolve().parent / "CMakeCache.txt"
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            if line.startswith("CMAKE_HOME_DIRECTORY:"):
+                return Path(line.split("=", 1)[1]) / "configs"
+    return Path(binary).resolve().parent.parent / "configs"
+
+
+def run_dramsim3(binary, config, cycles, trace, workdir):
+    """One DRAMsim3 run of `trace` for `cycles` cycles: (wall s, CPU s) of the whole process."""
+    out = Path(workdir) / "dramsim3-out"
+    out.mkdir(exist_ok=True)
+    before = os.times()
+    started = time.perf_counter()
+    proc = subprocess.run([str(binary), str(config), "-c", str(cycles), "-t", str(trace), "-o", str(out)],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = os.times()
+    if proc.returncode != 0:
+        raise SystemExit(f"DRAMsim3 on {trace} failed:\n{proc.stderr}")
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def dramsim3_side_by_side(args, traces, workdir):
+    """The six shared runs (tools/dramsim3_results.csv) on DRAMsim3 and on pimdram's compare
+    presets, their runs alternating (this machine's speed drifts): wall and CPU time of each,
+    medians over --repeat runs. DRAMsim3 runs the reference cycle count of each trace (the cycle
+    its last read returned), pimdram the whole replay (parse, simulate, write the stats file;
+    its `wall_seconds`, without the interpreter's start-up; CPU time over the same span, both
+    threads)."""
+    if args.requests != 1_000_000:
+        raise SystemExit("--dramsim3 runs the reference traces of 1,000,000 requests (no --requests)")
+    with open(REFERENCE_CSV) as f:
+        reference = list(csv.DictReader(f))
+    configs = args.dramsim3_configs or dramsim3_configs(args.dramsim3)
+    rows = []
+    for ref in reference:
+        memory = COMPARE[ref["preset"]]
+        config = configs / f"{ref['preset']}.ini"
+        ours, theirs, base = [], [], []
+        sides = ["ours", "dramsim3"] + (["against"] if args.against else [])
+        for r in range(args.repeat):
+            for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+                if side == "dramsim3":
+                    theirs.append(run_dramsim3(args.dramsim3, config, ref["cycles"], traces[ref["trace"]], workdir))
+                    continue
+                res = run_once(traces[ref["trace"]], memory, workdir, args.against if side == "against" else None)
+                res["cpu"] = res.get("cpu_seconds", float("nan"))
+                (ours if side == "ours" else base).append(res)
+        wall = statistics.median(o["wall_seconds"] for o in ours)
+        cpu = statistics.median(o["cpu"] for o in ours)
+        ds_wall = statistics.median(w for w, _ in theirs)
+        ds_cpu = statistics.median(c for _, c in theirs)
+        row = {"preset": ref["preset"], "trace": ref["trace"], "memory": memory, "cycles": ours[0]["cycles"],
+               "dramsim3_cycles": int(ref["cycles"]), "requests": ours[0]["requests"],
+               "wall_median_s": wall, "wall_all_s": [o["wall_seconds"] for o in ours],
+               "cpu_median_s": cpu, "peak_rss_mb": max(o["peak_rss_mb"] for o in ours),
+               "dramsim3_wall_median_s": ds_wall, "dramsim3_wall_all_s": [w for w, _ in theirs],
+               "dramsim3_cpu_median_s": ds_cpu, "speedup_wall": ds_wall / wall, "speedup_cpu": ds_cpu / cpu}
+        if base:
+            b_wall = statistics.median(o["wall_seconds"] for o in base)
+            b_cpu = statistics.median(o["cpu"] for o in base)
+            row.update(against_wall_median_s=b_wall, against_wall_all_s=[o["wall_seconds"] for o in base],
+                       against_cpu_median_s=b_cpu, against_speedup_wall=ds_wall / b_wall,
+                       against_speedup_cpu=ds_cpu / b_cpu)
+            print(f"  [{args.against}: {b_wall:.2f} s (cpu {b_cpu:.2f}), {ds_wall / b_wall:.1f}x wall, "
+                  f"{ds_cpu / b_cpu:.1f}x cpu]")
+        rows.append(row)
+        print(f"{ref['preset']:18s} {ref['trace']:10s} pimdram {wall:6.2f} s (cpu {cpu:.2f})  DRAMsim3 {ds_wall:6.2f} s "
+              f"(cpu {ds_cpu:.2f})  {row['speedup_wall']:5.1f}x wall, {row['speedup_cpu']:5.1f}x cpu  "
+              f"(ours: {', '.join(f'{w:.2f}' for w in row['wall_all_s'])}; "
+              f"DRAMsim3: {', '.join(f'{w:.1f}' for w in row['dramsim3_wall_all_s'])})", flush=True)
+    print()
+    print("| DRAMsim3 preset | trace | pimdram wall s | DRAMsim3 wall s | speed-up (wall) | pimdram CPU s | "
+          "DRAMsim3 CPU s | speed-up (CPU) | pimdram requests/s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['preset']} | {r['trace']} | {r['wall_median_s']:.2f} | {r['dramsim3_wall_median_s']:.2f} | "
+              f"{r['speedup_wall']:.1f}x | {r['cpu_median_s']:.2f} | {r['dramsim3_cpu_median_s']:.2f} | "
+              f"{r['speedup_cpu']:.1f}x | {r['requests'] / r['wall_median_s'] / 1e6:.2f} M |"
+              + (f" {args.against}: {r['against_speedup_wall']:.1f}x wall, {r['against_speedup_cpu']:.1f}x CPU |"
+                 if args.against else ""))
+    return rows
+
+
 def compare(args, traces, workdir):
     with open(REFERENCE_CSV) as f:
         reference = list(csv.DictReader(f))
@@ -366,6 +457,10 @@ def main():
     ap.add_argument("--sweep", action="store_true", help="a 200-point sweep on 1 and on 2 worker processes")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
                     help="also time another checkout (built in place), its runs alternating with ours")
+    ap.add_argument("--dramsim3", type=Path, metavar="DRAMSIM3MAIN",
+                    help="time DRAMsim3 (this dramsim3main binary) on the six shared runs, alternating with ours")
+    ap.add_argument("--dramsim3-configs", type=Path, metavar="DIR",
+                    help="DRAMsim3's configs/ directory (default: from the binary's CMake cache)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
@@ -382,7 +477,10 @@ def main():
     from pimdram.trace.synthetic import synthetic_traces
     traces = synthetic_traces(args.traces / str(args.requests), args.requests)
     with tempfile.TemporaryDirectory() as workdir:
-        rows = compare(args, traces, workdir) if args.compare else speed(args, traces, workdir)
+        if args.dramsim3:
+            rows = dramsim3_side_by_side(args, traces, workdir)
+        else:
+            rows = compare(args, traces, workdir) if args.compare else speed(args, traces, workdir)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
 
