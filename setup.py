@@ -28,7 +28,7 @@ extensions = [
         [str(pyx.relative_to(HERE))],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3"],
+        extra_compile_args=["-O3", "-fno-tree-loop-distribute-patterns"],
     )
     for pyx in sorted((HERE / "cext" / "pimdram").glob("*.pyx"))
 ]

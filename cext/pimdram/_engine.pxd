@@ -84,13 +84,15 @@ cdef class Engine:
     cdef int32_t* cand_slot
     cdef int32_t* cand_prev
     cdef uint8_t* cand_col
-    cdef int32_t* bank_anc_off     # [b * n_levels + l]: offset of the bank's level-l ancestor in a channel's earliest table
+    cdef int32_t* bank_abs         # [(ch * n_banks + b) * n_levels + l]: offset of the bank's level-l ancestor in the earliest table
+    cdef int32_t* bank_pw          # [b] the bank's power node (index within its level)
     cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
     cdef int32_t* rr_next          # [ch] round-robin scheduler: bank to look at first
     cdef int32_t* rq_count         # [ch] reads waiting in the channel's read queue
     cdef int32_t* wq_count
     cdef int32_t* stage            # [ch * (rq + wq) + i]: staging FIFOs (bank_queue > 0)
     cdef int32_t* bankq_total      # [ch] entries in all bank queues
+    cdef int32_t* stage_scan       # [ch * 2 + writes]: leading staged entries whose bank queues are full
     cdef int32_t* drain            # [ch] writes left to drain (bank_queue mode) / write mode flag
     cdef int32_t* outstanding      # [ch] accesses accepted and not yet issued
     cdef int64_t* wake             # [ch] next cycle the channel must be looked at

@@ -287,11 +287,14 @@ cdef class Engine:
         self.cand_slot = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
         self.cand_prev = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
         self.cand_col = <uint8_t*> cnp.PyArray_DATA(self._u8(nbt))
-        anc_off = self._i32(self.n_banks * self.n_levels)
-        self.bank_anc_off = <int32_t*> cnp.PyArray_DATA(anc_off)
-        for b in range(self.n_banks):
-            for l in range(self.n_levels):
-                self.bank_anc_off[b * self.n_levels + l] = self.node_anc[self.bank_node[b] * self.n_levels + l] * self.n_class
+        if <int64_t>self.n_channels * self.n_nodes * self.n_class >= 2**31:
+            raise ValueError("the timing tables of this organisation are too large")
+        self.bank_abs = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks * self.n_levels))
+        for ch in range(self.n_channels):
+            for b in range(self.n_banks):
+                for l in range(self.n_levels):
+                    self.bank_abs[(ch * self.n_banks + b) * self.n_levels + l] = (
+                        (ch * self.n_nodes + self.node_anc[self.bank_node[b] * self.n_levels + l]) * self.n_class)
         self.mask_words = (self.n_banks + 63) // 64
         self.busy_mask = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.pend = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
@@ -302,6 +305,7 @@ cdef class Engine:
         self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.stage = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * (self.read_queue + self.write_queue)))
         self.bankq_total = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.stage_scan = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * 2))
         self.drain = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.outstanding = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wake = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
@@ -311,6 +315,9 @@ cdef class Engine:
         # power bookkeeping: open banks per power node (rank-like level)
         self.pw_level = p["power_level"]
         self.n_pw_nodes = self.level_size[self.pw_level]
+        self.bank_pw = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_banks))
+        for b in range(self.n_banks):
+            self.bank_pw[b] = b // self.level_span[self.pw_level * MAXL + self.bank_level]
         self.pw_open = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_pw_nodes))
         self.pw_since = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_pw_nodes))
         self._active = self._i64(self.n_channels)

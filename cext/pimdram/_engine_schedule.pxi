@@ -34,7 +34,7 @@ cdef inline int64_t _wheel_next(Engine self, int ch, int64_t t) noexcept nogil:
 cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nogil:
     cdef int bi = ch * self.n_banks + b
     cdef int old = self.open_row[bi]
-    cdef int pn = ch * self.n_pw_nodes + b // <int>self.level_span[self.pw_level * MAXL + self.bank_level]
+    cdef int pn = ch * self.n_pw_nodes + self.bank_pw[b]
     if old < 0 and row >= 0:
         if self.pw_open[pn] == 0:
             self.pw_since[pn] = t
@@ -177,6 +177,8 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.bw_bins = bin + 1
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
+            self.stage_scan[ch * 2] = 0       # a bank queue has room again: staged entries may move
+            self.stage_scan[ch * 2 + 1] = 0
         elif k:
             self.wq_count[ch] -= 1
         else:
@@ -217,11 +219,13 @@ cdef bint _move_one(Engine self, int ch) noexcept nogil:
     writes = self.drain[ch] > 0
     off = base + (rq if writes else 0)
     n = self.wq_count[ch] if writes else self.rq_count[ch]
-    for i in range(n):
+    # the entries before stage_scan found their bank queues full, and none has been served since
+    for i in range(self.stage_scan[ch * 2 + writes], n):
         s = self.stage[off + i]
         b = self.s_bank[s]
         if self.q_count[(ch * self.n_banks + b) * 2] < self.bank_queue:
             memmove(&self.stage[off + i], &self.stage[off + i + 1], (n - i - 1) * sizeof(int32_t))
+            self.stage_scan[ch * 2 + writes] = i
             _bank_push(self, ch, b, 0, s)
             self.bankq_total[ch] += 1
             if writes:
@@ -230,18 +234,20 @@ cdef bint _move_one(Engine self, int ch) noexcept nogil:
             else:
                 self.rq_count[ch] -= 1
             return True
+    self.stage_scan[ch * 2 + writes] = n
     return False
 
 
-cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out) noexcept nogil:
+cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int NL) noexcept nogil:
     """The next command bank `b` wants and the earliest cycle it is legal (cached lower bound
-    when that is still in the future). out = [cmd, slot, prev slot, is_column]; cmd -1 = none."""
+    when that is still in the future). When that cycle is t or earlier, the command is in
+    cand_cmd, cand_slot, cand_prev (the slot's list predecessor) and cand_col (is a column
+    command) of the bank."""
     cdef int bi = ch * self.n_banks + b
     cdef int qi = bi * 2 + lst
     cdef int s, prev, cmd, orow, hits
     cdef bint is_col = False
     cdef int64_t r
-    out[0] = -1
     if self.q_count[qi] == 0 or self.bank_blocked[bi]:
         self.cand_ready[bi] = CYCLE_NEVER
         return CYCLE_NEVER
@@ -252,12 +258,8 @@ cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out
     cmd = self.cand_cmd[bi]
     if cmd >= 0:
         # same candidate as last time: only its ready cycle needs a fresh look
-        r = _bank_ready(self, ch, cmd, b)
+        r = _bank_ready_n(self, ch, cmd, b, NL)
         self.cand_ready[bi] = r
-        out[0] = cmd
-        out[1] = self.cand_slot[bi]
-        out[2] = self.cand_prev[bi]
-        out[3] = self.cand_col[bi]
         return r
     orow = self.open_row[bi]
     s = self.q_head[qi]
@@ -281,29 +283,40 @@ cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out
             cmd = self.cmd_pre
     else:
         cmd = self.cmd_act
-    r = _bank_ready(self, ch, cmd, b)
+    r = _bank_ready_n(self, ch, cmd, b, NL)
     self.cand_ready[bi] = r
     self.cand_cmd[bi] = cmd
     self.cand_slot[bi] = s
     self.cand_prev[bi] = prev
     self.cand_col[bi] = is_col
-    out[0] = cmd
-    out[1] = s
-    out[2] = prev
-    out[3] = is_col
     return r
 
 
 cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
+    """One cycle of channel `ch` (_tick_in, specialised for the common organisations: the
+    words of a bank mask and the levels above a bank become constants there)."""
+    cdef int MW = self.mask_words
+    cdef int NL = self.n_levels
+    if MW == 1 and NL == 4:
+        _tick_in(self, ch, t, 1, 4)
+    elif MW == 1 and NL == 3:
+        _tick_in(self, ch, t, 1, 3)
+    elif MW == 1 and NL == 5:
+        _tick_in(self, ch, t, 1, 5)
+    else:
+        _tick_in(self, ch, t, MW, NL)
+
+
+cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexcept nogil:
     """One cycle of channel `ch`: refresh, read/write mode, then schedule among the banks whose
-    cached ready cycle has come (the pending set and this cycle's wheel slot only)."""
+    cached ready cycle has come (the pending set and this cycle's wheel slot only). MW =
+    self.mask_words, NL = self.n_levels."""
     cdef int64_t w = CYCLE_NEVER
     cdef int64_t r, seq
     cdef int nb = self.n_banks
-    cdef int MW = self.mask_words
     cdef int used = 0
-    cdef int lst, b, k, qi, bus, start, slot
-    cdef int c[4]
+    cdef int lst, b, k, qi, bus, start, slot, lo, cmd, s
+    cdef bint stop
     cdef int best_col = -1, best_col_s = -1, best_col_prev = -1, best_col_cmd = -1
     cdef int best_row = -1, best_row_s = -1, best_row_cmd = -1
     cdef int64_t best_col_seq = 0, best_row_seq = 0, oldest = CYCLE_NEVER
@@ -370,31 +383,51 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
     if self.scheduler == SCHED_ROUND_ROBIN:
         # per-bank first-ready, banks in round-robin order, no priority of column over row
         # commands; with separate buses a second command may go on the other bus
+        # the set banks from rr_next up, then those below it (bit by bit, not bank by bank)
         start = self.rr_next[ch]
-        for k in range(nb):
-            b = start + k
-            if b >= nb:
-                b -= nb
-            bit = (<uint64_t>1) << (b & 63)
-            if not rmask[b >> 6] & bit:
-                continue
-            r = _candidate(self, ch, b, lst, t, c)
-            if r > t or c[0] < 0:
-                keep[b >> 6] &= ~bit
-                if t < r < CYCLE_NEVER:
-                    _wheel_put(self, ch, b, r, t)
-                continue
-            bus = self.cmd_bus[c[0]]
-            if used & (1 << bus):
-                if found:
+        stop = False
+        for k in range(2):
+            for mw in range(MW):
+                lo = mw * 64
+                bits = rmask[mw]
+                if k == 0:
+                    if lo + 64 <= start:
+                        continue
+                    if start > lo:
+                        bits &= ~(((<uint64_t>1) << (start - lo)) - 1)
+                else:
+                    if lo >= start:
+                        break
+                    if start < lo + 64:
+                        bits &= ((<uint64_t>1) << (start - lo)) - 1
+                while bits:
+                    b = lo + __builtin_ctzll(bits)
+                    bits &= bits - 1
+                    bit = (<uint64_t>1) << (b & 63)
+                    r = _candidate(self, ch, b, lst, t, NL)
+                    if r > t:
+                        keep[mw] &= ~bit
+                        if r < CYCLE_NEVER:
+                            _wheel_put(self, ch, b, r, t)
+                        continue
+                    cmd = self.cand_cmd[base + b]
+                    bus = self.cmd_bus[cmd]
+                    if used & (1 << bus):
+                        if found:
+                            self.rr_next[ch] = b + 1 if b + 1 < nb else 0
+                            stop = True     # the second ready command was for the same bus: not issued
+                            break
+                        continue
+                    _issue(self, ch, cmd, self.bank_node[b], b, self.cand_slot[base + b], self.cand_prev[base + b], t)
+                    used |= 1 << bus
+                    found += 1
                     self.rr_next[ch] = b + 1 if b + 1 < nb else 0
-                    break       # the second ready command was for the same bus: not issued
-                continue
-            _issue(self, ch, c[0], self.bank_node[b], b, c[1], c[2], t)
-            used |= 1 << bus
-            found += 1
-            self.rr_next[ch] = b + 1 if b + 1 < nb else 0
-            if found == 2 or not self.separate_bus:
+                    if found == 2 or not self.separate_bus:
+                        stop = True
+                        break
+                if stop:
+                    break
+            if stop:
                 break
     else:
         if self.scheduler == SCHED_FCFS:
@@ -415,28 +448,31 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
             while bits:
                 b = mw * 64 + __builtin_ctzll(bits)
                 bits &= bits - 1
-                r = _candidate(self, ch, b, lst, t, c)
-                if c[0] < 0 or r > t:
+                r = _candidate(self, ch, b, lst, t, NL)
+                if r > t:
                     keep[mw] &= ~((<uint64_t>1) << (b & 63))
-                    if t < r < CYCLE_NEVER:
+                    if r < CYCLE_NEVER:
                         _wheel_put(self, ch, b, r, t)
                     continue
-                if used & (1 << self.cmd_bus[c[0]]):
+                cmd = self.cand_cmd[base + b]
+                if used & (1 << self.cmd_bus[cmd]):
                     continue
-                seq = self.s_seq[c[1]]
-                if c[3]:
+                s = self.cand_slot[base + b]
+                seq = self.s_seq[s]
+                if self.cand_col[base + b]:
                     if best_col < 0 or seq < best_col_seq:
-                        best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = b, c[1], c[2], c[0], seq
+                        best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = (
+                            b, s, self.cand_prev[base + b], cmd, seq)
                 elif best_row < 0 or seq < best_row_seq:
-                    best_row, best_row_s, best_row_cmd, best_row_seq = b, c[1], c[0], seq
+                    best_row, best_row_s, best_row_cmd, best_row_seq = b, s, cmd, seq
         if best_col >= 0:
             _issue(self, ch, best_col_cmd, self.bank_node[best_col], best_col, best_col_s, best_col_prev, t)
             used |= 1 << self.cmd_bus[best_col_cmd]
         if best_row >= 0:
-            # the column command may have changed what is legal: check again
-            if not (used & (1 << self.cmd_bus[best_row_cmd])) and imax(
-                    _ready(self, ch, best_row_cmd, self.bank_node[best_row]),
-                    self.bus_free[ch * 2 + self.cmd_bus[best_row_cmd]]) <= t:
+            # the column command may have changed what is legal: check again (a row command
+            # has bank scope: _bank_ready, bus included)
+            if not (used & (1 << self.cmd_bus[best_row_cmd])) and _bank_ready_n(
+                    self, ch, best_row_cmd, best_row, NL) <= t:
                 _issue(self, ch, best_row_cmd, self.bank_node[best_row], best_row, best_row_s, -1, t)
                 used |= 1 << self.cmd_bus[best_row_cmd]
 
