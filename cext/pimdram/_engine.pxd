@@ -63,8 +63,8 @@ cdef class Engine:
     cdef int32_t* s_row
     cdef int32_t* s_col
     cdef int32_t* s_bank
-    cdef uint8_t* s_write
-    cdef uint8_t* s_class          # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
+    cdef int32_t* s_write          # int32, not uint8: a byte store would alias every field in the hot loop
+    cdef int32_t* s_class          # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
     cdef int64_t* s_seq
     cdef int64_t* s_arrive
     cdef int32_t* s_next
@@ -83,7 +83,7 @@ cdef class Engine:
     cdef int32_t* cand_cmd         # [ch * n_banks + b] cached candidate: command (-1: recompute), slot, prev, is-column
     cdef int32_t* cand_slot
     cdef int32_t* cand_prev
-    cdef uint8_t* cand_col
+    cdef int32_t* cand_col
     cdef int32_t* bank_abs         # [(ch * n_banks + b) * n_levels + l]: offset of the bank's level-l ancestor in the earliest table
     cdef int32_t* bank_pw          # [b] the bank's power node (index within its level)
     cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
@@ -142,6 +142,7 @@ cdef class Engine:
     cdef int64_t now
     cdef bint frontend_pending_at_now
     cdef bint input_done            # the last chunk has been fed: nothing more will arrive
+    cdef bint front_woke            # the frontend set some channel's wake to the next cycle
     cdef int64_t last_progress, stall_limit
 
     # --- address mapping ------------------------------------------------------------------------

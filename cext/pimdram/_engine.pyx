@@ -264,8 +264,8 @@ cdef class Engine:
         self.s_row = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_col = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_bank = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_write = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
-        self.s_class = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
+        self.s_write = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
+        self.s_class = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_seq = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
         self.s_arrive = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
         self.s_next = <int32_t*> cnp.PyArray_DATA(self._i32(ns, -1))
@@ -286,7 +286,7 @@ cdef class Engine:
         self.cand_cmd = <int32_t*> cnp.PyArray_DATA(self._i32(nbt, -1))
         self.cand_slot = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
         self.cand_prev = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
-        self.cand_col = <uint8_t*> cnp.PyArray_DATA(self._u8(nbt))
+        self.cand_col = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
         if <int64_t>self.n_channels * self.n_nodes * self.n_class >= 2**31:
             raise ValueError("the timing tables of this organisation are too large")
         self.bank_abs = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks * self.n_levels))
@@ -372,6 +372,7 @@ cdef class Engine:
         self.now = 0
         self.frontend_pending_at_now = False
         self.input_done = False
+        self.front_woke = False
         self.last_progress = 0
         # no access accepted or completed for this long while work is queued: report a stall
         self.stall_limit = p.get("stall_limit", max(10_000_000, 100 * (self.ref_interval + 1)))

@@ -11,14 +11,14 @@ cdef inline void _invalidate(Engine self, int ch, int b) noexcept nogil:
     self.pend[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
 
 
-cdef inline void _wheel_put(Engine self, int ch, int b, int64_t r, int64_t t) noexcept nogil:
+cdef inline void _wheel_put(Engine self, int ch, int b, int64_t r, int64_t t, int MW) noexcept nogil:
     """Look at bank `b` again at cycle r > t. The wheel holds the next 63 cycles; a later
-    cycle is filed in the last slot and put back when that slot comes."""
+    cycle is filed in the last slot and put back when that slot comes. MW = self.mask_words."""
     cdef int slot
     if r > t + 63:
         r = t + 63
     slot = <int>(r & 63)
-    self.wheel[(<int64_t>ch * 64 + slot) * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
+    self.wheel[(ch * 64 + slot) * MW + (b >> 6)] |= (<uint64_t>1) << (b & 63)
     self.wheel_occ[ch] |= (<uint64_t>1) << slot
 
 
@@ -375,7 +375,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                 if r <= t:
                     rmask[mw] |= (<uint64_t>1) << (b & 63)
                 elif r < CYCLE_NEVER:
-                    _wheel_put(self, ch, b, r, t)
+                    _wheel_put(self, ch, b, r, t, MW)
     for mw in range(MW):
         rmask[mw] &= bm[mw]
         keep[mw] = rmask[mw]
@@ -408,7 +408,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                     if r > t:
                         keep[mw] &= ~bit
                         if r < CYCLE_NEVER:
-                            _wheel_put(self, ch, b, r, t)
+                            _wheel_put(self, ch, b, r, t, MW)
                         continue
                     cmd = self.cand_cmd[base + b]
                     bus = self.cmd_bus[cmd]
@@ -452,7 +452,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                 if r > t:
                     keep[mw] &= ~((<uint64_t>1) << (b & 63))
                     if r < CYCLE_NEVER:
-                        _wheel_put(self, ch, b, r, t)
+                        _wheel_put(self, ch, b, r, t, MW)
                     continue
                 cmd = self.cand_cmd[base + b]
                 if used & (1 << self.cmd_bus[cmd]):
@@ -546,6 +546,7 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
             look = _mode_flip_due(self, ch)
         if look and self.wake[ch] > t + 1:
             self.wake[ch] = t + 1
+            self.front_woke = True
         self.f_pos += 1
     return 0
 
@@ -554,18 +555,33 @@ cdef int _run(Engine self, bint final) noexcept nogil:
     cdef int64_t t = self.now
     cdef int64_t tn
     cdef int ch, blocked, busy
+    cdef int nch = self.n_channels
+    cdef int64_t* wake = self.wake
     self.input_done = final
     self.last_progress = imax(self.last_progress, t)
     while True:
+        # tick the channels due now; the next cycle anything happens is the earliest wake
+        # after that (a tick sets only its own channel's wake, the frontend only lowers one
+        # to t + 1)
+        tn = CYCLE_NEVER
         if not self.frontend_pending_at_now:
-            for ch in range(self.n_channels):
-                if self.wake[ch] <= t:
+            for ch in range(nch):
+                if wake[ch] <= t:
                     _tick(self, ch, t)
+                if wake[ch] < tn:
+                    tn = wake[ch]
             if self.pim_error >= 0:
                 self.now = t
                 return -2
+        else:
+            for ch in range(nch):
+                if wake[ch] < tn:
+                    tn = wake[ch]
         self.frontend_pending_at_now = False
+        self.front_woke = False
         blocked = _frontend(self, t)
+        if self.front_woke:
+            tn = imin(tn, t + 1)
         if self.f_pos == self.f_n:
             if not final:
                 self.now = t
@@ -577,10 +593,6 @@ cdef int _run(Engine self, bint final) noexcept nogil:
             if busy == 0:
                 self.now = t
                 return 0
-        tn = CYCLE_NEVER
-        for ch in range(self.n_channels):
-            if self.wake[ch] < tn:
-                tn = self.wake[ch]
         if self.f_pos < self.f_n and not blocked:
             tn = imin(tn, imax(self.f_arrival[self.f_pos], t + 1))
         if tn >= CYCLE_NEVER or tn - self.last_progress > self.stall_limit:
