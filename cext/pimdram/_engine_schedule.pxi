@@ -95,8 +95,7 @@ cdef bint _bank_push(Engine self, int ch, int b, int lst, int s) noexcept nogil:
 cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil:
     """Issue `cmd` at `node` (bank `b`, on behalf of slot `s` whose list predecessor is `prev`)."""
     cdef int kind = self.cmd_kind[cmd]
-    cdef int bi, qi, i, nb, first, lst, row = -1, col = -1, k, bin
-    cdef int64_t done, lat
+    cdef int bi, qi, i, nb, first, lst, row = -1, col = -1, k
     _update_timing(self, ch, cmd, node, t)
     self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
     self.cmd_count[ch * self.n_cmd + cmd] += 1
@@ -140,41 +139,7 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.cand_ready[bi] = CYCLE_NEVER
             self.cand_cmd[bi] = -1
         k = <int>self.s_write[s]
-        done = t + (self.write_latency if k else self.read_latency)
-        lat = done - self.s_arrive[s]
-        if k:
-            self.n_write[ch] += 1
-        else:
-            self.n_read[ch] += 1
-        self.lat_sum[ch * 2 + k] += lat
-        if lat > self.lat_max[ch * 2 + k]:
-            self.lat_max[ch * 2 + k] = lat
-        self.lat_hist[(ch * 2 + k) * N_HIST + lat_bin(lat)] += 1
-        if self.s_class[s] == 0:
-            self.row_hits[ch] += 1
-        elif self.s_class[s] == 1:
-            self.row_misses[ch] += 1
-        else:
-            self.row_conflicts[ch] += 1
-        if done > self.last_done:
-            self.last_done = done
-        bin = <int>(done >> self.bw_shift)
-        while bin >= BW_BINS:
-            for i in range(BW_BINS // 2):
-                self.bw_read[i] = self.bw_read[2 * i] + self.bw_read[2 * i + 1]
-                self.bw_write[i] = self.bw_write[2 * i] + self.bw_write[2 * i + 1]
-            for i in range(BW_BINS // 2, BW_BINS):
-                self.bw_read[i] = 0
-                self.bw_write[i] = 0
-            self.bw_window *= 2
-            self.bw_shift += 1
-            bin = <int>(done >> self.bw_shift)
-        if k:
-            self.bw_write[bin] += self.access_bytes
-        else:
-            self.bw_read[bin] += self.access_bytes
-        if bin + 1 > self.bw_bins:
-            self.bw_bins = bin + 1
+        _count_completion(self, ch, k, self.s_class[s], self.s_arrive[s], t)
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
             self.stage_scan[ch * 2] = 0       # a bank queue has room again: staged entries may move
