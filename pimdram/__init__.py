@@ -23,4 +23,15 @@ __all__ = [
     "WorkloadError",
     "SimulationError",
     "OutputExistsError",
+    "MemorySystem",
+    "Completions",
 ]
+
+
+def __getattr__(name):
+    # the host-simulator API loads the engine: imported on first use, so `import pimdram` (and the
+    # CLI's start-up) stays light
+    if name in ("MemorySystem", "Completions"):
+        from . import memory_system
+        return getattr(memory_system, name)
+    raise AttributeError(f"module 'pimdram' has no attribute {name!r}")

@@ -33,7 +33,9 @@ ONE_CHANNEL_SHORT = {
 
 
 def run(spec, address):
-    engine = Engine(engine_params(spec))
+    # the controller's bounds: the frontend offers requests as fast as the queues take them (a
+    # compare preset's offer rate of one per cycle is the other simulator's trace driver)
+    engine = Engine(dict(engine_params(spec), offer_rate=0))
     n = len(address)
     engine.feed(address, np.zeros(n, np.uint8), np.full(n, -1, np.int64))
     engine.run(True)

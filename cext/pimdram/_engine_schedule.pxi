@@ -175,6 +175,8 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.bw_read[bin] += self.access_bytes
         if bin + 1 > self.bw_bins:
             self.bw_bins = bin + 1
+        if self.track:
+            _track_issue(self, self.s_req[s], done, k)
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
         elif k:
@@ -463,14 +465,21 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
 
 
 cdef int _frontend(Engine self, int64_t t) noexcept nogil:
-    """Offer requests in trace order until one arrives later or finds its queue full.
-    Returns 1 when blocked by a full queue."""
-    cdef int ch, s, b, off
+    """Offer requests in trace order until one arrives later, finds its queue full or, with an
+    offer rate, exceeds the requests this cycle may offer. Returns 1 when blocked by a full queue."""
+    cdef int ch, s, b, off, rec
     cdef uint8_t wr
-    cdef bint look
+    cdef bint look, first
     while self.f_pos < self.f_n:
         if self.f_arrival[self.f_pos] > t:
             return 0
+        first = self.f_first == NULL or self.f_first[self.f_pos]
+        if self.offer_rate > 0 and first:
+            if self.offer_cycle != t:
+                self.offer_cycle = t
+                self.offer_count = 0
+            if self.offer_count >= self.offer_rate:
+                return 0        # the rest waits for the next cycle
         ch = self.f_ch[self.f_pos]
         wr = self.f_write[self.f_pos]
         if wr:
@@ -504,6 +513,13 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
         self.outstanding[ch] += 1
         self.accepted += 1
         self.last_progress = t
+        if self.offer_rate > 0 and first:
+            self.offer_count += 1
+        if self.track:
+            rec = self.f_req[self.f_pos]
+            self.s_req[s] = rec
+            if self.r_accept[rec] < 0:
+                self.r_accept[rec] = t
         # the channel looks at its queues next cycle when the request changed a bank's
         # candidate, goes to a staging queue, or flips the read/write mode
         if not look and self.bank_queue == 0:

@@ -61,6 +61,10 @@ CONTROLLER_DEFAULTS = {
     "write_high_watermark": 0.8,
     "write_low_watermark": 0.2,
     "refresh": "all_bank",
+    "refresh_stagger": True,
+}
+FRONTEND_DEFAULTS = {
+    "offer_rate": 0,
 }
 
 
@@ -106,6 +110,7 @@ class Controller:
     write_high_watermark: float
     write_low_watermark: float
     refresh: str
+    refresh_stagger: bool = True    # refresh nodes fall due spread over the interval (False: all at once)
 
 
 @dataclass
@@ -136,6 +141,7 @@ class MemorySpec:
     offset_bits: int
     raw: dict = field(default_factory=dict, repr=False)
     pim: Optional["PimSpec"] = None     # the PIM design's units, buffers and energies (configs/pim)
+    offer_rate: int = 0     # requests the frontend offers per cycle (0: as many as the queues take)
 
     # --- derived views -------------------------------------------------------------------
     @property
@@ -226,6 +232,7 @@ class MemorySpec:
                 "interval": self.refresh.interval},
             "power": dict(self.power),
             "controller": dict(vars(self.controller)),
+            "frontend": {"offer_rate": self.offer_rate},
             "address_mapping": [[f, b] for f, b in self.address_mapping],
             "offset_bits": self.offset_bits,
             **({"pim": self.pim.to_dict(self.levels)} if self.pim is not None else {}),
@@ -430,6 +437,11 @@ def resolve_memory(raw, source="config", options=None, option_choices=None):
 
     power = _power(root.section("power"))
     controller = _controller(root.section("controller"))
+    frontend = root.section("frontend")
+    offer_rate = frontend.number("offer_rate", FRONTEND_DEFAULTS["offer_rate"], integer=True)
+    if offer_rate < 0:
+        raise frontend.error("offer_rate", "must be 0 (no limit) or a positive number of requests per cycle")
+    frontend.done()
     if controller.refresh == "none":
         refresh = None
     else:
@@ -459,6 +471,7 @@ def resolve_memory(raw, source="config", options=None, option_choices=None):
         refresh=refresh, refresh_options=refresh_options, separate_row_column_bus=separate,
         read_latency=read_latency, write_latency=write_latency, power=power,
         controller=controller, address_mapping=mapping, offset_bits=offset_bits, raw=raw, pim=pim,
+        offer_rate=offer_rate,
     )
 
 
@@ -641,6 +654,7 @@ def _controller(sec):
     if vals["write_low_watermark"] > vals["write_high_watermark"]:
         raise sec.error("write_low_watermark", "must not exceed write_high_watermark")
     vals["refresh"] = sec.choice("refresh", REFRESH_MODES, vals["refresh"])
+    vals["refresh_stagger"] = sec.get("refresh_stagger", vals["refresh_stagger"], bool)
     sec.done()
     return Controller(**vals)
 
