@@ -55,6 +55,7 @@ def engine_params(spec: MemorySpec, command_log=False):
         refresh_level=ref.scope if ref else 1,
         refresh_interval=ref.interval if ref else 0,
         refresh_stagger=ctl.refresh_stagger,
+        leave_queue_at_activate=ctl.leave_queue_at == "activate",
         offer_rate=spec.offer_rate,
         read_queue=ctl.read_queue, write_queue=ctl.write_queue, bank_queue=ctl.bank_queue,
         scheduler=SCHEDULERS.index(ctl.scheduler), row_hit_cap=ctl.row_hit_cap,

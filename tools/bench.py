@@ -2,7 +2,7 @@
 """Benchmark pimdram's replay and compare its cycle counts with DRAMsim3's.
 
     python tools/bench.py                      # speed: 3 traces x 4 standards, 3 runs each
-    python tools/bench.py --compare            # cycles against DRAMsim3's reference results
+    python tools/bench.py --compare            # cycles against DRAMsim3's and Ramulator 2.1's results
     python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
     python tools/bench.py --pim                # one layer of attention on one AttAcc stack
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 MEMORIES = ("ddr4_3200", "hbm2_2gbps", "hbm3_6.4gbps", "gddr6_14gbps")
 COMPARE = {"HBM2_8Gb_x128": "dramsim3_hbm2_8gb_x128", "DDR4_8Gb_x8_3200": "dramsim3_ddr4_8gb_x8_3200"}
 REFERENCE_CSV = HERE / "dramsim3_results.csv"
+RAMULATOR2_CSV = HERE / "ramulator2_results.csv"     # preset column: the configs/compare preset
 
 RUN_ONE = r"""
 import json, resource, sys
@@ -202,7 +203,27 @@ def compare(args, traces, workdir):
     for preset, trace, theirs, ours, gap, ref, r in rows:
         print(f"| {preset} | {trace} | {theirs:,} | {ours:,} | {gap:+.2f}% | "
               f"{ref['avg_read_latency_cycles']} / {r['read_latency_mean']:.0f} |")
-    return rows
+    print()
+    with open(RAMULATOR2_CSV) as f:
+        reference = list(csv.DictReader(f))
+    r2rows = []
+    for ref in reference:
+        r = measure(traces[ref["trace"]], ref["preset"], 1, workdir)
+        theirs = int(ref["cycles"])
+        gap = (r["cycles"] - theirs) / theirs * 100
+        r2rows.append((ref, r, gap))
+        print(f"{ref['preset']:24s} {ref['trace']:10s} Ramulator 2.1 {theirs:>10,d}  pimdram {r['cycles']:>10,d}  "
+              f"{gap:+6.2f}%  ({float(ref['wall_seconds']):.1f} s / {r['wall_median_s']:.2f} s)", flush=True)
+    print()
+    print("| preset | trace | Ramulator 2.1 cycles | pimdram cycles | gap | avg read latency Ramulator / pimdram | "
+          "row hits Ramulator / pimdram | wall s Ramulator / pimdram |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for ref, r, gap in r2rows:
+        print(f"| {ref['preset']} | {ref['trace']} | {int(ref['cycles']):,} | {r['cycles']:,} | {gap:+.2f}% | "
+              f"{float(ref['avg_read_latency_cycles']):.1f} / {r['read_latency_mean']:.1f} | "
+              f"{int(ref['row_hits']):,} / {r['row_hits']:,} | {float(ref['wall_seconds']):.1f} / "
+              f"{r['wall_median_s']:.2f} |")
+    return {"dramsim3": rows, "ramulator2": r2rows}
 
 
 def main():

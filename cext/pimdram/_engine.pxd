@@ -67,6 +67,10 @@ cdef class Engine:
     # --- controller policy --------------------------------------------------------------------
     cdef int read_queue, write_queue, bank_queue, scheduler, row_hit_cap, closed_page
     cdef int wq_high, wq_low
+    cdef bint leave_at_activate     # a request leaves its queue when its row opens (Ramulator's active buffer)
+    cdef uint8_t* s_released        # [slot] the request has left its queue (leave_at_activate)
+    cdef int32_t* bank_active       # [ch * n_banks + b] slot of the request that left its queue at activate and
+                                    # waits for its column command (-1: none); the bank serves it first
 
     # --- request slots and queues (per channel) -------------------------------------------------
     cdef int n_slots

@@ -31,8 +31,9 @@ cdef enum:
     SCHED_FRFCFS = 0
     SCHED_FCFS = 1
     SCHED_ROUND_ROBIN = 2
+    SCHED_FIRST_READY = 3
 
-SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # index = the engine's scheduler code
+SCHEDULERS = ("frfcfs", "fcfs", "round_robin", "first_ready")   # index = the engine's scheduler code
 
 cdef enum:
     BLOCK_REFRESH = 1             # bank_blocked bits: a refresh is pending on the bank's node
@@ -263,10 +264,17 @@ cdef class Engine:
         self.closed_page = p["closed_page"]
         self.wq_high = p["wq_high"]
         self.wq_low = p["wq_low"]
+        self.leave_at_activate = bool(p.get("leave_queue_at_activate", False))
+        if self.leave_at_activate and self.bank_queue > 0:
+            raise ValueError("requests leave their queue at activate only without bank queues")
 
         # request slots and queues
-        self.n_slots = self.read_queue + self.write_queue + self.n_banks * self.bank_queue
+        # a request that left its queue at activate keeps its slot: one more per bank
+        self.n_slots = (self.read_queue + self.write_queue + self.n_banks * self.bank_queue
+                        + (self.n_banks if self.leave_at_activate else 0))
         ns = self.n_channels * self.n_slots
+        self.s_released = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
+        self.bank_active = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
         self.s_row = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_col = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_bank = <int32_t*> cnp.PyArray_DATA(self._i32(ns))

@@ -104,6 +104,14 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
         row = self.s_row[s]
         if self.s_class[s] == 0:
             self.s_class[s] = 1
+        if self.leave_at_activate and self.bank_active[ch * self.n_banks + b] < 0:
+            # Ramulator: the request whose row opens leaves its queue for the bank's active slot
+            self.bank_active[ch * self.n_banks + b] = s
+            self.s_released[s] = 1
+            if self.s_write[s]:
+                self.wq_count[ch] -= 1
+            else:
+                self.rq_count[ch] -= 1
         _set_open(self, ch, b, row, t)
     elif kind == KIND_PRECHARGE:
         if self.node_level[node] == self.bank_level:
@@ -179,6 +187,9 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             _track_issue(self, self.s_req[s], done, k)
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
+        elif self.s_released[s]:
+            self.s_released[s] = 0          # it left its queue when its row opened
+            self.bank_active[bi] = -1
         elif k:
             self.wq_count[ch] -= 1
         else:
@@ -244,6 +255,11 @@ cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out
     cdef bint is_col = False
     cdef int64_t r
     out[0] = -1
+    if self.leave_at_activate and self.bank_active[bi] >= 0 and (
+            not self.bank_blocked[bi] or (self.bank_blocked[bi] == BLOCK_REFRESH
+                                          and self.open_row[bi] == self.s_row[self.bank_active[bi]])):
+        # an active request is served in either mode, and before a refresh closes its row
+        return _active_candidate(self, ch, b, t, out)
     if self.q_count[qi] == 0 or self.bank_blocked[bi]:
         self.cand_ready[bi] = CYCLE_NEVER
         return CYCLE_NEVER
@@ -291,6 +307,56 @@ cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out
     self.cand_col[bi] = is_col
     out[0] = cmd
     out[1] = s
+    out[2] = prev
+    out[3] = is_col
+    return r
+
+
+cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int* out) noexcept nogil:
+    """_candidate for a bank whose request left its queue at activate (leave_at_activate): that
+    request's next command, in either read/write mode, before any other request of the bank
+    (Ramulator serves its active buffer first and closes no row an active request waits for)."""
+    cdef int bi = ch * self.n_banks + b
+    cdef int a = self.bank_active[bi]
+    cdef int s, prev = -1, cmd, orow, hits
+    cdef bint is_col = False
+    cdef int64_t r
+    if self.cand_ready[bi] > t:
+        return self.cand_ready[bi]
+    self.n_evals += 1
+    cmd = self.cand_cmd[bi]
+    if cmd >= 0:
+        r = _bank_ready(self, ch, cmd, b)
+        self.cand_ready[bi] = r
+        out[0] = cmd
+        out[1] = self.cand_slot[bi]
+        out[2] = self.cand_prev[bi]
+        out[3] = self.cand_col[bi]
+        return r
+    orow = self.open_row[bi]
+    if orow == self.s_row[a]:
+        s = self.q_head[bi * 2 + self.s_write[a]]
+        while s != a:
+            prev = s
+            s = self.s_next[s]
+        hits = self.q_hits[bi * 2 + self.s_write[a]]
+        is_col = True
+        if self.s_write[a]:
+            cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
+        else:
+            cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
+    elif orow >= 0:
+        cmd = self.cmd_pre          # its row was closed under it (a refresh) and another opened
+    else:
+        cmd = self.cmd_act
+    r = _bank_ready(self, ch, cmd, b)
+    self.cand_ready[bi] = r
+    self.cand_cmd[bi] = cmd
+    self.cand_slot[bi] = a
+    self.cand_prev[bi] = prev
+    self.cand_col[bi] = is_col
+    out[0] = cmd
+    out[1] = a
     out[2] = prev
     out[3] = is_col
     return r
@@ -404,11 +470,19 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
             for mw in range(MW):
                 keep[mw] = 0
                 rmask[mw] = 0
-            for b in range(nb):
-                qi = (base + b) * 2 + lst
-                if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
-                    oldest = self.s_seq[self.q_head[qi]]
-                    oldest_bank = b
+            if self.leave_at_activate:
+                # requests that left their queue at activate go first, in either mode (Ramulator's
+                # active buffer; a pending refresh waits for them)
+                for b in range(nb):
+                    if self.bank_active[base + b] >= 0 and self.s_seq[self.bank_active[base + b]] < oldest:
+                        oldest = self.s_seq[self.bank_active[base + b]]
+                        oldest_bank = b
+            if oldest_bank < 0:
+                for b in range(nb):
+                    qi = (base + b) * 2 + lst
+                    if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
+                        oldest = self.s_seq[self.q_head[qi]]
+                        oldest_bank = b
             if oldest_bank >= 0:
                 rmask[oldest_bank >> 6] = (<uint64_t>1) << (oldest_bank & 63)
                 keep[oldest_bank >> 6] = rmask[oldest_bank >> 6]
@@ -426,11 +500,16 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
                 if used & (1 << self.cmd_bus[c[0]]):
                     continue
                 seq = self.s_seq[c[1]]
+                if self.leave_at_activate and self.bank_active[base + b] == c[1]:
+                    seq -= (<int64_t>1) << 62   # Ramulator serves its active buffer first
                 if c[3]:
                     if best_col < 0 or seq < best_col_seq:
                         best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = b, c[1], c[2], c[0], seq
                 elif best_row < 0 or seq < best_row_seq:
                     best_row, best_row_s, best_row_cmd, best_row_seq = b, c[1], c[0], seq
+        if (self.scheduler == SCHED_FIRST_READY and best_col >= 0 and best_row >= 0 and best_row_seq < best_col_seq
+                and self.cmd_bus[best_row_cmd] == self.cmd_bus[best_col_cmd]):
+            best_col = -1           # first ready, then oldest: an older request's row command goes first
         if best_col >= 0:
             _issue(self, ch, best_col_cmd, self.bank_node[best_col], best_col, best_col_s, best_col_prev, t)
             used |= 1 << self.cmd_bus[best_col_cmd]

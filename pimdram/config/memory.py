@@ -41,7 +41,7 @@ BANK_SELECTIONS = ("all", "same")
 SAME_BANK_LEVEL = "bank_group"      # the level `banks: same` repeats over
 ROW_BUFFERS = ("normal", "pim")
 BUSES = ("row", "column")
-SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # same order as the engine's codes
+SCHEDULERS = ("frfcfs", "fcfs", "round_robin", "first_ready")   # same order as the engine's codes
 ROW_POLICIES = ("open", "closed")
 REFRESH_MODES = ("all_bank", "per_bank", "none")
 
@@ -62,7 +62,9 @@ CONTROLLER_DEFAULTS = {
     "write_low_watermark": 0.2,
     "refresh": "all_bank",
     "refresh_stagger": True,
+    "leave_queue_at": "column",
 }
+QUEUE_RELEASES = ("column", "activate")
 FRONTEND_DEFAULTS = {
     "offer_rate": 0,
 }
@@ -111,6 +113,8 @@ class Controller:
     write_low_watermark: float
     refresh: str
     refresh_stagger: bool = True    # refresh nodes fall due spread over the interval (False: all at once)
+    leave_queue_at: str = "column"  # a request leaves its read/write queue at its column command or, Ramulator's
+                                    # active buffer, when its row is activated
 
 
 @dataclass
@@ -655,6 +659,10 @@ def _controller(sec):
         raise sec.error("write_low_watermark", "must not exceed write_high_watermark")
     vals["refresh"] = sec.choice("refresh", REFRESH_MODES, vals["refresh"])
     vals["refresh_stagger"] = sec.get("refresh_stagger", vals["refresh_stagger"], bool)
+    vals["leave_queue_at"] = sec.choice("leave_queue_at", QUEUE_RELEASES, vals["leave_queue_at"])
+    if vals["leave_queue_at"] == "activate" and vals["bank_queue"] > 0:
+        raise sec.error("leave_queue_at", "'activate' needs bank_queue: 0 (requests leave the request queues, "
+                                          "not per-bank command queues)")
     sec.done()
     return Controller(**vals)
 
