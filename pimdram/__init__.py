@@ -2,9 +2,11 @@
 from ._version import __version__
 from .errors import (
     ConfigError,
+    ConfigImportWarning,
     FileFormatError,
     OutputExistsError,
     PimdramError,
+    PimdramWarning,
     SimulationError,
     TraceError,
     VersionTooNewError,
@@ -23,6 +25,8 @@ __all__ = [
     "WorkloadError",
     "SimulationError",
     "OutputExistsError",
+    "PimdramWarning",
+    "ConfigImportWarning",
     "MemorySystem",
     "Completions",
 ]

@@ -38,3 +38,12 @@ class SimulationError(PimdramError):
 
 class OutputExistsError(PimdramError):
     """The output file exists and overwriting was not requested."""
+
+
+class PimdramWarning(UserWarning):
+    """Base class of the warnings pimdram gives (the CLI prints them as one line each)."""
+
+
+class ConfigImportWarning(PimdramWarning):
+    """An imported configuration (DRAMsim3 .ini, Ramulator 2 YAML) has keys pimdram cannot model or
+    that the other simulator itself ignores; the message lists them all."""

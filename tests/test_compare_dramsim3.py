@@ -58,6 +58,19 @@ def test_agrees_with_dramsim3_on_a_sample(traces, preset, trace):
     check(traces, preset, trace)
 
 
+def test_an_imported_ini_runs_the_cross_check_cycles_of_the_preset(traces, tmp_path):
+    """The same run from DRAMsim3's .ini, imported (a hand-written equivalent of
+    configs/HBM2_8Gb_x128.ini, tests/test_config_import.py), gives the preset's cycles."""
+    import warnings
+    from pimdram.errors import ConfigImportWarning
+    from test_config_import import HBM2_INI
+    ini = tmp_path / "HBM2_8Gb_x128.ini"
+    ini.write_text(HBM2_INI)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigImportWarning)
+        assert replay(traces["rand_read"], ini) == replay(traces["rand_read"], PRESETS["HBM2_8Gb_x128"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,trace", list(params()))
 def test_agrees_with_dramsim3(traces, preset, trace):

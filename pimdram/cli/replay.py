@@ -12,9 +12,9 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 
 @click.command("replay")
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--memory", "-m", metavar="NAME|FILE.yaml",
-              help="Memory standard or PIM design for a request trace: a preset name (pimdram config list) "
-                   "or a YAML file.")
+@click.option("--memory", "-m", metavar="NAME|FILE.yaml|FILE.ini",
+              help="Memory standard or PIM design for a request trace: a preset name (pimdram config list), "
+                   "a YAML file, or a DRAMsim3 .ini / Ramulator 2 YAML (imported as `pimdram config import` does).")
 @click.option("--system", metavar="NAME|FILE.yaml",
               help="Kernel traces: the system to run on (default: the one named in the trace header).")
 @click.option("--symmetry/--no-symmetry", default=True, show_default=True,

@@ -280,7 +280,13 @@ def load_memory(name_or_path, overrides=None):
     PIM design (configs/pim: a standard plus PIM commands and units, see config/pim.py).
 
     A file with `base: NAME` is composed onto that standard first; `options.NAME=CHOICE`
-    overrides pick among its options, every other override applies to the composed config."""
+    overrides pick among its options, every other override applies to the composed config.
+
+    A DRAMsim3 .ini or a Ramulator 2 YAML is imported (config/imports.py); what does not carry over
+    is reported in one ConfigImportWarning."""
+    from .imports import foreign_format, load_imported
+    if foreign_format(name_or_path) is not None:
+        return resolve_memory(load_imported(name_or_path, overrides), source=str(name_or_path))
     path = find_config("dram", name_or_path, kinds=("dram", "compare", "pim"))
     raw, options, offered = _load_composed(path, overrides)
     return resolve_memory(raw, source=str(path), options=options, option_choices=offered)
