@@ -36,6 +36,11 @@ class SimulationError(PimdramError):
     """The engine stopped with an error (a deadlock, an illegal program)."""
 
 
+class UsageError(PimdramError, ValueError):
+    """A call of the Python API that cannot be done: an argument out of range (time going back, a
+    negative tick, an address that does not fit 64 bits) or an object used after close()."""
+
+
 class OutputExistsError(PimdramError):
     """The output file exists and overwriting was not requested."""
 

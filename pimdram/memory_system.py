@@ -15,7 +15,7 @@ import numpy as np
 
 from ._engine import Engine
 from .config.memory import MemorySpec, load_memory
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .replay import CommandLogExpander, engine_params, result_tables
 from .stats import StatsWriter, schema, standard_columns, standard_table
 
@@ -42,6 +42,8 @@ class MemorySystem:
     returns them in batches. `command_log=True` keeps every issued command (`command_log()`,
     `write_stats`, then `pimdram check`).
     """
+
+    API_VERSION = (1, 0)    # semantic version of this API (docs/api.md)
 
     def __init__(self, memory, overrides=None, *, clock_ratio=1, host_clock_ghz=None, on_complete=None,
                  command_log=False):
@@ -96,7 +98,7 @@ class MemorySystem:
     def tick(self, n=1):
         """Advance the host clock by n cycles and the memory with it; delivers completions."""
         if n < 0:
-            raise ValueError(f"tick(n): n must not be negative, got {n}")
+            raise UsageError(f"tick(n): n must not be negative, got {n}")
         self._host += n
         target = self._host * self._q // self._p
         if target > self._engine.current_cycle:
@@ -107,7 +109,7 @@ class MemorySystem:
     def run_until(self, cycle):
         """Simulate up to memory cycle `cycle` (not before the current one); delivers completions."""
         if cycle < self._engine.current_cycle:
-            raise ValueError(f"run_until({cycle}): the memory is already at cycle {self._engine.current_cycle}")
+            raise UsageError(f"run_until({cycle}): the memory is already at cycle {self._engine.current_cycle}")
         self._advance(cycle)
         self._host = max(self._host, self.host_cycles(cycle))
 
@@ -148,15 +150,22 @@ class MemorySystem:
         if tag is None:
             tag = address
             if address > _INT64_MAX:
-                raise ValueError(f"address {address:#x} does not fit a tag; pass tag=")
-        if self._engine.offer(address, is_write, size or 0, tag, self._request_bytes):
+                raise UsageError(f"address {address:#x} does not fit a tag (a signed 64-bit integer); pass tag=")
+        try:
+            accepted = self._engine.offer(address, is_write, size or 0, tag, self._request_bytes)
+        except OverflowError:
+            raise UsageError(f"send({address!r}, tag={tag!r}): the address must fit 64 bits unsigned, "
+                             "the tag and size 64 bits signed") from None
+        if accepted:
             self._requests += 1
-            return True
-        return False
+        return accepted
 
     def will_accept(self, address, is_write=False):
         """Whether send(address, is_write) would be accepted now."""
-        return self._engine.will_accept(address, is_write)
+        try:
+            return self._engine.will_accept(address, is_write)
+        except OverflowError:
+            raise UsageError(f"will_accept({address!r}): the address must fit 64 bits unsigned") from None
 
     def send_batch(self, addresses, is_write=False, *, sizes=None, tags=None, arrival=None):
         """Queue many requests at once in the in-order frontend, behind any still waiting there.
@@ -173,7 +182,7 @@ class MemorySystem:
             sizes = _column(sizes, n, np.int64, "sizes")
         if tags is None:
             if addresses.max() > _INT64_MAX:
-                raise ValueError("an address does not fit a tag; pass tags=")
+                raise UsageError("an address does not fit a tag (a signed 64-bit integer); pass tags=")
             tags = addresses.astype(np.int64)
         else:
             tags = _column(tags, n, np.int64, "tags")
@@ -196,9 +205,14 @@ class MemorySystem:
     def completed(self):
         """The requests completed up to the current cycle and not delivered before, as
         `Completions(tag, cycle, latency)` numpy arrays in completion order."""
-        return Completions(*self._engine.take_completions(self._engine.current_cycle))
+        engine = self._engine
+        if engine.next_completion > engine.current_cycle:
+            return _NONE
+        return Completions(*engine.take_completions(engine.current_cycle))
 
     def _deliver(self):
+        if self._engine.next_completion > self._engine.current_cycle:
+            return
         tags, cycles, latencies = self._engine.take_completions(self._engine.current_cycle)
         callback = self.on_complete
         for tag, cycle, latency in zip(tags.tolist(), cycles.tolist(), latencies.tolist()):
@@ -209,7 +223,10 @@ class MemorySystem:
         """Queue PIM command programs (docs/pim-configs.md, "How the engine runs PIM commands"):
         one entry per command, issued in order per channel while time advances. The previous
         programs must have run (finish() or drain() waits for them)."""
-        self._engine.feed_program(channel, command, node, select, row, occupancy)
+        try:
+            self._engine.feed_program(channel, command, node, select, row, occupancy)
+        except (ValueError, RuntimeError) as e:
+            raise UsageError(f"feed_program: {e}") from None
 
     @property
     def engine(self):
@@ -297,15 +314,27 @@ class MemorySystem:
                 f"clock ratio {self.clock_ratio}>")
 
 
+def _empty():
+    a = np.zeros(0, dtype=np.int64)
+    a.flags.writeable = False
+    return a
+
+
+_NONE = Completions(_empty(), _empty(), _empty())     # shared: nothing completed
+
+
 def _column(value, n, dtype, name):
     """`value` (a scalar or a sequence of n) as a writable contiguous 1-D array of n."""
-    a = np.asarray(value, dtype=dtype)
+    try:
+        a = np.asarray(value, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise UsageError(f"{name}: not integers that fit {np.dtype(dtype).name}: {e}") from None
     if n is None:
         a = a.reshape(-1)
     elif a.ndim == 0:
         return np.full(n, a, dtype=dtype)
     elif a.shape != (n,):
-        raise ValueError(f"{name}: expected a scalar or {n} values, got shape {a.shape}")
+        raise UsageError(f"{name}: expected a scalar or {n} values, got shape {a.shape}")
     return np.require(a, requirements=("C", "W"))
 
 
@@ -313,4 +342,4 @@ class _Closed:
     """Stands in for the engine of a closed MemorySystem: any use is an error."""
 
     def __getattr__(self, name):
-        raise RuntimeError("this MemorySystem is closed")
+        raise UsageError("this MemorySystem is closed")

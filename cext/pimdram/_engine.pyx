@@ -791,6 +791,16 @@ cdef class Engine:
         return tag, cyc, lat
 
     @property
+    def next_completion(self):
+        """The earliest completion cycle among the requests not yet taken (a huge number if none)."""
+        cdef int64_t t = CYCLE_NEVER
+        cdef int k
+        for k in range(2):
+            if self.rings[k].count and self.rings[k].done[self.rings[k].head] < t:
+                t = self.rings[k].done[self.rings[k].head]
+        return t
+
+    @property
     def live_requests(self):
         """Requests offered or queued and not yet taken by take_completions()."""
         return self.r_live
