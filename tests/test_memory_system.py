@@ -123,6 +123,39 @@ def test_a_batch_waits_in_the_frontend_until_its_arrival_cycles():
     assert done.latency.tolist() == [49, 53]
 
 
+def test_pending_counts_requests_not_wholly_accepted():
+    # ddr4_3200's read queue holds 32 accesses: 15 requests of 128 B (two 64 B accesses each) and
+    # the first two of a 192 B request fill it; its third access and three 64 B requests wait.
+    # The first RD (ACT at 1, RD at 1 + nRCD 22 = 23) frees a place; the frontend runs after the
+    # controllers in a cycle, so the third access goes in at 23 and three requests wait.
+    ms = MemorySystem("ddr4_3200", NO_REFRESH)
+    sizes = [128] * 15 + [192] + [64] * 3
+    assert ms.send_batch([i << 20 for i in range(19)], sizes=sizes, tags=np.arange(19)) == 19
+    assert ms.pending == 4 and ms.outstanding == 19
+    ms.run_until(22)
+    assert ms.pending == 4
+    ms.run_until(23)
+    assert ms.pending == 3
+
+
+def test_a_backlog_over_many_batches_keeps_the_replay_order(replayed):
+    # 12,000 requests handed over in batches of 500 far ahead of their arrival cycles: the
+    # frontend's backlog outgrows its arrays several times while requests wait in it
+    spec = load_memory("ddr4_3200")
+    trace = _trace(12000, 11)
+    cycles, log, _ = replayed("ddr4_3200-backlog", spec, trace)
+    ms = MemorySystem(spec, command_log=True)
+    address, is_write, arrival = trace
+    for lo in range(0, 12000, 500):
+        ms.send_batch(address[lo:lo + 500], is_write[lo:lo + 500], arrival=arrival[lo:lo + 500])
+        ms.run_until(ms.cycle + 20)
+    assert ms.pending > 9000
+    assert ms.finish() == cycles
+    got = ms.command_log()
+    for column in log:
+        np.testing.assert_array_equal(got[column], log[column], err_msg=column)
+
+
 # --- clocks --------------------------------------------------------------------------------------
 
 def test_a_host_at_twice_the_memory_clock_sees_the_read_after_twice_the_cycles():

@@ -164,6 +164,8 @@ cdef class Engine:
     cdef bint track                 # keep a record per request and report completions
     cdef int32_t* s_req             # [slot] the access's request record (track only)
     cdef int32_t* f_req             # [frontend entry] request record (track only)
+    cdef int64_t f_waiting          # requests in the frontend none of whose accesses is accepted (track only)
+    cdef object _batch_arrays       # offer_batch()'s frontend arrays, filled up to f_n (track only)
     cdef int32_t r_cap, r_free      # request records: capacity, head of the free list
     cdef int64_t r_live             # records in use (sent, not yet taken as completed)
     cdef int64_t* r_tag             # the host's tag

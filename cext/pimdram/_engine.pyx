@@ -387,6 +387,8 @@ cdef class Engine:
         self.f_base = 0
         self.f_first = NULL
         self.f_req = NULL
+        self.f_waiting = 0
+        self._batch_arrays = None
         self.offer_rate = p.get("offer_rate", 0)
         if self.offer_rate < 0:
             raise ValueError("offer_rate must be 0 (no limit) or positive")
@@ -670,10 +672,12 @@ cdef class Engine:
         self.f_req = self.a_req
         self.f_n = k
         self.f_pos = 0
+        self.f_waiting += 1
         self.input_done = False
         _frontend(self, self.now)
         if self.f_pos == 0:
             self.f_n = 0
+            self.f_waiting -= 1
             _record_free(self, rec)
             return False
         return True
@@ -694,10 +698,14 @@ cdef class Engine:
     def offer_batch(self, address, is_write, arrival, size, tag, int request_bytes=0):
         """Queue requests in the in-order frontend behind any still waiting there: each is offered
         no earlier than its arrival cycle (>= the current cycle) and accepted as its queue allows,
-        while time advances. Those due now are offered at once. Returns the number queued."""
-        cdef int64_t n, i, m
+        while time advances. Those due now are offered at once. Returns the number queued.
+
+        The frontend's entries live in arrays that grow by doubling and are appended to in place,
+        so a backlog of waiting requests is not copied again with every batch."""
+        cdef int64_t n, i, m, total, cap, at
         cdef int32_t[::1] rec_v
         cdef cnp.int64_t[::1] tag_v
+        cdef cnp.int64_t[::1] count_v
         self._check_track()
         tag_a = np.ascontiguousarray(tag, dtype=np.int64)
         n = tag_a.shape[0]
@@ -708,27 +716,41 @@ cdef class Engine:
         recs = np.empty(n, dtype=np.int32)
         rec_v = recs
         tag_v = tag_a
-        counts = np.diff(np.append(np.flatnonzero(first), total))
+        counts = np.ascontiguousarray(np.diff(np.append(np.flatnonzero(first), total)), dtype=np.int64)
+        count_v = counts
         for i in range(n):
-            rec_v[i] = _record_new(self, tag_v[i], counts[i])
-        req = np.repeat(recs, counts)
-        fresh = list(arrays[:7]) + [req]
+            rec_v[i] = _record_new(self, tag_v[i], <int32_t> count_v[i])
+        fresh = list(arrays[:7]) + [np.repeat(recs, counts)]
+        buf = self._batch_arrays
         m = self.f_n - self.f_pos
-        if m > 0:
-            # requests still waiting in the frontend go first
-            waiting = [np.asarray(<int32_t[:m]> (self.f_ch + self.f_pos)),
-                       np.asarray(<int32_t[:m]> (self.f_bank + self.f_pos)),
-                       np.asarray(<int32_t[:m]> (self.f_row + self.f_pos)),
-                       np.asarray(<int32_t[:m]> (self.f_col + self.f_pos)),
-                       np.asarray(<uint8_t[:m]> (self.f_write + self.f_pos)),
-                       np.asarray(<int64_t[:m]> (self.f_arrival + self.f_pos)),
-                       np.asarray(<uint8_t[:m]> (self.f_first + self.f_pos)),
-                       np.asarray(<int32_t[:m]> (self.f_req + self.f_pos))]
-            fresh = [np.concatenate((w, f)) for w, f in zip(waiting, fresh)]
-        self.f_base += self.f_pos
-        self.f_n = self.f_pos = 0
-        self.feed_decoded((tuple(fresh), len(fresh[0])))
-        self._feed_arrays = tuple(fresh)
+        if buf is not None and self._feed_arrays is buf and self.f_n + total <= len(buf[0]):
+            # room behind the waiting entries: append in place (the entry pointers stay valid)
+            at = self.f_n
+            for b_arr, f_arr in zip(buf, fresh):
+                b_arr[at:at + total] = f_arr
+            self.f_n = at + total
+        else:
+            # new arrays, twice what is live: the waiting entries first, then the batch
+            cap = max(2 * (m + total), 4096)
+            new = tuple(np.empty(cap, dtype=f_arr.dtype) for f_arr in fresh)
+            if m > 0:
+                waiting = [np.asarray(<int32_t[:m]> (self.f_ch + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_bank + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_row + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_col + self.f_pos)),
+                           np.asarray(<uint8_t[:m]> (self.f_write + self.f_pos)),
+                           np.asarray(<int64_t[:m]> (self.f_arrival + self.f_pos)),
+                           np.asarray(<uint8_t[:m]> (self.f_first + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_req + self.f_pos))]
+                for b_arr, w_arr in zip(new, waiting):
+                    b_arr[:m] = w_arr
+            for b_arr, f_arr in zip(new, fresh):
+                b_arr[m:m + total] = f_arr
+            self.f_base += self.f_pos
+            self.f_n = self.f_pos = 0
+            self.feed_decoded((new, m + total))
+            self._batch_arrays = new
+        self.f_waiting += n
         self.input_done = False
         _frontend(self, self.now)
         return n
@@ -808,14 +830,10 @@ cdef class Engine:
     @property
     def pending_requests(self):
         """Requests still (entirely or in part) in the frontend: not yet accepted in full."""
-        cdef int64_t i, n = 0
         if self.f_pos == self.f_n:
             return 0
-        if self.f_first == NULL:
-            return self.f_n - self.f_pos
-        for i in range(self.f_pos, self.f_n):
-            n += self.f_first[i]
-        return n + (0 if self.f_first[self.f_pos] else 1)
+        # the requests none of whose accesses is accepted, and one partly accepted
+        return self.f_waiting + (0 if self.f_first == NULL or self.f_first[self.f_pos] else 1)
 
     def active_cycles_until(self, int64_t end):
         """Per-channel cycles with a bank open (the energy model's active time) up to `end`, as

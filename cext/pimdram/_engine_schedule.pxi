@@ -599,6 +599,7 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
             self.s_req[s] = rec
             if self.r_accept[rec] < 0:
                 self.r_accept[rec] = t
+                self.f_waiting -= 1
         # the channel looks at its queues next cycle when the request changed a bank's
         # candidate, goes to a staging queue, or flips the read/write mode
         if not look and self.bank_queue == 0:
