@@ -131,7 +131,9 @@ def test_ring_all_reduce_and_all_gather():
     k = {"name": "all_reduce", "op": "communication", "collective": "all_reduce",
          "shape": {"bytes": 24576, "devices": 8}, "bytes_read": 24576, "bytes_written": 24576}
     t = link_timing(k, NVLINK, system)
-    assert t.duration_ns == pytest.approx(42563.36)
+    # the link is busy for the 14 chunks (143.36 ns); the 14 latencies come after, link free
+    assert (t.duration_ns, t.latency_ns) == (pytest.approx(14 * 3072 / 300), pytest.approx(14 * 3030))
+    assert t.duration_ns + t.latency_ns == pytest.approx(42563.36)
     # every device sends 2 (N - 1) / N of the tensor: 14 x 24,576 B cross the links
     assert t.energy["communication"] == pytest.approx(14 * 24576 * 10.4e-12)
 

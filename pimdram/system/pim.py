@@ -35,8 +35,11 @@ FC_OPS = ("gemm", "gemv")
 class PimMemory:
     """A PIM memory of the system (config.system.MemoryPool): its lowering and a cache of runs."""
 
-    def __init__(self, pool, command_log=False):
+    def __init__(self, pool, command_log=False, devices=1):
         self.name = pool.name
+        # PIM devices sharing the memory (one per stack or module): tensor parallelism gives each
+        # its share of every request's KV heads, so a request's KV cache is in one channel of each
+        self.devices = max(1, devices)
         self.spec = pool.spec
         self.channels = pool.channels
         self.command_log = command_log
@@ -192,8 +195,9 @@ def pim_timing(pm, k, symmetry, channels=None):
         lo, hi = k.get("kv_heads", [0, 1])
         heads = max(1, hi - lo)
         requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
-        if pm.kv_placement == "request":      # a request's KV heads all in one channel
-            loads = pm.loads(requests, heads, channels)
+        if pm.kv_placement == "request":      # a request's KV heads (on each device) all in one channel
+            split = min(pm.devices, heads)
+            loads = pm.loads(requests * split, -(-heads // split), channels)
         else:
             loads = pm.loads(shape.get("instances", requests * heads), channels=channels)
         if pm.mode != "gemv":

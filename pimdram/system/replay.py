@@ -65,7 +65,7 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     for dev in sys_spec.devices.values():
         pool = sys_spec.memories[dev.memory]
         if dev.kind == "pim" and dev.memory not in pim_mems:
-            pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems)
+            pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems, dev.count)
     # the clock that cycles are counted in: the first PIM memory's, else the first memory's standard
     ref = next(iter(pim_mems.values())).spec if pim_mems else next(iter(sys_spec.memories.values())).spec
     model = header.get("model", {})
