@@ -169,7 +169,8 @@ def _kernel_run_section(sf, out):
 
 def _device_energy_section(sf, out):
     """Kernel replays (1.2): energy by device and by kind."""
-    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY)]
+    have = set(sf.columns(schema.DEVICE_ENERGY))
+    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY) if c in have or c != "busy_ns"]
     table = _columns(sf, schema.DEVICE_ENERGY, names)
     rows = [{c: _plain(table[c][i]) for c in names} for i in range(len(table["device"]))]
     out["device_energy"] = rows
@@ -348,6 +349,16 @@ def _kernel_lines(s, full_kernels):
         for w in s.get("warnings") or ():
             lines.append(f"  warning     {w}")
         devices = s.get("device_energy")
+        if devices and devices[0].get("busy_ns") is not None:
+            run = s["simulated_seconds"]
+            lines += ["", "Devices (busy: time running at least one kernel; links: data in flight)"]
+            lines += _grid(["device", "kind", "busy", "of run"],
+                           [[d["device"], d["kind"], _si(d["busy_ns"] * 1e-9, "s"),
+                             _pct(_ratio(d["busy_ns"] * 1e-9, run))] for d in devices])
+            if s.get("overlap_ns") is not None:
+                lines.append(f"  overlap     {_si(s['overlap_ns'] * 1e-9, 's')} "
+                             f"({_pct(_ratio(s['overlap_ns'] * 1e-9, run))} of the run) with two or more "
+                             f"devices busy at once")
         if devices:
             lines += ["", "Energy by device and kind"]
             lines += _grid(["device", "kind"] + list(_ENERGY_KINDS) + ["total"],

@@ -8,7 +8,7 @@ unit or a dtype and the spec (docs/stats-format.md) can be checked against the c
 import numpy as np
 
 FORMAT = "pimdram.stats"
-FORMAT_VERSION = (1, 2)
+FORMAT_VERSION = (1, 3)
 
 #: Group under which every table lives: table `channels` is the group `/tables/channels`.
 TABLES_GROUP = "tables"
@@ -172,6 +172,7 @@ _STANDARD = {
         ("energy_j", _F64, "J"),
         ("energy_per_token_j", _F64, "J"),
         ("overcommitted", _BOOL, "1"),
+        ("overlap_ns", _F64, "ns"),              # since 1.3: time two or more devices (not links) were busy at once
     ],
     DEVICE_ENERGY: [
         ("device", _STR, "1"),
@@ -181,6 +182,7 @@ _STANDARD = {
         ("onchip_j", _F64, "J"),
         ("communication_j", _F64, "J"),
         ("total_j", _F64, "J"),
+        ("busy_ns", _F64, "ns"),                 # since 1.3: the union of its kernels' intervals
     ],
     LAYERS: [
         ("layer", _I32, "1"),
