@@ -369,7 +369,7 @@ def _constraint_text(spec, r):
     return f"{names[r.from_cmd]} -> {names[r.to_cmd]} at {where}{win}: {lat} cycles"
 
 
-def _check_timing(log, out):
+def _check_timing(log, out, row_done=lambda: None):
     spec = log.spec
     n = log.n
     cache = {}
@@ -380,6 +380,7 @@ def _check_timing(log, out):
         return cache[(tag, x)]
 
     for r in spec.constraints:
+        row_done()
         x, y, L, w = r.from_cmd, r.to_cmd, r.level, r.window
         xpos, ypos = log.positions[x], log.positions[y]
         if len(xpos) == 0 or len(ypos) == 0:
@@ -656,16 +657,32 @@ def _check_refresh(log, slack, max_examples):
 # --- entry points ----------------------------------------------------------------------------
 
 def check_command_log(spec: MemorySpec, log: Dict[str, np.ndarray], max_examples: int = 10,
-                      refresh: bool = True, refresh_slack: float = 9) -> CheckResult:
-    """Check every command of `log` against `spec`; see the module docstring for the rules."""
+                      refresh: bool = True, refresh_slack: float = 9, progress=None) -> CheckResult:
+    """Check every command of `log` against `spec`; see the module docstring for the rules.
+
+    `progress(done, total)` is called as the check advances: one unit per timing row and one for
+    each other stage (preparing the log; addresses and order; bank state; command bus; refresh)."""
+    total = len(spec.constraints) + 5
+    done = [0]
+
+    def step():
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
     prepared = _Log(spec, log)
+    step()
     out = _Collector(prepared, max_examples)
     prepared.validate_addresses(out)
     _check_order(prepared, out)
-    _check_timing(prepared, out)
+    step()
+    _check_timing(prepared, out, step)
     _check_bank_state(prepared, out)
+    step()
     _check_command_bus(prepared, out)
+    step()
     n_warn, warnings = (_check_refresh(prepared, refresh_slack, max_examples) if refresh else (0, []))
+    step()
     return CheckResult(
         n_commands=prepared.n_total,
         n_violations=sum(out.counts.values()),
@@ -748,8 +765,9 @@ def spec_from_resolved(d: dict) -> MemorySpec:
 
 
 def check_stats_file(path, max_examples: int = 10, refresh: bool = True,
-                     refresh_slack: float = 9) -> CheckResult:
-    """Check the `command_log` of a stats file against the config stored in the same file."""
+                     refresh_slack: float = 9, progress=None) -> CheckResult:
+    """Check the `command_log` of a stats file against the config stored in the same file
+    (`progress` as for check_command_log)."""
     from .stats import open_stats
     from .stats.errors import MissingTableError
 
@@ -766,4 +784,4 @@ def check_stats_file(path, max_examples: int = 10, refresh: bool = True,
         except MissingTableError as exc:
             raise FileFormatError(f"{path}: command log incomplete ({exc})") from None
     return check_command_log(spec, log, max_examples=max_examples, refresh=refresh,
-                             refresh_slack=refresh_slack)
+                             refresh_slack=refresh_slack, progress=progress)

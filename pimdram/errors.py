@@ -41,6 +41,11 @@ class UsageError(PimdramError, ValueError):
     negative tick, an address that does not fit 64 bits) or an object used after close()."""
 
 
+class SweepError(PimdramError):
+    """A sweep file is invalid, or a sweep cannot start (no executor, no cluster); the message
+    names the file and key, or what to install or fix."""
+
+
 class OutputExistsError(PimdramError):
     """The output file exists and overwriting was not requested."""
 

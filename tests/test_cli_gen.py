@@ -16,7 +16,7 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-GEN = ("gen", "--batch", 2, "--prompt", 64, "--output", 4)
+GEN = ("gen", "--batch", 2, "--prompt-tokens", 64, "--output-tokens", 4)
 
 
 @pytest.mark.parametrize("system", list_configs("systems"))
@@ -38,7 +38,9 @@ def test_whole_model_generate(tmp_path):
             "--phase", "generate", "-o", out)
     assert r.exit_code == 0, r.output
     t = read_kernel_trace(out)
-    assert sorted({k["step"] for k in t.kernels}) == [0, 1, 2]
+    # the prefill, then one template for both decode steps (they differ only in context length)
+    assert t.step_runs() == [(0, 0, 1), (1, 1, 2)]
+    assert sorted({k["step"] for k in t.kernels}) == [0, 1]
     assert {k["layer"] for k in t.kernels} == {None, *range(12)}
 
 
@@ -136,3 +138,22 @@ def test_model_show_hf_config_and_text():
     r = run("model", "show", "gpt2")
     assert r.exit_code == 0 and "124,439,808" in r.output
     assert "Examples:" in run("model", "show", "--help").output
+
+
+def test_old_token_options_still_work_with_a_warning(tmp_path):
+    new, old = tmp_path / "new.jsonl", tmp_path / "old.jsonl"
+    args = ("--model", "gpt2", "--system", "dgx-a100", "--batch", 2, "--layers", 1)
+    r = run("gen", *args, "--prompt-tokens", 64, "--output-tokens", 4, "-o", new)
+    assert r.exit_code == 0 and "deprecated" not in r.output
+    r = run("gen", *args, "--prompt", 64, "--output", 4, "-o", old)
+    assert r.exit_code == 0, r.output
+    assert "warning: --prompt is deprecated; use --prompt-tokens" in r.output
+    assert "warning: --output is deprecated; use --output-tokens" in r.output
+    assert read_kernel_trace(old).kernels == read_kernel_trace(new).kernels
+    assert read_kernel_trace(old).header["workload"]["prompt"] == 64
+    r = run("gen", *args, "--prompt-tokens", 64, "--prompt", 64, "--output-tokens", 4, "--summary")
+    assert r.exit_code == 2 and "same option" in r.output
+    assert "--prompt-tokens" in run("gen", "--help").output
+    # a file name given to --output (replay's meaning) says where the trace file goes
+    r = run("gen", *args, "--prompt-tokens", 64, "--output", "t.jsonl")
+    assert r.exit_code == 2 and "the trace file is -o/--out" in r.output

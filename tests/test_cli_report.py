@@ -115,7 +115,8 @@ def test_text_report_shows_the_key_figures(tmp_path):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "9,600 cycles" in out
-    assert "1,900 (1,600 reads, 300 writes)" in out
+    # requests are trace lines; reads and writes are accesses (this file's config names no access size)
+    assert "1,900 (trace lines) = 1,900 accesses: 1,600 reads, 300 writes" in out
     assert "hit rate 85.3%" in out                          # 1620 / 1900
     assert "achieved 12.7 GB/s of peak 64 GB/s (19.8%)" in out
     for name, counts in CMD_COUNTS.items():
@@ -222,10 +223,11 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
                prefill_seconds=[0.0005], energy_j=[0.3], energy_per_token_j=[0.075], overcommitted=[True])
     units = dict(RUN_UNITS, decode_tokens="count", decode_seconds="s", decode_tokens_per_s="1/s",
                  prefill_seconds="s", energy_j="J", energy_per_token_j="J", overcommitted="1")
-    energy = standard_table("device_energy", {
+    energy_cols = {
         "device": np.array(["gpu", "nvlink"]), "kind": np.array(["gpu", "link"]),
         "memory_j": np.array([0.2, 0.0]), "compute_j": np.array([0.05, 0.0]), "onchip_j": np.array([0.04, 0.0]),
-        "communication_j": np.array([0.0, 0.01]), "total_j": np.array([0.29, 0.01])})
+        "communication_j": np.array([0.0, 0.01]), "total_j": np.array([0.29, 0.01])}
+    energy = Table(energy_cols, {c: ("1" if c in ("device", "kind") else "J") for c in energy_cols})
     path = make_stats(tmp_path / "new.h5", extra_tables={"run": Table(new, units), "device_energy": energy})
     with h5py.File(path, "r+") as f:
         f.attrs["warnings"] = json.dumps(["the workload does not fit memory 'gpu_hbm'"])
@@ -240,3 +242,84 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
     assert "decode      2 tokens in 1 ms: 2,000.0 tokens/s" in text
     assert "warning     the workload does not fit memory 'gpu_hbm'" in text
     assert any(line.split()[:2] == ["nvlink", "link"] for line in text.splitlines())
+    assert "Devices" not in text                   # 1.2: no busy times
+    # 1.3: each device's busy time and the overlap, as shares of the run's 9.6 us
+    busy = standard_table("device_energy", dict(energy_cols, busy_ns=np.array([7200.0, 960.0])))
+    path = make_stats(tmp_path / "v13.h5", extra_tables={"run": Table(dict(new, overlap_ns=[2400.0]),
+                                                                      dict(units, overlap_ns="ns")),
+                                                         "device_energy": busy})
+    data = json.loads(run("report", path, "--json").output)
+    assert data["overlap_ns"] == 2400.0 and data["device_energy"][0]["busy_ns"] == 7200.0
+    lines = run("report", path).output.splitlines()
+    assert ["gpu", "gpu", "7.2", "µs", "75.0%"] in [line.split() for line in lines]
+    assert ["nvlink", "link", "960", "ns", "10.0%"] in [line.split() for line in lines]
+    assert any(line.split()[:4] == ["overlap", "2.4", "µs", "(25.0%"] for line in lines)
+
+
+def test_request_replay_report_labels_accesses_and_their_size(tmp_path):
+    # 1,900 trace lines of 64 B on a memory of 32 B accesses: 3,800 accesses
+    summary = dict(SUMMARY, reads=[3200], writes=[600])
+    config = "organization: {access_bytes: 32, request_bytes: 64}\n"
+    path = tmp_path / "r.h5"
+    write_stats(path, dict(attrs(), config=config),
+                {"summary": standard_table("summary", summary),
+                 "channels": standard_table("channels", CHANNELS, command_names=COMMANDS)})
+    data = summarize(path)
+    assert (data["accesses"], data["access_bytes"]) == (3800, 32)
+    text = format_report(data)
+    assert "1,900 (trace lines) = 3,800 accesses of 32 B: 3,200 reads, 600 writes" in text
+    assert "102,400 B read (102 kB), 19,200 B written (19.2 kB)" in text     # 1600·64, 300·64
+    header = next(line for line in text.splitlines() if line.split()[:1] == ["channel"]
+                  and "accesses" in line)
+    assert "read accesses" in header and "bytes read" in header and "bytes written" in header
+
+
+KERNELS_1_2 = {
+    # three kernels on two devices; times in ns, energies in J, worked by hand below
+    "id": [0, 1, 2, 3], "name": ["qkv_projection", "attention_score", "ffn_up", "all_reduce"],
+    "layer": [0, 0, 0, 0], "step": [0, 0, 0, 0], "device": ["gpu", "pim", "gpu", "nvlink"],
+    "start_cycle": [0, 1000, 3000, 5000], "end_cycle": [1000, 3000, 5000, 9600],
+    "start_ns": [0.0, 1000.0, 3000.0, 5000.0], "end_ns": [1000.0, 3000.0, 5000.0, 9600.0],
+    "flops": [10, 20, 30, 0], "bytes": [1, 2, 3, 4], "commands": [0, 50, 0, 0],
+    "energy_j": [0.25, 0.5, 0.25, 1.0], "energy_memory_j": [0.0] * 4, "energy_compute_j": [0.0] * 4,
+    "energy_onchip_j": [0.0] * 4, "energy_communication_j": [0.0] * 4,
+    "source": ["model", "simulated", "model", "model"], "channels_simulated": [0, 1, 0, 0],
+    "channels_total": [0, 16, 0, 0], "instances": [1, 1, 1, 1], "busy_ns": [1000.0, 2000.0, 2000.0, 4600.0],
+}
+
+
+def _kernel_replay(tmp_path):
+    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in KERNELS_1_2.items()})
+    return make_stats(tmp_path / "k.h5", extra_tables={"kernels": kernels, "run": Table(RUN_1_1, RUN_UNITS)})
+
+
+def test_kernel_replay_report_sums_kernels_by_kind_and_device(tmp_path):
+    path = _kernel_replay(tmp_path)
+    data = summarize(path)
+    # fc on gpu: qkv_projection 1000 ns + ffn_up 2000 ns, 0.25 + 0.25 J; the run is 9.6 us
+    assert data["kernels_by_kind"] == [
+        {"kind": "attention", "device": "pim", "kernels": 1, "busy_seconds": pytest.approx(2e-6), "energy_j": 0.5},
+        {"kind": "fc", "device": "gpu", "kernels": 2, "busy_seconds": pytest.approx(3e-6), "energy_j": 0.5},
+        {"kind": "communication", "device": "nvlink", "kernels": 1, "busy_seconds": pytest.approx(4.6e-6),
+         "energy_j": 1.0}]
+    text = run("report", path).output
+    # attention on pim: 2 us of the 9.6 us run (20.8%), 0.5 J of the kernels' 2 J (25%)
+    assert any(line.split() == ["attention", "pim", "1", "2", "µs", "20.8%", "500", "mJ", "25.0%"]
+               for line in text.splitlines()), text
+    assert "4 kernels: `pimdram report --kernels` lists each" in text
+    assert not any(line.split()[:3] == ["ffn_up", "0", "gpu"] for line in text.splitlines())
+    full = run("report", path, "--kernels").output
+    assert any(line.split() == ["ffn_up", "0", "gpu", "3,000", "5,000", "2,000"] for line in full.splitlines())
+
+
+def test_report_csv_prints_a_table(tmp_path):
+    path = _kernel_replay(tmp_path)
+    r = run("report", path, "--csv", "kernels")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split(",")[:4] == ["id", "name", "layer", "step"]
+    assert lines[3].split(",")[:8] == ["2", "ffn_up", "0", "0", "gpu", "1", "3000", "5000"]
+    assert len(lines) == 5
+    assert run("report", path, "--csv", "summary").output.splitlines()[1].split(",")[0] == "9600"
+    _one_line_error(run("report", path, "--csv", "nope"), "no table 'nope'", "kernels")
+    assert run("report", path, "--csv", "run", "--json").exit_code == 2

@@ -6,17 +6,7 @@ import pytest
 from pimdram.config.memory import load_memory
 from pimdram.config.system import load_system
 
-DESIGN = """
-name: merge-test
-base: hbm3_5.2gbps
-commands:
-  MACAB: {kind: mac, scope: channel, bus: column, unit: gemv}
-constraints:
-  - {level: channel, from: MACAB, to: MACAB, latency: nCCD_L}
-pim:
-  units:
-    gemv: {kind: mac, level: bank, lanes: 16}
-"""
+from test_config_pim import MINIMAL as DESIGN      # a design with one MAC command and its unit
 
 
 def design(tmp_path, extra=""):

@@ -23,8 +23,9 @@ def gen(tmp_path, *args, name="t.jsonl"):
 
 @pytest.mark.parametrize("system", list_configs("systems"))
 def test_gen_then_replay_writes_stats_on_every_system(tmp_path, system):
+    # --allow-overcommit: a one-device preset (ianus-device, 4 GB) does not hold Llama-3-8B's weights
     trace = gen(tmp_path, "--model", "llama3-8b", "--system", system, "--batch", "4", "--prompt", "128",
-                "--output", "4", "--layers", "1")
+                "--output", "4", "--layers", "1", "--allow-overcommit")
     stats = tmp_path / "s.h5"
     r = CliRunner().invoke(cli, ["replay", str(trace), "-o", str(stats), "--no-progress"])
     assert r.exit_code == 0, r.output
@@ -116,8 +117,9 @@ def test_a_trace_for_another_system_is_one_error(tmp_path):
 
 @pytest.mark.parametrize("system", ["neupims", "ianus"])
 def test_gemv_designs_simulate_their_pim_kernels(tmp_path, system):
+    # --allow-overcommit: a one-device preset (ianus-device, 4 GB) does not hold Llama-3-8B's weights
     trace = gen(tmp_path, "--model", "llama3-8b", "--system", system, "--batch", "4", "--prompt", "128",
-                "--output", "4", "--layers", "1")
+                "--output", "4", "--layers", "1", "--allow-overcommit")
     replay_kernels(trace, tmp_path / "s.h5")
     t = open_stats(tmp_path / "s.h5").table("kernels")
     pim = [i for i in range(len(t["name"])) if t["channels_total"][i] > 0]
@@ -133,6 +135,30 @@ def test_neupims_keeps_a_requests_kv_cache_in_one_channel():
     assert pm.kv_placement == "request"
     # 40 requests x 8 KV heads over 32 channels: 8 channels hold two requests (16 instances)
     assert pm.loads(40, 8) == [(16, 8), (8, 24)]
+
+
+def test_neupims_splits_a_requests_kv_heads_over_its_tensor_parallel_devices():
+    # 8 NeuPIMs devices of 32 channels; GPT-3 13B (40 heads, 768 tokens cached): tensor
+    # parallelism leaves 5 heads of each request on each device, in one of its channels. 128
+    # requests: 1,024 (request, device) units over 256 channels, 4 each: 20 instances per channel;
+    # 256 requests: 40. (Before the split, 128 requests sat whole in 128 channels, 40 instances
+    # each, and half a batch took as long as all of it.)
+    from pimdram.system.pim import PimMemory, pim_timing
+    system = load_system("neupims")
+    pm = PimMemory(system.memories["pim_hbm"], devices=system.devices["pim"].count)
+    assert pm.devices == 8 and pm.channels == 256
+
+    def score(requests):
+        return {"name": "attention_score", "op": "gemv", "kv_heads": [0, 40], "requests": list(range(requests)),
+                "shape": {"M": 1, "N": 768, "K": 128, "instances": 40 * requests}}
+
+    calls = []
+    pm.run = lambda kind, loads, shape, symmetry, channels=None: calls.append((kind, loads, shape))
+    pim_timing(pm, score(128), True, 256)
+    pim_timing(pm, score(256), True, 256)
+    pim_timing(pm, score(100), True, 256)        # 800 units: 32 channels hold 4, 224 hold 3
+    assert calls == [("score", [(20, 256)], (768, 128, 1)), ("score", [(40, 256)], (768, 128, 1)),
+                     ("score", [(20, 32), (15, 224)], (768, 128, 1))]
 
 
 def test_compute_utilization_scales_compute_bound_kernels(tmp_path):
@@ -165,11 +191,15 @@ def test_kernel_replay_command_log_passes_the_checker_across_kernel_boundaries(t
 
 
 def test_devices_sharing_a_blocked_pim_memory_take_turns():
-    from pimdram.system.schedule import list_schedule, resources
-    res = resources(load_system("ianus"))
-    assert res["npu"] == res["aim_pim"] == "memory:aim"
-    res = resources(load_system("dgx-attacc"))       # attacc-bank runs concurrently: no sharing
-    assert res["gpu"] == "gpu" and res["attacc"] == "attacc"
+    from pimdram.system.schedule import Resources, list_schedule
+    ianus = load_system("ianus")
+    held = Resources(ianus, [], {})
+    npu = {"device": "npu", "operands": []}
+    pim = {"device": "aim_pim", "operands": []}
+    assert held.of(npu) == ("npu", "aim[0:512)") and held.of(pim) == ("aim[0:512)",)
+    held = Resources(load_system("dgx-attacc"), [], {})      # attacc-bank runs concurrently: no sharing
+    assert held.of({"device": "gpu", "operands": []}) == ("gpu",)
+    assert held.of({"device": "attacc", "operands": []}) == ("attacc_hbm[0:640)",)
     # two independent kernels: they overlap on two resources and take turns on one
     kernels = [{"id": 0, "device": "npu", "deps": []}, {"id": 1, "device": "aim_pim", "deps": []}]
     assert list_schedule(kernels, [10.0, 10.0], ["npu", "aim_pim"])[0] == [0.0, 0.0]
@@ -231,3 +261,27 @@ def test_an_overcommitted_workload_is_a_warning_recorded_in_trace_and_stats(tmp_
     replay_kernels(trace, tmp_path / "s.h5")
     sf = open_stats(tmp_path / "s.h5")
     assert bool(sf.table("run")["overcommitted"][0]) and json.loads(sf.attrs["warnings"]) == [warning]
+
+
+def test_a_format_1_1_trace_replays_on_the_preset_its_header_names(tmp_path):
+    trace = gen(tmp_path, "--model", "gpt2", "--system", "dgx-a100", "--batch", "2", "--prompt", "64",
+                "--output", "2", "--layers", "1")
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    header = lines[0]
+    header["version"] = [1, 1]
+    for m in header["system"]["memories"].values():
+        del m["config"]
+    for k in lines[1:]:
+        if k.get("collective"):          # 1.1: an all-reduce carried the bytes moved per device
+            del k["collective"]
+            del k["shape"]["devices"]
+            k["shape"]["bytes"] = 14 * k["shape"]["bytes"] // 8
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    s = replay_kernels(old, tmp_path / "s.h5").summary
+    t = open_stats(tmp_path / "s.h5").table("kernels")
+    ar = list(t["name"]).index("all_reduce")
+    k = lines[1 + ar]
+    # a transfer of its bytes on the NVLink: latency + bytes / bandwidth
+    assert t["end_ns"][ar] - t["start_ns"][ar] == pytest.approx(3030 + k["shape"]["bytes"] / 300)
+    assert s["tokens"] == 2

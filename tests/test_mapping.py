@@ -141,6 +141,7 @@ def test_kv_cache_split_by_layer_and_by_token(tmp_path):
     def by_token(d):
         d["placement"]["kv_cache"]["split"] = [{"tokens": [0, 48], "memory": "attacc_hbm"},
                                                {"tokens": [48, 100000], "memory": "gpu_hbm"}]
+        d["mapping"]["head_groups"] = 1             # one attention block (no pipelining groups)
     t = generate_kernel_trace("gpt3-6.7b", custom_system(tmp_path, "dgx-attacc", by_token),
                               Workload.uniform(2, 64, 4), layers=1)
     scores = [k for k in t.kernels if k["name"] == "attention_score"]

@@ -86,6 +86,17 @@ def test_attention_occupancy_one_block_per_request_and_query_head():
     roofline = k["bytes_read"] + k["bytes_written"]
     t = xpu_timing(k, sm)
     assert t.duration_ns == pytest.approx(roofline / (8 * 1000e9 * 0.8) * 1e9 * 108 / 12)
+    # a prefill of 1,000 tokens runs a block per 128 query rows as well: 96 heads x 8 tiles =
+    # 768 blocks, 96 per GPU on 108 SMs
+    prefill = dict(attention(1, 96, L=1000, g=1000), reuse=1000)
+    assert occupancy(prefill, sm) == pytest.approx(96 / 108)
+    assert occupancy(dict(attention(1, 8, g=12 * 1000), reuse=12 * 1000), sm, group_size=12) == \
+        pytest.approx(96 / 108)
+    # Flash-Decoding (split_kv_tokens 256): 3,000 cached tokens in 12 chunks, 96 x 12 = 1,152
+    # blocks, 144 per GPU: two waves of 108, 144 / 216 busy
+    split = device(cores=108, count=8, split_kv_tokens=256)
+    assert occupancy(dict(attention(1, 96, L=3000), tokens=[0, 3000]), split) == pytest.approx(144 / 216)
+    assert occupancy(dict(attention(1, 96, L=3000), tokens=[0, 3000]), sm) == pytest.approx(12 / 108)
     # no cores given: no occupancy limit; FC kernels are never limited
     assert occupancy(k, device()) == 1.0 and occupancy(fc(1, 64, 64), sm) == 1.0
 
@@ -131,7 +142,9 @@ def test_ring_all_reduce_and_all_gather():
     k = {"name": "all_reduce", "op": "communication", "collective": "all_reduce",
          "shape": {"bytes": 24576, "devices": 8}, "bytes_read": 24576, "bytes_written": 24576}
     t = link_timing(k, NVLINK, system)
-    assert t.duration_ns == pytest.approx(42563.36)
+    # the link is busy for the 14 chunks (143.36 ns); the 14 latencies come after, link free
+    assert (t.duration_ns, t.latency_ns) == (pytest.approx(14 * 3072 / 300), pytest.approx(14 * 3030))
+    assert t.duration_ns + t.latency_ns == pytest.approx(42563.36)
     # every device sends 2 (N - 1) / N of the tensor: 14 x 24,576 B cross the links
     assert t.energy["communication"] == pytest.approx(14 * 24576 * 10.4e-12)
 
@@ -144,8 +157,11 @@ def test_point_to_point_transfers_on_shared_and_paired_links():
     system = load_system("dgx-attacc")             # 8 GPUs, each with its own AttAcc device
     k = {"name": "transfer", "op": "communication", "shape": {"bytes": 3_000_000}, "bytes_read": 3_000_000,
          "bytes_written": 3_000_000}
-    assert link_timing(k, pairs, system).duration_ns == pytest.approx(2250)
-    assert link_timing(k, shared, system).duration_ns == pytest.approx(11000)
+    # the link is busy for the bytes; the data arrives a latency later
+    t = link_timing(k, pairs, system)
+    assert (t.duration_ns, t.latency_ns) == (pytest.approx(1250), 1000)
+    assert link_timing(k, shared, system).duration_ns + link_timing(k, shared, system).latency_ns == \
+        pytest.approx(11000)
     assert link_timing(k, pairs, system).energy["communication"] == pytest.approx(3e6 * 10.4e-12)
 
 
@@ -168,3 +184,42 @@ def test_list_schedule_respects_dependencies_and_resources():
     # one resource: kernels 1 and 2 could both start at 10; the tie goes in trace order
     starts, ends = list_schedule(kernels, [10.0, 5.0, 7.0, 1.0], ["a"] * 4)
     assert starts == [0.0, 10.0, 15.0, 22.0] and ends[3] == 23.0
+
+
+def test_a_transfer_frees_its_link_before_its_data_arrives():
+    # transfers 0 and 1 on link l (2 ns of bytes each, 3 ns of latency); kernel 2 on device a
+    # needs transfer 0's data: it starts when the data arrives (0 + 2 + 3 = 5), while transfer 1
+    # used the link from 2 (its data arrives at 2 + 2 + 3 = 7)
+    kernels = [{"id": 0, "deps": []}, {"id": 1, "deps": []}, {"id": 2, "deps": [0]}]
+    starts, ends = list_schedule(kernels, [2.0, 2.0, 1.0], ["l", "l", "a"], [3.0, 3.0, 0.0])
+    assert starts == [0.0, 2.0, 5.0] and ends == [5.0, 7.0, 6.0]
+
+
+def test_the_compiled_step_scheduler_agrees_with_the_reference():
+    from pimdram.system.schedule import StepScheduler
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        n = int(rng.integers(1, 60))
+        kernels = [{"id": i, "deps": sorted({int(d) for d in rng.integers(0, i, int(rng.integers(0, 4)))} if i else [])}
+                   for i in range(n)]
+        durations = rng.integers(0, 5, n).astype(float) * float(rng.choice([1.0, 0.5, 3.25]))
+        lags = rng.integers(0, 3, n).astype(float) * float(rng.choice([0.0, 1.0, 0.75]))
+        # one resource, or (a quarter of the kernels) two: a PIM kernel over two channel partitions
+        resources = [str(r) if rng.random() < 0.75 else (str(r), str((r + 1) % 3)) for r in rng.integers(0, 3, n)]
+        want = list_schedule(kernels, list(durations), resources, list(lags))
+        s = StepScheduler(resources)
+        starts, ends = s.run(s.plan(kernels, resources), durations, lags)
+        assert list(starts) == want[0] and list(ends) == want[1], trial
+
+
+def test_the_step_scheduler_carries_busy_resources_and_previous_step_dependencies():
+    from pimdram.system.schedule import StepScheduler
+    kernels = [{"id": 0, "deps": []}, {"id": 1, "deps": [0], "prev_deps": [1]}, {"id": 2, "deps": []}]
+    s = StepScheduler(["a", "b"])
+    plan = s.plan(kernels, ["a", "b", "b"])
+    # kernels 0 (a) and 2 (b) start at 0; kernel 1 (b) after kernel 0
+    assert [list(x) for x in s.run(plan, np.array([2.0, 3.0, 1.0]))] == [[0, 2, 0], [2, 5, 1]]
+    # step two: a is free at 2, b at 5. Kernel 0 runs 2-4; kernel 1 waits for it and for the
+    # previous step's kernel 1 (ended at 5): 5-8, before kernel 2, which could start at 5 too but
+    # comes later in the trace (ties go in order): 8-9
+    assert [list(x) for x in s.run(plan, np.array([2.0, 3.0, 1.0]))] == [[2, 5, 8], [4, 8, 9]]

@@ -30,14 +30,29 @@ def reference_points(schedule=None):
     return [r for r in rows if schedule is None or r["schedule"] == schedule]
 
 
-def pimdram_tokens_per_s(system, batch, context, workdir):
+#: the reference's schedules as pimdram's attacc policy options (--set overrides of the system)
+SCHEDULES = {
+    "sequential": {"mapping.head_groups": 1, "mapping.ffn_coprocessing": False},
+    "pipelined+ff": {"mapping.head_groups": "auto", "mapping.ffn_coprocessing": True},
+}
+
+
+def system_for(name, schedule):
+    """The system preset `name` running the reference's `schedule` (a GPU-only system has none)."""
+    from pimdram.config.system import load_system
+    system = load_system(name)
+    return load_system(name, SCHEDULES[schedule]) if system.policy == "attacc" else system
+
+
+def pimdram_tokens_per_s(system, batch, context, workdir, schedule="sequential"):
     """tokens/s of one GPT-3 175B decode step at `context` cached tokens (prompt 2048, output 2048)."""
     from pimdram.llm import Workload
     from pimdram.mapping import generate_kernel_trace
     from pimdram.system import replay_kernels
-    trace = generate_kernel_trace("gpt3-175b", system, Workload.uniform(batch, 2048, 2048, phase="decode",
-                                                                       context=context), allow_overcommit=True)
-    path = Path(workdir) / f"{system}-{batch}.jsonl"
+    trace = generate_kernel_trace("gpt3-175b", system_for(system, schedule),
+                                  Workload.uniform(batch, 2048, 2048, phase="decode", context=context),
+                                  allow_overcommit=True)
+    path = Path(workdir) / f"{system}-{batch}-{schedule}.jsonl"
     trace.write(path)
     return replay_kernels(path, path.with_suffix(".h5"), overwrite=True).summary["tokens_per_s"]
 
@@ -50,7 +65,7 @@ def main():
     print("|---|---:|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as work:
         for r in reference_points(args.schedule):
-            ours = pimdram_tokens_per_s(r["system"], r["batch"], r["context"], work)
+            ours = pimdram_tokens_per_s(r["system"], r["batch"], r["context"], work, r["schedule"])
             print(f"| {r['system']} | {r['batch']} | {r['schedule']} | {r['tokens_per_s']:.1f} | {ours:.1f} | "
                   f"{ours / r['tokens_per_s']:.3f} |")
             sys.stdout.flush()

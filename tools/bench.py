@@ -5,7 +5,10 @@
     python tools/bench.py --compare            # cycles against DRAMsim3's and Ramulator 2.1's results
     python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
     python tools/bench.py --pim                # one layer of attention on one AttAcc stack
+    python tools/bench.py --generation         # a whole GPT-3 175B generation on dgx-attacc
+    python tools/bench.py --validate           # `pimdram validate all`, full form (target: under 10 min)
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
+    python tools/bench.py --sweep              # a 200-point sweep on 1 and on 2 worker processes
     python tools/bench.py --api                # pimdram.MemorySystem: batches and one at a time vs replay
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
@@ -282,6 +285,49 @@ print(json.dumps({"gen": generated - started, "replay": done - generated, "secon
 """
 
 
+GENERATION_RUN = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from pimdram.mapping import generate_kernel_trace
+from pimdram.llm import Workload
+from pimdram.system import replay_kernels
+with tempfile.TemporaryDirectory() as d:
+    started = time.perf_counter()
+    trace = generate_kernel_trace("gpt3-175b", "dgx-attacc", Workload.uniform(54, 2048, 2048, phase="generate"),
+                                  allow_overcommit=True)
+    trace.write(Path(d) / "gen.jsonl")
+    generated = time.perf_counter()
+    r = replay_kernels(Path(d) / "gen.jsonl", Path(d) / "gen.h5").summary
+    done = time.perf_counter()
+print(json.dumps({"gen": generated - started, "replay": done - generated, "seconds": r["simulated_seconds"],
+                  "tokens_per_s": r["tokens_per_s"], "decode_tokens_per_s": r["decode_tokens_per_s"],
+                  "kernels": r["kernels"], "trace_kernels": len(trace.kernels),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def generation(args):
+    """A whole GPT-3 175B generation (batch 54, 2048 prompt + 2048 output tokens) on dgx-attacc:
+    gen, then replay, in one fresh process per run (target: under 60 s and 2 GB)."""
+    runs = []
+    for _ in range(args.repeat):
+        proc = subprocess.run([sys.executable, "-c", GENERATION_RUN], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"generation failed:\n{proc.stderr}")
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    r = runs[0]
+    gen = statistics.median(x["gen"] for x in runs)
+    rep = statistics.median(x["replay"] for x in runs)
+    rss = max(x["peak_rss_mb"] for x in runs)
+    totals = ", ".join(f"{x['gen'] + x['replay']:.1f}" for x in runs)
+    print(f"gpt3-175b generation (54 x 2048 + 2048) on dgx-attacc: {r['trace_kernels']} trace kernels for "
+          f"{r['kernels']:,} kernel runs, {r['seconds']:.1f} s simulated, {r['tokens_per_s']:.0f} tokens/s "
+          f"({r['decode_tokens_per_s']:.0f} in decode); wall gen {gen:.2f} s + replay {rep:.2f} s "
+          f"(median of {len(runs)}: {totals} s), "
+          f"peak {rss:.0f} MB")
+    return {"generation": r, "gen_wall_median_s": gen, "replay_wall_median_s": rep, "peak_rss_mb": rss}
+
+
 def pim_step(args):
     """A whole GPT-3 175B decode step (96 layers, batch 64, context 2048) on dgx-attacc: gen,
     then replay (fresh process each run)."""
@@ -331,6 +377,106 @@ def pim(args):
     return {"layers": rows, "decode_step": step}
 
 
+VALIDATE_RUN = r"""
+import json, resource, sys, time
+from pimdram.validate import run_claims
+started = time.perf_counter()
+rows = run_claims(["all"], quick=sys.argv[1] == "quick")
+print(json.dumps({"wall": time.perf_counter() - started, "rows": rows,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def validate(args):
+    """`pimdram validate all` in its full form (and the --quick form the test suite runs), each in
+    a fresh process per run: wall time and peak memory, and the claim table (docs/validate.md)."""
+    from pimdram.validate import format_table
+    out = {}
+    for form in ("full", "quick"):
+        runs = []
+        for _ in range(args.repeat):
+            proc = subprocess.run([sys.executable, "-c", VALIDATE_RUN, form], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"validate ({form}) failed:\n{proc.stderr}")
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if any(r["rows"] != runs[0]["rows"] for r in runs):
+            raise SystemExit(f"validate ({form}): the runs' figures differ (not deterministic)")
+        walls = [r["wall"] for r in runs]
+        print(f"pimdram validate all{' --quick' if form == 'quick' else ''}: {len(runs[0]['rows'])} claims, "
+              f"wall {statistics.median(walls):.1f} s (median of {len(runs)}: "
+              f"{', '.join(f'{w:.1f}' for w in walls)} s), peak {max(r['peak_rss_mb'] for r in runs):.0f} MB "
+              f"(target: full under 600 s)")
+        print(format_table(runs[0]["rows"], detail=form == "full"))
+        print(flush=True)
+        out[form] = {"wall_median_s": statistics.median(walls), "wall_all_s": walls,
+                     "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "rows": runs[0]["rows"]}
+    return out
+
+
+SWEEP_POINTS = {   # 2 models x 2 systems x 50 batch sizes = 200 decode steps of the whole model
+    "model": ["llama3-8b", "gpt3-6.7b"],
+    "system": ["dgx-a100", "dgx-attacc"],
+    "batch": list(range(1, 51)),
+    "prompt_tokens": 512,
+    "output_tokens": 128,
+    "phase": "decode",
+    "context": 1024,
+}
+SWEEP_RUN = r"""
+import json, resource, sys
+from pimdram.sweep import load_sweep, local_pool, run_sweep
+sweep = load_sweep(sys.argv[1])
+with local_pool(int(sys.argv[3])) as pool:
+    r = run_sweep(sweep, sys.argv[2], executor=pool, cache=None, overwrite=True)
+cpu = lambda who: (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(who))
+print(json.dumps({"seconds": r.seconds, "points": r.points, "ok": r.ok,
+                  "driver_cpu": cpu(resource.RUSAGE_SELF), "worker_cpu": cpu(resource.RUSAGE_CHILDREN)}))
+"""
+
+
+def sweep_speed(args):
+    """A 200-point sweep (whole-model decode steps) on a local pool of 1 and of 2 workers, without
+    the cache: points per second, end to end (resolving the points, starting the pool, running,
+    writing the table). The two pool sizes alternate run by run (the machine's speed drifts).
+
+    Also the CPU time of the driver process and of the workers, and the cores the run got
+    ((driver + workers) / wall): on a machine other jobs load, a run of 2 workers gets less than
+    2 cores, and the CPU time per point shows whether the pool itself costs anything."""
+    import yaml
+    runs = {1: [], 2: []}
+    detail = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as workdir:
+        sweep = Path(workdir) / "bench-sweep.yaml"
+        sweep.write_text(yaml.safe_dump(SWEEP_POINTS, sort_keys=False))
+        for r in range(args.repeat):
+            for jobs in ((1, 2) if r % 2 == 0 else (2, 1)):
+                proc = subprocess.run([sys.executable, "-c", SWEEP_RUN, str(sweep), str(Path(workdir) / "r.csv"),
+                                       str(jobs)], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(f"sweep on {jobs} workers failed:\n{proc.stderr}")
+                out = json.loads(proc.stdout.strip().splitlines()[-1])
+                if out["ok"] != out["points"]:
+                    raise SystemExit(f"sweep on {jobs} workers: only {out['ok']} of {out['points']} points ran")
+                runs[jobs].append(out["points"] / out["seconds"])
+                cores = (out["driver_cpu"] + out["worker_cpu"]) / out["seconds"]
+                detail[jobs].append(dict(out, cores=cores))
+                print(f"{jobs} worker{'s' if jobs > 1 else ''}: {out['points']} points in {out['seconds']:.1f} s = "
+                      f"{runs[jobs][-1]:.2f} points/s; CPU: workers {out['worker_cpu']:.1f} s, driver "
+                      f"{out['driver_cpu']:.1f} s; {cores:.2f} cores", flush=True)
+    one, two = statistics.median(runs[1]), statistics.median(runs[2])
+    print()
+    print("| workers | points/s (median) | runs | speed-up | workers' CPU s per point | driver CPU s | cores used |")
+    print("|---:|---:|---|---:|---:|---:|---:|")
+    for jobs, median in ((1, one), (2, two)):
+        d = detail[jobs]
+        print(f"| {jobs} | {median:.2f} | {', '.join(f'{v:.2f}' for v in runs[jobs])} | {median / one:.2f}x | "
+              f"{statistics.median(x['worker_cpu'] / x['points'] for x in d):.3f} | "
+              f"{statistics.median(x['driver_cpu'] for x in d):.2f} | "
+              f"{statistics.median(x['cores'] for x in d):.2f} |")
+    return {"points": len(SWEEP_POINTS["model"]) * len(SWEEP_POINTS["system"]) * len(SWEEP_POINTS["batch"]),
+            "points_per_s": {str(k): v for k, v in runs.items()}, "runs": detail, "speedup": two / one}
+
+
 def compare(args, traces, workdir):
     with open(REFERENCE_CSV) as f:
         reference = list(csv.DictReader(f))
@@ -378,8 +524,13 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--traces", type=Path, default=Path(tempfile.gettempdir()) / "pimdram-bench-traces")
     ap.add_argument("--memories", nargs="+", default=list(MEMORIES))
-    ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3")
+    ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3's and Ramulator 2.1's")
     ap.add_argument("--pim", action="store_true", help="one layer of attention on one AttAcc stack, three modes")
+    ap.add_argument("--generation", action="store_true",
+                    help="a whole GPT-3 175B generation (54 x 2048 + 2048 tokens) on dgx-attacc: gen + replay")
+    ap.add_argument("--validate", action="store_true",
+                    help="`pimdram validate all`, full and --quick forms: wall time, peak memory, the claim table")
+    ap.add_argument("--sweep", action="store_true", help="a 200-point sweep on 1 and on 2 worker processes")
     ap.add_argument("--api", action="store_true", help="pimdram.MemorySystem against replay, and its per-call cost")
     ap.add_argument("--batch", type=int, default=4096, help="--api: requests per send_batch")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
@@ -387,8 +538,13 @@ def main():
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
-    if args.pim:
-        rows = pim(args)
+    if args.validate or args.sweep:
+        rows = validate(args) if args.validate else sweep_speed(args)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+        return
+    if args.generation or args.pim:
+        rows = generation(args) if args.generation else pim(args)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
         return

@@ -16,6 +16,10 @@ COMMANDS = {
     "config": "config",
     "gen": "gen",
     "model": "model",
+    "system": "system",
+    "sweep": "sweep",
+    "plot": "plot",
+    "validate": "validate",
 }
 
 
@@ -64,6 +68,7 @@ def cli():
       pimdram replay traces/example_hbm2.dramsim3 --memory hbm2_2gbps -o out.h5
       pimdram report out.h5
       pimdram check out.h5
+      pimdram sweep study.yaml -o study.parquet && pimdram plot throughput study.parquet -o study.png
     """
 
 

@@ -37,7 +37,8 @@ def check_output(path, overwrite):
 
 
 class ProgressBar:
-    """A progress callback `cb(done, total)` that draws a click progress bar on stderr."""
+    """A progress callback `cb(done, total[, counts])` that draws a click progress bar on stderr;
+    `counts` (a mapping, e.g. ok / failed / cached points) is shown after the bar."""
 
     def __init__(self, label, enabled):
         self.label = label
@@ -45,16 +46,18 @@ class ProgressBar:
         self._bar = None
         self._done = 0
 
-    def __call__(self, done, total):
+    def __call__(self, done, total, counts=None):
         if not self.enabled:
             return
         if self._bar is None:
-            self._bar = click.progressbar(length=max(int(total), 1), label=self.label, file=sys.stderr)
+            self._bar = click.progressbar(length=max(int(total), 1), label=self.label, file=sys.stderr,
+                                          item_show_func=lambda text: text)
             self._bar.__enter__()
         step = int(done) - self._done
-        if step > 0:
-            self._bar.update(step)
-            self._done = int(done)
+        text = ", ".join(f"{v} {k}" for k, v in counts.items()) if counts else None
+        if step > 0 or text is not None:
+            self._bar.update(max(step, 0), text)
+            self._done = max(self._done, int(done))
 
     def close(self):
         if self._bar is not None:
@@ -66,3 +69,13 @@ def want_progress(flag):
     if flag is not None:
         return flag
     return sys.stderr.isatty()
+
+
+def format_rows(rows, indent="  "):
+    """Rows of text cells as lines of left-aligned columns (the last column is not padded)."""
+    rows = [[str(c) for c in row] for row in rows]
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [indent + "  ".join([c.ljust(w) for c, w in zip(r, widths)] + r[len(widths):]).rstrip()
+            for r in rows]

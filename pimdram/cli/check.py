@@ -3,6 +3,8 @@ from pathlib import Path
 
 import click
 
+from ._options import ProgressBar, progress_option, want_progress
+
 
 @click.command("check")
 @click.argument("stats", type=click.Path(dir_okay=False, path_type=Path))
@@ -13,8 +15,9 @@ import click
                    "--refresh-slack refresh intervals.")
 @click.option("--refresh-slack", type=click.FloatRange(min=1.0), default=9.0, show_default=True,
               help="Refresh intervals a node may go without a refresh (DDR postponement: 9).")
+@progress_option
 @click.pass_context
-def command(ctx, stats, max_examples, refresh, refresh_slack):
+def command(ctx, stats, max_examples, refresh, refresh_slack, progress):
     """Check that every command in STATS's command log obeys the memory standard.
 
     STATS is a stats file written by `pimdram replay --command-log`. The check shares no code
@@ -23,8 +26,12 @@ def command(ctx, stats, max_examples, refresh, refresh_slack):
     """
     from ..check import check_stats_file
 
-    result = check_stats_file(stats, max_examples=max_examples, refresh=refresh,
-                              refresh_slack=refresh_slack)
+    bar = ProgressBar("checking", want_progress(progress))
+    try:
+        result = check_stats_file(stats, max_examples=max_examples, refresh=refresh,
+                                  refresh_slack=refresh_slack, progress=bar)
+    finally:
+        bar.close()
     click.echo(f"{stats}: {result.n_commands} commands checked, {result.n_violations} violations")
     if result.n_violations:
         broken = ", ".join(f"{rule} {n}" for rule, n in result.violations_by_rule.items() if n)

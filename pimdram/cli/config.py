@@ -5,10 +5,9 @@ from pathlib import Path
 
 import click
 
-from ._options import check_output
-
-from ..config import list_configs
+from ..config import list_configs, preset_description
 from ..config.memory import load_memory, parse_set_options
+from ._options import check_output, format_rows
 
 
 # What `config show` can resolve: kind -> loader(name or file, overrides) returning a resolved
@@ -93,12 +92,20 @@ def import_(source, output, overwrite):
 
 
 @command.command("list")
-def list_():
-    """List the preset names of each kind."""
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print one JSON object: kind -> [{name, description}].")
+def list_(as_json):
+    """List the memory standards and PIM designs, with one line on each.
+
+    Models and systems have their own lists: `pimdram model list`, `pimdram system list`.
+    """
+    listing = {kind: [{"name": n, "description": preset_description(kind, n)} for n in list_configs(kind)]
+               for kind in LIST_KINDS.values()}
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
     for heading, kind in LIST_KINDS.items():
         click.echo(f"{heading}:")
-        names = list_configs(kind)
-        for n in names:
-            click.echo(f"  {n}")
-        if not names:
-            click.echo("  (none)")
+        rows = [[p["name"], p["description"]] for p in listing[kind]]
+        for line in format_rows(rows) or ["  (none)"]:
+            click.echo(line)

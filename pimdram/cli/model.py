@@ -11,6 +11,35 @@ def command():
     """Inspect LLM model descriptions."""
 
 
+@command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the presets' figures.")
+def list_(as_json):
+    """List the model presets (configs/models/): size, shape and what each is.
+
+    Any of them, or a Hugging Face config.json, is a MODEL for `pimdram model show` and
+    `pimdram gen --model`.
+    """
+    from ..config import list_configs, preset_description
+    from ..llm import load_model
+
+    rows = []
+    for name in list_configs("models"):
+        spec = load_model(name)
+        rows.append({"name": name, "params": spec.param_count(), "active_params": spec.active_param_count(),
+                     "layers": spec.layers, "hidden": spec.hidden, "heads": spec.heads,
+                     "kv_heads": spec.kv_heads, "experts": spec.experts,
+                     "description": preset_description("models", name)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from ._options import format_rows
+    table = [["name", "params", "layers", "hidden", "heads/KV", "description"]]
+    for r in rows:
+        table.append([r["name"], f"{r['params'] / 1e9:.2f}B", r["layers"], r["hidden"],
+                      f"{r['heads']}/{r['kv_heads']}", r["description"]])
+    click.echo("\n".join(format_rows(table, indent="")))
+
+
 @command.command("show")
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

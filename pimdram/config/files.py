@@ -77,3 +77,21 @@ def load_yaml(path):
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def preset_description(kind, name):
+    """One line saying what preset `name` of `kind` is: its `description` key, else the first line
+    of the comment block it starts with, else ""."""
+    path = find_config(kind, name)
+    data = load_yaml(path)
+    text = data.get("description")
+    if isinstance(text, str) and text.strip():
+        return " ".join(text.split())
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            words = line.lstrip("#").strip()
+            if words:
+                return words
+    return ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..energy import streaming_pj_per_byte
 from ..errors import ConfigError
 from . import find_config, load_yaml
-from .memory import base_chain, load_memory, resolve_memory
+from .memory import apply_overrides, base_chain, load_memory, resolve_memory
 from .pim import split_option_overrides
 from .section import Section
 
@@ -116,6 +116,7 @@ class Device:
     bandwidth_utilization: float = 1.0  # fraction of the bandwidth a kernel reaches at best
     kernel_overhead_us: dict = field(default_factory=lambda: {"default": 0.0})   # op/kernel name -> us
     cores: int = None                   # parallel units (SMs) that attention work is spread over
+    split_kv_tokens: int = None         # decode attention: a thread block per this many cached tokens (Flash-Decoding)
     tiles: dict = field(default_factory=dict)      # thread_block / register tile [rows, cols]
     energy: DeviceEnergy = DeviceEnergy()
     tensor_parallel: bool = False
@@ -147,6 +148,8 @@ class Device:
             d["kernel_overhead_us"] = dict(self.kernel_overhead_us)
             if self.cores is not None:
                 d["cores"] = self.cores
+            if self.split_kv_tokens is not None:
+                d["split_kv_tokens"] = self.split_kv_tokens
             if self.tiles:
                 d["tiles"] = {k: list(v) for k, v in self.tiles.items()}
             d["energy"] = self.energy.to_dict()
@@ -304,18 +307,34 @@ def load_system(source, overrides=None, origin="system"):
     """A System from a preset name (configs/systems/NAME.yaml), a YAML path, the resolved dict a
     kernel-trace header embeds (System.to_dict()), or a System (returned as is without overrides).
 
-    `overrides` (`--set` KEY=VALUE, as for `pimdram replay`) apply to every PIM memory's design;
-    `options.NAME=CHOICE` picks among a design's options. `origin` names a dict source in errors."""
+    `overrides` (`--set` KEY=VALUE, as for `pimdram replay`): a key starting with a system key
+    (`mapping.head_groups`, `devices.gpu.peak_tflops`, ...) sets the system; any other applies to
+    every PIM memory's design, `options.NAME=CHOICE` picking among a design's options. `origin`
+    names a dict source in errors."""
     if isinstance(source, System) and not overrides:
         return source
     if isinstance(source, System):
         source = source.to_dict()
+    own, overrides = _split_overrides(overrides)
     if isinstance(source, dict):
-        root = Section(copy.deepcopy(source), source=origin)
+        root = Section(apply_overrides(source, own, source=origin), source=origin)
         return _parse(root, root.get("name", "", types=str), overrides, embedded=True)
     path = find_config("systems", source)
-    root = Section(_compose(path, []), source=str(path))
+    root = Section(apply_overrides(_compose(path, []), own, source=str(path)), source=str(path))
     return _parse(root, root.get("name", Path(path).stem, types=str), overrides, embedded=False)
+
+
+#: top-level keys of a system; an override starting with one of them sets the system, any other
+#: a value of its PIM designs
+SYSTEM_KEYS = ("name", "description", "source", "memories", "devices", "links", "mapping", "placement")
+
+
+def _split_overrides(overrides):
+    """`--set` overrides split into (the system's, the PIM designs')."""
+    own, rest = {}, {}
+    for key, value in (overrides or {}).items():
+        (own if key.split(".", 1)[0] in SYSTEM_KEYS else rest)[key] = value
+    return own, rest or None
 
 
 def system_raw(name_or_path):
@@ -398,7 +417,6 @@ def _memory_spec(s, standard, pim, choices, overrides, config):
     there is one (option choices given at replay then recompose the design from its files)."""
     option_overrides, rest = split_option_overrides(overrides)
     if config is not None and not option_overrides:
-        from .memory import apply_overrides
         where = f"{s.source}: {s.path}.config"
         raw = apply_overrides(config, rest, source=where)
         try:
@@ -544,7 +562,8 @@ def _xpu_device(s, pool, common):
         bw = pool.peak_bandwidth / 1e9 / common["count"]   # the memory's peak, shared by the group
     return Device(peak_tflops=None if peak is None else float(peak), bandwidth_gbs=float(bw),
                   compute_utilization=compute, bandwidth_utilization=bandwidth, kernel_overhead_us=table,
-                  cores=s.number("cores", default=None, positive=True, integer=True), tiles=tiles,
+                  cores=s.number("cores", default=None, positive=True, integer=True),
+                  split_kv_tokens=s.number("split_kv_tokens", default=None, positive=True, integer=True), tiles=tiles,
                   energy=DeviceEnergy(**figures), **common)
 
 
@@ -591,6 +610,13 @@ def _mapping(mp, devices):
         options["alpha"] = mp.number("alpha", positive=True)
     if policy == "neupims":
         options["sub_batches"] = mp.number("sub_batches", default=2, positive=True, integer=True)
+    if policy == "attacc":
+        groups = mp.get("head_groups", 1)
+        if groups not in ("heads_per_device", "auto") and (isinstance(groups, bool) or not isinstance(groups, int)
+                                                            or groups < 1):
+            raise mp.error("head_groups", f"expected a positive integer, heads_per_device or auto, got {groups!r}")
+        options["head_groups"] = groups
+        options["ffn_coprocessing"] = mp.get("ffn_coprocessing", False, types=bool)
     if policy == "ianus":
         for role in ("npu", "pim"):
             dev = devices[roles[role]]

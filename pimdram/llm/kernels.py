@@ -27,6 +27,19 @@ KINDS = {
     "communication": ("transfer", "all_reduce"),
 }
 FC_NAMES = KINDS["fc"]
+#: The kinds of `kernel_kind`: a partition of all kernels (KINDS overlaps: ffn_gate is fc and ffn).
+REPORT_KINDS = ("attention", "fc", "norm", "communication", "other")
+
+
+def kernel_kind(name):
+    """The one kind a kernel of this name counts under in reports and plots: attention, fc (every
+    weight product), norm, communication (transfers, collectives), or other (embedding, rotary,
+    activation, residual adds, MoE combine)."""
+    for kind in ("attention", "communication", "fc", "norm"):
+        if name in KINDS[kind]:
+            return kind
+    return "other"
+
 ATTENTION_NAMES = KINDS["attention"]
 
 
@@ -37,7 +50,9 @@ class Operand:
     `tensor` identifies the data inside one trace (dependencies and transfers follow it); `mode` says
     how a write combines with earlier writes of the same tensor: "write" replaces, "partial" writes a
     slice beside other writers (heads of one layer, requests of one batch), "update" rewrites part of
-    it in place (rotary embedding), "append" adds tokens to a KV cache.
+    it in place (rotary embedding), "append" adds tokens to a KV cache. `on_chip`: the tensor never
+    leaves the device's on-chip memory (a tiled prefill attention's scores and probabilities): it
+    has no region, moves no memory bytes and takes no capacity.
     """
     name: str
     role: str
@@ -48,12 +63,15 @@ class Operand:
     tensor: str = ""
     mode: str = "write"
     region: str = None
+    on_chip: bool = False
 
     def record(self):
         d = {"name": self.name, "role": self.role, "access": self.access, "dtype": self.dtype,
              "shape": list(self.shape), "bytes": self.bytes}
         if self.region is not None:
             d["region"] = self.region
+        if self.on_chip:
+            d["on_chip"] = True
         return d
 
 
@@ -76,17 +94,21 @@ class Kernel:
     reuse: int = None              # attention: query rows per KV head and request (g · new tokens)
     device: str = None
     deps: list = field(default_factory=list)
+    prev_deps: list = field(default_factory=list)   # positions of kernels of the previous step it waits for
     id: int = None
     link: str = None
     collective: str = None         # communication: "all_reduce" or "all_gather" over shape["devices"]
+    split: tuple = None            # (i, n): part i of n of a product split by output columns over devices (part 0 may be absent: the second device takes all)
+    accumulated: bool = False      # a head group's output projection that a later group's adds to
 
     @property
     def bytes_read(self):
-        return sum(o.bytes for o in self.operands if o.access == "read")
+        """Bytes read from memory (on-chip operands excluded)."""
+        return sum(o.bytes for o in self.operands if o.access == "read" and not o.on_chip)
 
     @property
     def bytes_written(self):
-        return sum(o.bytes for o in self.operands if o.access == "write")
+        return sum(o.bytes for o in self.operands if o.access == "write" and not o.on_chip)
 
     @property
     def intensity(self):
@@ -104,6 +126,8 @@ class Kernel:
             d["link"] = self.link
         if self.collective is not None:
             d["collective"] = self.collective
+        if self.split is not None:
+            d["split"] = list(self.split)
         if self.form is not None:
             d["form"] = self.form
         d["shape"] = dict(self.shape)
@@ -124,6 +148,8 @@ class Kernel:
         d["intensity"] = round(self.intensity, 6)
         d["operands"] = [o.record() for o in self.operands]
         d["deps"] = list(self.deps)
+        if self.prev_deps:
+            d["prev_deps"] = list(self.prev_deps)
         return d
 
 
@@ -144,13 +170,24 @@ class StepBuilder:
 
     `attention_parts(layer) -> [AttentionPart]` lets a placement policy split a layer's attention by
     KV head and token range (each part is then placed on its own); the default keeps it whole.
+    `head_groups` > 1 builds a decode step's QKV projection, attention and output projection once per
+    group of KV heads (the output projections accumulating into one output), so that a schedule
+    can overlap one group's attention with the next group's projection. `ffn_split(M, K, N)`, when
+    given, says how many output columns of each FFN product a second device computes: the product
+    becomes two kernels (`split` 0 and 1 of 2) writing their columns of one output.
     """
 
-    def __init__(self, model, workload, attention_parts=None, layers=None):
+    def __init__(self, model, workload, attention_parts=None, layers=None, head_groups=1, ffn_split=None):
         self.m = model
         self.w = workload
         self.attention_parts = attention_parts or (lambda layer: whole_attention(model, layer))
         self.layers = model.layers if layers is None else min(layers, model.layers)
+        # KV-head ranges the attention block is built for, one after the other (AttAcc's head
+        # groups: the next group's projections overlap this group's attention)
+        n = max(1, min(int(head_groups), model.kv_heads))
+        self.head_groups = [(i * model.kv_heads // n, (i + 1) * model.kv_heads // n) for i in range(n)]
+        # ffn_split(M, K, N) -> output columns of an FFN product to give a second device (0: none)
+        self.ffn_split = ffn_split
 
     # --- operand helpers -------------------------------------------------------------------
     def _operand(self, role, dtype, name, access, shape, tensor, mode="write"):
@@ -219,83 +256,19 @@ class StepBuilder:
 
     def _layer(self, out, layer, x, groups, T, pre, sb, common):
         m = self.m
-        h, a, kvw, d, g = m.hidden, m.attention_width, m.kv_width, m.head_dim, m.group_size
+        h = m.hidden
         L = f"{pre}L{layer}."
         W = f"L{layer}."
         attention, router, ffn = m.layer_weight_shapes()
 
         out.append(self._norm("attention_norm", layer, x, L + "x_norm", T, W + "attention_norm", common))
-        _, K, N, bias = attention[0]
-        out.append(self._fc("qkv_projection", layer, L + "x_norm", L + "qkv", T, K, N, bias,
-                            W + "qkv_projection", **common))
-        if m.position_embedding == "rotary":
-            el = T * (a + kvw)
-            out.append(self._elementwise(
-                "rotary_embedding", "elementwise", layer, el, ROTARY_FLOPS,
-                [self._act("qk", "read", (T, a + kvw), L + "qkv", mode="partial")],
-                [self._act("qk", "write", (T, a + kvw), L + "qkv", mode="update")], **common))
-
-        parts = self.attention_parts(layer)
-        token_splits = len({p.tokens for p in parts}) > 1
-        ctx = L + "context"
-        ctx_parts = {}
-        for grp in groups:
-            n, c = grp.new_tokens, grp.context
-            R = len(grp.requests)
-            total = c + n
-            gcommon = dict(common, requests=grp.requests)
-            for i, part in enumerate(parts):
-                hlo, hhi = part.kv_heads
-                kvh = hhi - hlo
-                tlo, thi = max(part.tokens[0], 0), min(part.tokens[1], total)
-                if thi <= tlo or kvh <= 0:
-                    continue
-                tag = dict(kv_heads=(hlo, hhi), tokens=(tlo, thi), reuse=g * n)
-                kv_tensor = f"{sb}L{layer}.kv.p{i}"
-                new_lo, new_hi = max(tlo, c), min(thi, total)
-                if new_hi > new_lo:  # this part stores some of the new tokens
-                    nt = new_hi - new_lo
-                    out.append(self._elementwise(
-                        "kv_cache_append", "elementwise", layer, 2 * R * nt * kvh * d, 0,
-                        [self._act("kv", "read", (R, nt, 2, kvh, d), L + "qkv", mode="partial")],
-                        [self._kv("kv_cache", "write", (R, nt, 2, kvh, d), kv_tensor, mode="append")],
-                        **tag, **gcommon))
-                Ntok = thi - tlo
-                M = g * n
-                inst = R * kvh
-                sc = f"{L}scores.r{grp.requests[0]}.p{i}"
-                out.append(Kernel(
-                    "attention_score", "attention_score", layer,
-                    shape={"M": M, "N": Ntok, "K": d, "instances": inst}, flops=2 * M * Ntok * d * inst,
-                    form="gemv" if M == 1 else "gemm",
-                    operands=[self._act("q", "read", (R, kvh * g, n, d), L + "qkv"),
-                              self._kv("k_cache", "read", (R, kvh, Ntok, d), kv_tensor),
-                              self._act("scores", "write", (R, kvh * g, n, Ntok), sc)],
-                    **tag, **gcommon))
-                out.append(self._elementwise(
-                    "softmax", "softmax", layer, inst * M * Ntok, SOFTMAX_FLOPS,
-                    [self._act("scores", "read", (R, kvh * g, n, Ntok), sc)],
-                    [self._act("probs", "write", (R, kvh * g, n, Ntok), sc + ".probs")], **tag, **gcommon))
-                pc = f"{ctx}.p{i}" if token_splits else ctx
-                ctx_parts[i] = kvh
-                out.append(Kernel(
-                    "attention_context", "attention_context", layer,
-                    shape={"M": M, "N": d, "K": Ntok, "instances": inst}, flops=2 * M * d * Ntok * inst,
-                    form="gemv" if M == 1 else "gemm",
-                    operands=[self._act("probs", "read", (R, kvh * g, n, Ntok), sc + ".probs"),
-                              self._kv("v_cache", "read", (R, kvh, Ntok, d), kv_tensor),
-                              self._act("context", "write", (R, n, kvh * g * d), pc, mode="partial")],
-                    **tag, **gcommon))
-        if token_splits:
-            # partial results of token slices are rescaled by their softmax sums and added
-            n_parts = len({p.tokens for p in parts})
-            reads = [self._act("context_part", "read", (T, ctx_parts[i] * g * d), f"{ctx}.p{i}")
-                     for i in sorted(ctx_parts)]
-            out.append(self._elementwise("attention_merge", "elementwise", layer, T * a, MERGE_FLOPS * (n_parts - 1),
-                                         reads, [self._act("context", "write", (T, a), ctx)], **common))
-        _, K, N, bias = attention[1]
-        out.append(self._fc("output_projection", layer, ctx, L + "attn_out", T, K, N, bias,
-                            W + "output_projection", **common))
+        # head groups pipeline a decode step (attention on a PIM device beside the xPU's
+        # projections); a prefill's attention runs on the xPU with its projections, built whole
+        head_groups = self.head_groups if common["phase"] == "decode" else [(0, m.kv_heads)]
+        many = len(head_groups) > 1
+        for gi, heads in enumerate(head_groups):
+            self._attention_block(out, layer, L, W, T, groups, sb, heads, f".g{gi}" if many else "", gi == 0,
+                                  attention, common)
         out.append(self._elementwise(
             "attention_residual", "elementwise", layer, T * h, RESIDUAL_FLOPS,
             [self._act("x", "read", (T, h), x), self._act("attn_out", "read", (T, h), L + "attn_out")],
@@ -323,6 +296,104 @@ class StepBuilder:
             [self._act("y", "write", (T, h), L + "out")], **common))
         return L + "out"
 
+    def _attention_block(self, out, layer, L, W, T, groups, sb, heads, gs, first, attention, common):
+        """QKV projection, rotary embedding, attention and output projection of the KV heads
+        `heads` [lo, hi) (all of them unless the layer is built in head groups; `gs` suffixes the
+        group's tensors); the output projection of a later group adds to the first's output."""
+        m = self.m
+        d, g = m.head_dim, m.group_size
+        hlo, hhi = heads
+        kvh_all = hhi - hlo
+        whole = kvh_all == m.kv_heads
+        a, kvw = (m.attention_width, m.kv_width) if whole else (kvh_all * g * d, kvh_all * d)   # query and KV widths
+        _, K, N, bias = attention[0]
+        qkv = L + "qkv" + gs
+        out.append(self._fc("qkv_projection", layer, L + "x_norm", qkv, T, K, N if whole else a + 2 * kvw, bias,
+                            W + "qkv_projection" + gs, **common))
+        if m.position_embedding == "rotary":
+            el = T * (a + kvw)
+            out.append(self._elementwise(
+                "rotary_embedding", "elementwise", layer, el, ROTARY_FLOPS,
+                [self._act("qk", "read", (T, a + kvw), qkv, mode="partial")],
+                [self._act("qk", "write", (T, a + kvw), qkv, mode="update")], **common))
+
+        parts = [p for p in self.attention_parts(layer)
+                 if p.kv_heads[0] < hhi and p.kv_heads[1] > hlo]
+        token_splits = len({p.tokens for p in parts}) > 1
+        ctx = L + "context" + gs
+        ctx_parts = {}
+        all_parts = self.attention_parts(layer)
+        for grp in groups:
+            n, c = grp.new_tokens, grp.context
+            R = len(grp.requests)
+            total = c + n
+            gcommon = dict(common, requests=grp.requests)
+            for part in parts:
+                i = all_parts.index(part)
+                plo, phi = max(part.kv_heads[0], hlo), min(part.kv_heads[1], hhi)
+                kvh = phi - plo
+                tlo, thi = max(part.tokens[0], 0), min(part.tokens[1], total)
+                if thi <= tlo or kvh <= 0:
+                    continue
+                tag = dict(kv_heads=(plo, phi), tokens=(tlo, thi), reuse=g * n)
+                kv_tensor = f"{sb}L{layer}.kv.p{i}{gs}"
+                new_lo, new_hi = max(tlo, c), min(thi, total)
+                if new_hi > new_lo:  # this part stores some of the new tokens
+                    nt = new_hi - new_lo
+                    out.append(self._elementwise(
+                        "kv_cache_append", "elementwise", layer, 2 * R * nt * kvh * d, 0,
+                        [self._act("kv", "read", (R, nt, 2, kvh, d), qkv, mode="partial")],
+                        [self._kv("kv_cache", "write", (R, nt, 2, kvh, d), kv_tensor, mode="append")],
+                        **tag, **gcommon))
+                Ntok = thi - tlo
+                M = g * n
+                inst = R * kvh
+                sc = f"{L}scores.r{grp.requests[0]}.p{i}{gs}"
+                # a prefill's attention runs in tiles (FlashAttention): its scores and
+                # probabilities stay on chip, one tile at a time
+                tiled = common["phase"] == "prefill"
+
+                def scores(name, access, tensor):
+                    o = self._act(name, access, (R, kvh * g, n, Ntok), tensor)
+                    o.on_chip = tiled
+                    return o
+                out.append(Kernel(
+                    "attention_score", "attention_score", layer,
+                    shape={"M": M, "N": Ntok, "K": d, "instances": inst}, flops=2 * M * Ntok * d * inst,
+                    form="gemv" if M == 1 else "gemm",
+                    operands=[self._act("q", "read", (R, kvh * g, n, d), qkv),
+                              self._kv("k_cache", "read", (R, kvh, Ntok, d), kv_tensor),
+                              scores("scores", "write", sc)],
+                    **tag, **gcommon))
+                out.append(self._elementwise(
+                    "softmax", "softmax", layer, inst * M * Ntok, SOFTMAX_FLOPS,
+                    [scores("scores", "read", sc)],
+                    [scores("probs", "write", sc + ".probs")], **tag, **gcommon))
+                pc = f"{ctx}.p{i}" if token_splits else ctx
+                ctx_parts[i] = kvh
+                out.append(Kernel(
+                    "attention_context", "attention_context", layer,
+                    shape={"M": M, "N": d, "K": Ntok, "instances": inst}, flops=2 * M * d * Ntok * inst,
+                    form="gemv" if M == 1 else "gemm",
+                    operands=[scores("probs", "read", sc + ".probs"),
+                              self._kv("v_cache", "read", (R, kvh, Ntok, d), kv_tensor),
+                              self._act("context", "write", (R, n, kvh * g * d), pc, mode="partial")],
+                    **tag, **gcommon))
+        if token_splits:
+            # partial results of token slices are rescaled by their softmax sums and added
+            n_parts = len({p.tokens for p in parts})
+            reads = [self._act("context_part", "read", (T, ctx_parts[i] * g * d), f"{ctx}.p{i}")
+                     for i in sorted(ctx_parts)]
+            out.append(self._elementwise("attention_merge", "elementwise", layer, T * a, MERGE_FLOPS * (n_parts - 1),
+                                         reads, [self._act("context", "write", (T, a), ctx)], **common))
+        _, K, N, bias = attention[1]
+        proj = self._fc("output_projection", layer, ctx, L + "attn_out", T, K if whole else a, N,
+                        bias and first, W + "output_projection" + gs, **common)
+        if not first:            # adds this group's share to the output of the groups before
+            proj.operands[-1].mode = "update"
+        proj.accumulated = heads[1] < m.kv_heads
+        out.append(proj)
+
     def _ffn(self, out, layer, L, W, x, y, M, ffn, expert, common):
         m = self.m
         i = m.intermediate
@@ -331,22 +402,38 @@ class StepBuilder:
         if m.ffn == "gated":
             for name in ("ffn_gate", "ffn_up"):
                 K, N, b = shapes[name]
-                out.append(self._fc(name, layer, x, f"{L}{name}{sfx}", M, K, N, b, f"{W}{name}{sfx}",
-                                    expert=expert, **common))
+                out.extend(self._ffn_fc(name, layer, x, f"{L}{name}{sfx}", M, K, N, b, f"{W}{name}{sfx}",
+                                        expert, common))
             reads = [self._act("gate", "read", (M, i), f"{L}ffn_gate{sfx}"),
                      self._act("up", "read", (M, i), f"{L}ffn_up{sfx}")]
         else:
             K, N, b = shapes["ffn_up"]
-            out.append(self._fc("ffn_up", layer, x, f"{L}ffn_up{sfx}", M, K, N, b, f"{W}ffn_up{sfx}",
-                                expert=expert, **common))
+            out.extend(self._ffn_fc("ffn_up", layer, x, f"{L}ffn_up{sfx}", M, K, N, b, f"{W}ffn_up{sfx}",
+                                    expert, common))
             reads = [self._act("up", "read", (M, i), f"{L}ffn_up{sfx}")]
         k = self._elementwise("activation", "elementwise", layer, M * i, ACTIVATION_FLOPS[m.ffn], reads,
                               [self._act("y", "write", (M, i), f"{L}act{sfx}")], **common)
         k.expert = expert
         out.append(k)
         K, N, b = shapes["ffn_down"]
-        out.append(self._fc("ffn_down", layer, f"{L}act{sfx}", y, M, K, N, b, f"{W}ffn_down{sfx}",
-                            expert=expert, **common))
+        out.extend(self._ffn_fc("ffn_down", layer, f"{L}act{sfx}", y, M, K, N, b, f"{W}ffn_down{sfx}", expert,
+                                common))
+
+    def _ffn_fc(self, name, layer, x, y, M, K, N, bias, weight, expert, common):
+        """An FFN product, or its two column splits when ffn_split gives the second device some."""
+        second = min(N, self.ffn_split(M, K, N)) if self.ffn_split else 0
+        if second <= 0:
+            return [self._fc(name, layer, x, y, M, K, N, bias, weight, expert=expert, **common)]
+        out = []
+        for part, cols in enumerate((N - second, second)):
+            if cols == 0:                            # the second device takes every column
+                continue
+            k = self._fc(name, layer, x, y, M, K, cols, bias, f"{weight}.s{part}", expert=expert, **common)
+            if cols < N:
+                k.operands[-1].mode = "partial"      # its columns of y, beside the other part's
+            k.split = (part, 2)
+            out.append(k)
+        return out
 
 
 def expert_loads(tokens, experts, top_k):

@@ -103,6 +103,27 @@ class Workload:
     def from_csv(cls, path, **kwargs):
         return cls(load_requests_csv(path), source=str(path), **kwargs)
 
+    @classmethod
+    def from_options(cls, batch=None, prompt_tokens=None, output_tokens=None, requests=None, phase="decode",
+                     context=None, speculation=1, dtype="fp16", weight_dtype=None, activation_dtype=None,
+                     kv_dtype=None):
+        """The workload of `pimdram gen`'s options (also a sweep point's): `batch` uniform requests of
+        `prompt_tokens` and `output_tokens`, or the requests of CSV file `requests`; `dtype` for
+        every tensor unless one is given on its own."""
+        common = dict(phase=phase, context=context, speculation=speculation,
+                      weight_dtype=weight_dtype or dtype, activation_dtype=activation_dtype or dtype,
+                      kv_cache_dtype=kv_dtype or dtype)
+        if requests is not None:
+            if any(v is not None for v in (batch, prompt_tokens, output_tokens)):
+                raise WorkloadError("a requests file replaces batch, prompt tokens and output tokens; "
+                                    "give one or the other")
+            return cls.from_csv(requests, **common)
+        missing = [n for n, v in (("batch", batch), ("prompt tokens", prompt_tokens),
+                                  ("output tokens", output_tokens)) if v is None]
+        if missing:
+            raise WorkloadError(f"give {', '.join(missing)} (or a requests file)")
+        return cls.uniform(batch, prompt_tokens, output_tokens, **common)
+
     @property
     def batch(self):
         return len(self.requests)

@@ -112,6 +112,11 @@ def attacc_mode(spec):
     return lowering["mode"]
 
 
+def fc_row_granule(mode):
+    """Output rows of an FC GEMV that one MAC group covers in a channel (rows round up to it)."""
+    return _GROUP_TOKENS[mode]
+
+
 def macs_per_gemv(mode, rows, cols):
     """MAC commands of one GEMV over a rows x cols FP16 matrix in one channel."""
     return math.ceil(rows / _GROUP_TOKENS[mode]) * math.ceil(cols / _MAC_DIMS[mode])
@@ -127,6 +132,23 @@ def _mvgb(mode, L):
 
 def _score_blocks(mode, L):
     return math.ceil(math.ceil(L / _GROUP_TOKENS[mode]) / BLOCK_GROUPS)
+
+
+def softmax_cycles(spec, L, reuse):
+    """Cycles the softmax unit takes for L scores of `reuse` query rows (1 without a unit)."""
+    unit = spec.pim.units.get("softmax")
+    if unit is None:
+        return 1
+    return max(1, math.ceil(L * reuse / unit.elements_per_cycle) + unit.latency)
+
+
+def attention_key(spec, L, d, reuse):
+    """What the programs of an attention instance (attention_layer, attention_piece) depend on
+    besides the design: contexts L with equal keys give identical programs (tested), so a
+    kernel replay simulates one of them for all (a generation's steps share one per 16 tokens
+    at bank level)."""
+    mode = attacc_mode(spec)
+    return (math.ceil(L / _GROUP_TOKENS[mode]), _mvgb(mode, L), softmax_cycles(spec, L, reuse), d, reuse)
 
 
 def attacc_head_counts(mode, L, d):
@@ -274,9 +296,7 @@ class _Builder(ProgramBuilder):
         return out + rest[i:]
 
     def softmax_cycles(self, L):
-        if self.softmax is None:
-            return 1
-        return max(1, math.ceil(L * self.reuse / self.softmax.elements_per_cycle) + self.softmax.latency)
+        return softmax_cycles(self.spec, L, self.reuse)
 
     # --- GEMVs ---------------------------------------------------------------------------
     def rows_per_gemv(self, rows, cols):

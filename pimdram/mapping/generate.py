@@ -1,25 +1,43 @@
-"""From model, workload and system to a kernel trace: build kernels, map, place, link and select them."""
+"""From model, workload and system to a kernel trace: build each step's kernels, map them to
+devices, link them (dependencies, transfers, all-reduces; link.py), place the tensors (place.py),
+select (select.py), and share one template among the steps that differ only in context length.
+
+Step templates. A generation's decode steps differ mostly in how many tokens each request has
+cached: the kernels, their devices and dependencies stay the same while attention's shapes,
+FLOPs and bytes grow by the same amount every step. Consecutive steps whose live requests, new
+tokens and KV-cache parts are the same form a run; the run's steps are linked one by one until
+two consecutive ones have the same structure, and from there on one template stands for all of
+them with `grow`, the per-step change of every number (checked exact at the run's last step).
+A trace's size and the time to write it grow with the number of runs, not of steps.
+"""
+import copy
+
 from .. import __version__
-from ..errors import WorkloadError
-from ..llm.kernels import KINDS, OPS, AttentionPart, Kernel, Operand, StepBuilder
+from ..errors import PimdramError, WorkloadError
+from ..llm.kernels import AttentionPart, StepBuilder
 from ..llm.models import load_model
 from ..llm.workload import Workload
 from ..trace.kernels import FORMAT_NAME, FORMAT_VERSION, KernelTrace
-from .policies import device_for
 from ..config.system import load_system
+from .link import Linker
+from .place import place
+from .policies import attacc_head_groups, device_for, ffn_pim_columns
+from .select import Selection, check_only
 
 ALL_TOKENS = (0, 1 << 62)
 
 
 def generate_kernel_trace(model, system, workload, layers=None, only=None, allow_overcommit=False,
-                          warn=None):
+                          warn=None, progress=None):
     """The kernel trace of `workload` on `system` (names, paths or specs) as a KernelTrace.
 
     `layers` keeps the kernels of the first N decoder layers (plus embedding and LM head);
     `only` keeps the kernels of the given kinds (attention, fc, ffn, norm, communication), ops or
     names. Placement and the memory-capacity check always cover the whole model. A workload that
     does not fit is an error, or with `allow_overcommit` a warning (recorded in the header's
-    `warnings` and passed to `warn`, a callable taking the text).
+    `warnings` and passed to `warn`, a callable taking the text). `progress(done, total)` is
+    called as the work advances: one unit per run of steps that share their kernels (a prefill,
+    a run of decode steps whose context grows), one for placement and one for the records.
     """
     model = load_model(model)
     system = load_system(system)
@@ -29,20 +47,50 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
         raise WorkloadError(f"layers must be a positive integer, got {layers!r}")
     if layers is not None and layers > model.layers:
         raise WorkloadError(f"--layers {layers} exceeds the {model.layers} layers of {model.name}")
-    only = _check_only(only)
+    only = check_only(only)
 
+    runs = list(_runs(workload.steps(), _token_bounds(system)))
+    total = len(runs) + 2
+    report = progress if progress is not None else (lambda done, total: None)
     parts = _attention_parts(model, system)
-    kernels = _build(model, system, workload, parts)
-    kernels = _link(system, kernels)
-    regions, overflows = _place(model, system, workload, kernels, parts)
+    steps = _StepKernels(model, system, workload, parts)
+    linker, selection = Linker(system), Selection(layers, only)
+    templates, placed = [], []
+    for i, run in enumerate(runs):
+        for t in _run_templates(run, steps, linker, selection, placed):
+            t.index = len(templates)
+            # tokens each step of the run yields: one per request from a prefill, the new ones from a decode
+            s = run[0]
+            t.tokens = len(s.requests) if s.phase == "prefill" else sum(len(g.requests) * g.new_tokens
+                                                                         for g in s.groups)
+            t.phase = s.phase
+            templates.append(t)
+        report(i + 1, total)
+    regions, overflows = place(model, system, workload, placed, parts)
+    report(len(runs) + 1, total)
     if overflows and not allow_overcommit:
         raise WorkloadError(overflows[0] + "; reduce batch, prompt or output, use a larger system, or pass "
                                            "--allow-overcommit to study it anyway")
     for text in overflows:
         if warn is not None:
             warn(text)
-    kernels = _select(kernels, layers, only)
-    used = sorted({o.region for k in kernels for o in k.operands if o.region})
+
+    records, step_runs, first_id = [], [], 0
+    for t in templates:
+        for k, grow in zip(t.kernels, t.grow):
+            k.id += first_id
+            k.deps = [d + first_id for d in k.deps]
+            r = k.record()
+            if len(templates) > 1:
+                r["template"] = t.index
+            if grow:
+                r["grow"] = grow
+            records.append(r)
+        step_runs.append({"template": t.index, "first_step": t.first_step, "count": t.count, "phase": t.phase,
+                          "tokens": t.tokens})
+        first_id += len(t.kernels)
+    report(total, total)
+    used = sorted({o["region"] for r in records for o in r["operands"] if "region" in o})
     header = {
         "format": FORMAT_NAME,
         "version": list(FORMAT_VERSION),
@@ -52,26 +100,12 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
         "system": system.to_dict(),
         "placement": {"regions": {name: regions[name] for name in used}},
         "selection": {"layers": layers, "only": list(only) if only else None},
-        "kernels": len(kernels),
+        "steps": step_runs,
+        "kernels": len(records),
     }
     if overflows:
         header["warnings"] = list(overflows)
-    return KernelTrace(header, [k.record() for k in kernels])
-
-
-def _check_only(only):
-    if not only:
-        return None
-    if isinstance(only, str):
-        only = [s for s in only.split(",") if s]
-    names = {n for group in KINDS.values() for n in group}
-    known = set(KINDS) | set(OPS) | names | {"embedding", "rotary_embedding", "activation", "attention_residual",
-                                             "ffn_residual", "moe_combine", "final_norm", "lm_head"}
-    bad = [o for o in only if o not in known]
-    if bad:
-        raise WorkloadError(f"unknown kernel kind {bad[0]!r}; use one of {', '.join(sorted(KINDS))}, an op "
-                            f"({', '.join(OPS)}) or a kernel name")
-    return tuple(only)
+    return KernelTrace(header, records)
 
 
 # --- attention split by KV-cache placement rules -----------------------------------------------
@@ -123,33 +157,6 @@ def _sub_batches(system, workload):
     return list(range(n)), owner
 
 
-def _build(model, system, workload, parts):
-    builder = StepBuilder(model, workload, attention_parts=parts)
-    batches, owner = _sub_batches(system, workload)
-    kernels = []
-    for step in workload.steps():
-        per_batch = []
-        for b in batches:
-            groups = [g.__class__(tuple(r for r in g.requests if owner[r] == b), g.new_tokens, g.context)
-                      for g in step.groups]
-            groups = [g for g in groups if g.requests]
-            if groups:
-                per_batch.append(builder.build(step, groups, sub_batch=b))
-        # interleave sub-batches layer by layer so that the file reads in execution order
-        order = []
-        for ks in per_batch:
-            for k in ks:
-                order.append(((-1 if k.name == "embedding" else (1 << 30) if k.layer is None else k.layer),
-                              len(order), k))
-        step_kernels = [k for _, _, k in sorted(order, key=lambda t: (t[0], t[2].sub_batch or 0, t[1]))]
-        for k in step_kernels:
-            k.device = device_for(system, k, step.live_batch, workload.speculation)
-            if k.kv_heads is not None:
-                k.device = _device_on_memory(system, k, parts(k.layer))
-        kernels.extend(step_kernels)
-    return kernels
-
-
 def _device_on_memory(system, kernel, parts):
     """Move an attention part to a device local to the memory its KV cache is placed in."""
     tag = next((p.tag for p in parts if p.kv_heads[0] <= kernel.kv_heads[0] < p.kv_heads[1]
@@ -163,217 +170,143 @@ def _device_on_memory(system, kernel, parts):
     return local[0].name
 
 
-# --- dependencies, transfers, all-reduce ---------------------------------------------------------
 
-class _Piece:
-    __slots__ = ("ready", "bytes", "origin")
+# --- steps, runs and templates ---------------------------------------------------------------------
 
-    def __init__(self, memory, kernel_id, nbytes, device):
-        self.ready = {memory: [kernel_id]}   # memory -> kernel ids after which it is there
-        self.bytes = nbytes
-        self.origin = device
+class _StepKernels:
+    """The kernels of one step, mapped to devices (before linking)."""
 
+    def __init__(self, model, system, workload, parts):
+        self.system, self.workload, self.parts = system, workload, parts
+        opts = system.options
+        groups = attacc_head_groups(system, model, workload.batch, opts.get("head_groups", 1)) \
+            if system.policy == "attacc" else 1
+        split = None
+        if opts.get("ffn_coprocessing"):
+            wbytes = workload.bytes("weight", 1)
+            split = lambda M, K, N: ffn_pim_columns(system, M, K, N, wbytes)      # noqa: E731
+        self.builder = StepBuilder(model, workload, attention_parts=parts, head_groups=groups, ffn_split=split)
+        self.batches, self.owner = _sub_batches(system, workload)
 
-def _link(system, kernels):
-    """Assign ids, derive dependencies from tensors, insert transfers between memories and all-reduces."""
-    out = []
-    tensors = {}
-
-    def add(k):
-        k.id = len(out)
-        out.append(k)
-        return k.id
-
-    def mem_of(device):
-        return system.devices[device].memory
-
-    def make_present(k, o, memory, device):
-        """Ids k must wait for so that the tensor of operand `o` is in `memory` (inserting transfers)."""
-        deps = []
-        for piece in tensors.get(o.tensor, []):
-            if memory not in piece.ready:
-                src_mem = next(iter(piece.ready))
-                link = system.link_between(piece.origin, device)
-                where = ("kv_cache." + o.tensor) if o.role == "kv_cache" else "activations"
-                short = o.tensor.rsplit(".", 1)[-1]
-                t = Kernel("transfer", "communication", k.layer, k.step, k.phase, shape={"bytes": piece.bytes},
-                           flops=0, operands=[
-                               Operand(short, o.role, "read", o.dtype, (piece.bytes,), piece.bytes, o.tensor,
-                                       region=f"{src_mem}:{where}"),
-                               Operand(short, o.role, "write", o.dtype, (piece.bytes,), piece.bytes, o.tensor,
-                                       region=f"{memory}:{where}")],
-                           sub_batch=k.sub_batch, requests=k.requests, device=link.name, link=link.name)
-                t.deps = sorted(piece.ready[src_mem])
-                piece.ready[memory] = [add(t)]
-            deps.extend(piece.ready[memory])
-        return deps
-
-    for k in kernels:
-        memory = mem_of(k.device)
-        deps = set()
-        for o in k.operands:
-            if o.access == "read" and o.role != "weight" and o.tensor in tensors:
-                deps.update(make_present(k, o, memory, k.device))
-            if o.access == "write" and o.mode in ("append", "update") and o.tensor in tensors:
-                deps.update(make_present(k, o, memory, k.device))
-        for o in k.operands:
-            _assign_region(o, memory)
-        k.deps = sorted(deps)
-        kid = add(k)
-        for o in k.operands:
-            if o.access != "write":
-                continue
-            if o.mode == "write" or o.tensor not in tensors:
-                tensors[o.tensor] = [_Piece(memory, kid, o.bytes, k.device)]
-            elif o.mode == "partial":
-                tensors[o.tensor].append(_Piece(memory, kid, o.bytes, k.device))
-            else:  # update in place or append to a KV cache: the earlier contents are here (made present above)
-                total = sum(p.bytes for p in tensors[o.tensor]) + (o.bytes if o.mode == "append" else 0)
-                tensors[o.tensor] = [_Piece(memory, kid, total, k.device)]
-        dev = system.devices[k.device]
-        if dev.tensor_parallel and dev.count > 1 and k.name in ("output_projection", "ffn_down", "moe_combine") \
-                and not (k.name == "ffn_down" and k.expert is not None):
-            y = next(o for o in k.operands if o.access == "write")
-            link = system.link_between(k.device, k.device)
-            # the devices' partial sums of y are added by a ring all-reduce over the group
-            ar = Kernel("all_reduce", "communication", k.layer, k.step, k.phase,
-                        shape={"bytes": y.bytes, "devices": dev.count}, flops=0,
-                        operands=[Operand(y.name, "activation", "read", y.dtype, y.shape, y.bytes, y.tensor,
-                                          region=f"{memory}:activations"),
-                                  Operand(y.name, "activation", "write", y.dtype, y.shape, y.bytes, y.tensor,
-                                          region=f"{memory}:activations")],
-                        sub_batch=k.sub_batch, requests=k.requests, device=link.name, link=link.name, deps=[kid],
-                        collective="all_reduce")
-            tensors[y.tensor] = [_Piece(memory, add(ar), y.bytes, k.device)]
-    return out
-
-
-def _assign_region(o, memory):
-    if o.role == "weight":
-        o.region = f"{memory}:weights.{o.tensor}"
-    elif o.role == "kv_cache":
-        o.region = f"{memory}:kv_cache.{o.tensor}"
-    else:
-        o.region = f"{memory}:activations"
-
-
-# --- placement: address ranges and the capacity check -------------------------------------------
-
-def _place(model, system, workload, kernels, parts):
-    """Regions (memory, channel/bank/row ranges) for every tensor, and the text of each memory's
-    overflow (empty when the workload fits)."""
-    wb = workload.bytes
-    forced = system.placement.weights
-    weights, kv, acts = {}, {}, {}
-    kv_requests = {}
-    for k in kernels:
-        if k.op == "communication":
-            continue
-        act_bytes = 0
-        for o in k.operands:
-            if o.role == "weight":
-                if forced != "follow":
-                    o.region = f"{forced}:weights.{o.tensor}"
-                if o.tensor == "embedding":
-                    size = wb("weight", model.vocab * model.hidden)
-                elif o.tensor == "position_embedding":
-                    size = wb("weight", model.max_positions * model.hidden)
-                else:
-                    size = o.bytes
-                weights[o.region] = (o.tensor, size)
-            elif o.role == "kv_cache":
-                kv.setdefault(o.region, (o.tensor, k.layer))
-                kv_requests.setdefault(o.tensor, set()).update(k.requests)
-            else:
-                act_bytes += o.bytes
-        mem = system.devices[k.device].memory
-        acts[f"{mem}:activations"] = max(acts.get(f"{mem}:activations", 0), act_bytes)
-
-    by_id = {r.id: r for r in workload.requests}
-    regions = {}
-    demand = {m: {"weights": 0, "kv_cache": 0, "activations": 0} for m in system.memories}
-    for name, (tensor, size) in sorted(weights.items()):
-        regions[name] = {"memory": name.split(":", 1)[0], "kind": "weights", "bytes": size, "layout": "interleaved"}
-    for name, (tensor, layer) in sorted(kv.items()):
-        i = int(tensor.rsplit(".p", 1)[1])
-        part = parts(layer)[i]
-        kvh = part.kv_heads[1] - part.kv_heads[0]
-        per_token = 2 * kvh * model.head_dim
-        reqs = sorted(kv_requests[tensor])
-        tokens = [max(0, min(part.tokens[1], workload.max_cached_tokens(by_id[r])) - part.tokens[0]) for r in reqs]
-        regions[name] = {"memory": name.split(":", 1)[0], "kind": "kv_cache", "layer": layer,
-                         "kv_heads": list(part.kv_heads),
-                         "tokens": [part.tokens[0], min(part.tokens[1], max(tokens) + part.tokens[0])],
-                         "requests": len(reqs), "bytes": sum(wb("kv_cache", t * per_token) for t in tokens),
-                         "layout": system.placement.kv_layout,
-                         "_instance_bytes": wb("kv_cache", max(tokens) * 2 * model.head_dim),
-                         "_instances": len(reqs) * kvh}
-    for name, size in sorted(acts.items()):
-        regions[name] = {"memory": name.split(":", 1)[0], "kind": "activations", "bytes": size,
-                         "layout": "interleaved"}
-
-    next_row = {m: 0 for m in system.memories}
-    for name in sorted(regions, key=lambda n: ({"weights": 0, "kv_cache": 1, "activations": 2}[regions[n]["kind"]], n)):
-        r = regions[name]
-        mem = system.memories[r["memory"]]
-        stripe = mem.channels * mem.banks_per_channel * mem.row_bytes
-        if r["kind"] == "kv_cache" and r["layout"] == "head":
-            per_channel = -(-r.pop("_instances") // mem.channels) * r.pop("_instance_bytes")
-            rows = -(-per_channel // (mem.banks_per_channel * mem.row_bytes))
-        else:
-            r.pop("_instances", None)
-            r.pop("_instance_bytes", None)
-            rows = -(-r["bytes"] // stripe)
-        r["channels"] = [0, mem.channels]
-        r["banks"] = [0, mem.banks_per_channel]
-        r["rows"] = [next_row[r["memory"]], next_row[r["memory"]] + rows]
-        next_row[r["memory"]] += rows
-        demand[r["memory"]][r["kind"]] += r["bytes"]
-
-    overflows = []
-    for mname, mem in system.memories.items():
-        used_rows = next_row[mname]
-        if used_rows > mem.rows_per_bank:
-            d = demand[mname]
-            gb = 1e9
-            overflows.append(
-                f"the workload does not fit memory {mname!r} of system {system.name}: capacity "
-                f"{mem.capacity / gb:.1f} GB ({mem.stacks} stacks), needed weights {d['weights'] / gb:.1f} GB + "
-                f"KV cache {d['kv_cache'] / gb:.1f} GB + activations {d['activations'] / gb:.2f} GB = "
-                f"{sum(d.values()) / gb:.1f} GB ({used_rows} of {mem.rows_per_bank} rows per bank)")
-    return regions, overflows
-
-
-# --- selection (--layers, --only) ------------------------------------------------------------------
-
-def _select(kernels, layers, only):
-    if layers is None and not only:
+    def __call__(self, step):
+        system = self.system
+        per_batch = []
+        for b in self.batches:
+            groups = [g.__class__(tuple(r for r in g.requests if self.owner[r] == b), g.new_tokens, g.context)
+                      for g in step.groups]
+            groups = [g for g in groups if g.requests]
+            if groups:
+                per_batch.append(self.builder.build(step, groups, sub_batch=b))
+        # interleave sub-batches layer by layer so that the file reads in execution order
+        order = []
+        for ks in per_batch:
+            for k in ks:
+                order.append(((-1 if k.name == "embedding" else (1 << 30) if k.layer is None else k.layer),
+                              len(order), k))
+        kernels = [k for _, _, k in sorted(order, key=lambda t: (t[0], t[2].sub_batch or 0, t[1]))]
+        for k in kernels:
+            k.device = device_for(system, k, step.live_batch, self.workload.speculation)
+            if k.kv_heads is not None:
+                k.device = _device_on_memory(system, k, self.parts(k.layer))
+            if k.split is not None and k.split[0] == 1:       # FF co-processing: the PIM's columns
+                k.device = system.roles["pim"]
         return kernels
-    names_of_kind = set()
-    for o in only or ():
-        names_of_kind.update(KINDS.get(o, ()))
 
-    def keep(k):
-        if layers is not None and k.layer is not None and k.layer >= layers:
-            return False
-        if only:
-            return k.name in names_of_kind or k.op in only or k.name in only
-        return True
 
-    kept_ids = {}
-    resolved = {}     # id of a dropped kernel -> kept ids it stands for
+def _token_bounds(system):
+    """Token positions where a KV-cache placement rule starts or ends a part."""
+    return sorted({b for r in system.placement.kv_split if r.tokens for b in r.tokens})
+
+
+def _runs(steps, bounds):
+    """Consecutive steps whose kernels can share a template: the same phase, live requests and
+    new tokens per group, each group's context grown by its new tokens, and no group's cached or
+    new tokens crossing a KV-cache part's boundary."""
+    def shape(step):
+        return (step.phase, tuple((g.requests, g.new_tokens,
+                                   tuple((g.context >= b, g.context + g.new_tokens > b) for b in bounds))
+                                  for g in step.groups))
+
+    runs = []
+    for step in steps:
+        if runs:
+            last = runs[-1][-1]
+            if shape(step) == shape(last) and all(g.context == p.context + p.new_tokens
+                                                   for g, p in zip(step.groups, last.groups)):
+                runs[-1].append(step)
+                continue
+        runs.append([step])
+    return runs
+
+
+class _Template:
+    def __init__(self, kernels, first_step):
+        self.kernels = kernels
+        self.first_step = first_step
+        self.count = 1
+        self.grow = [{} for _ in kernels]
+        self.key = _structure(kernels)
+        self.index = None
+
+
+def _run_templates(run, steps, linker, selection, placed):
+    """The templates of one run of steps: its first steps one by one until two consecutive ones
+    are alike, then one template for the rest with the per-step growth of every number."""
     out = []
-    for k in kernels:
-        deps = set()
-        for d in k.deps:
-            deps.update(resolved[d] if d in resolved else {d} if d in kept_ids else ())
-        if keep(k):
-            kept_ids[k.id] = len(out)
-            k.deps = sorted(deps)
-            out.append(k)
-        else:
-            resolved[k.id] = deps
-    for k in out:
-        k.deps = sorted(kept_ids[d] for d in k.deps)
-        k.id = kept_ids[k.id]
+    for j, step in enumerate(run):
+        linked = linker.link(steps(step))
+        kernels = selection.select(linked)
+        if out and j >= 1 and _structure(kernels) == out[-1].key:
+            t = out[-1]
+            t.grow = [_difference(_numbers(a), _numbers(b)) for a, b in zip(kernels, t.kernels)]
+            t.count = len(run) - (j - 1)
+            if t.count > 2:
+                _check_growth(t, run[-1], steps, linker, selection, placed)
+            else:
+                placed.extend(linked)
+            break
+        placed.extend(linked)
+        out.append(_Template(kernels, step.index))
     return out
+
+
+def _check_growth(t, last, steps, linker, selection, placed):
+    """The run's last step, linked ahead on a copy of the state, must equal the template plus
+    (count - 1) times its growth: the growth is exact, not an estimate."""
+    ahead = linker.copy()
+    sel = copy.copy(selection)
+    linked = ahead.link(steps(last))
+    placed.extend(linked)
+    kernels = sel.select(linked)
+    n = t.count - 1
+    for k, first, grow in zip(kernels, t.kernels, t.grow):
+        expect = {key: v + n * grow.get(key, 0) for key, v in _numbers(first).items()}
+        if _numbers(k) != expect:
+            raise PimdramError(f"internal error: kernel {first.name} (layer {first.layer}) of steps {t.first_step}.."
+                               f"{last.index} does not grow linearly with the context; please report this")
+
+
+def _structure(kernels):
+    """What makes two steps' kernels the same up to their numbers."""
+    return tuple((k.name, k.op, k.layer, k.phase, k.device, k.link, k.form, k.sub_batch, k.expert, k.kv_heads,
+                  k.requests, k.reuse, k.collective, tuple(k.deps), tuple(k.prev_deps),
+                  tuple((o.name, o.role, o.access, o.dtype, o.region, len(o.shape)) for o in k.operands))
+                 for k in kernels)
+
+
+def _numbers(k):
+    """Every number of a kernel that may change from step to step, by a flat key."""
+    out = {"flops": k.flops}
+    for name, v in k.shape.items():
+        out[f"shape.{name}"] = v
+    if k.tokens is not None:
+        out["tokens.hi"] = k.tokens[1]
+    for i, o in enumerate(k.operands):
+        out[f"operands.{i}.bytes"] = o.bytes
+        for j, v in enumerate(o.shape):
+            out[f"operands.{i}.shape.{j}"] = v
+    return out
+
+
+def _difference(later, earlier):
+    return {key: later[key] - earlier[key] for key in later if later[key] != earlier[key]}

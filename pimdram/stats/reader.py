@@ -1,4 +1,5 @@
 """Reading pimdram.stats HDF5 files: format and version checks, attributes, tables as numpy columns."""
+import csv
 from pathlib import Path
 
 import h5py
@@ -186,13 +187,14 @@ class StatsFile:
         return {k: decode_attr(v) for k, v in group.attrs.items() if k != schema.TABLE_ATTR_COLUMNS}
 
     def dataframe(self, name, start=None, stop=None, columns=None):
-        """Table `name` as a pandas DataFrame (pandas is optional: `pip install pandas`)."""
+        """Table `name` as a pandas DataFrame, units in `.attrs["units"]`."""
         try:
             import pandas as pd
         except ImportError:
-            raise PimdramError("reading a table as a DataFrame needs pandas; install it with "
-                               "`pip install pandas` (or use .table(), which returns numpy "
-                               "arrays)") from None
+            # a dependency of pimdram; only a broken environment lacks it
+            raise PimdramError("reading a table as a DataFrame needs pandas, which pimdram depends on; "
+                               "reinstall pimdram or `pip install pandas` (or use .table(), which "
+                               "returns numpy arrays)") from None
         frame = pd.DataFrame(self.table(name, start, stop, columns))
         frame.attrs["units"] = {c: u for c, u in self.units(name).items() if c in frame.columns}
         return frame
@@ -226,3 +228,15 @@ def open_stats(path):
     """Open a stats file for reading; raises FileFormatError (or a version error) if it is not
     a pimdram.stats file this pimdram can read."""
     return StatsFile(path)
+
+
+def write_table_csv(path, name, stream):
+    """Table `name` of the stats file at `path` as CSV on the text `stream`: a header row of the
+    column names, then one row per table row, read in chunks (bounded memory for any length).
+    Numbers keep full precision (Python's shortest round-tripping form); NaN is written `nan`."""
+    with open_stats(path) as sf:
+        columns = sf.columns(name)
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(columns)
+        for chunk in sf.iter_chunks(name):
+            writer.writerows(zip(*(chunk[c].tolist() for c in columns)))

@@ -68,6 +68,11 @@ def _summary_section(sf, out):
     accesses = summary["row_hits"] + summary["row_misses"] + summary["row_conflicts"]
     out["row_hit_rate"] = _ratio(summary["row_hits"], accesses)
     out["bandwidth_utilization"] = _ratio(summary["bandwidth"], summary["peak_bandwidth"])
+    # a request replay's trace lines are split into accesses of the memory's access size
+    out["accesses"] = summary["reads"] + summary["writes"]
+    organization = sf.config.get("organization") if isinstance(sf.config, dict) else None
+    size = organization.get("access_bytes") if isinstance(organization, dict) else None
+    out["access_bytes"] = int(size) if isinstance(size, (int, float)) and size > 0 else None
 
 
 def _channels_section(sf, out):
@@ -122,6 +127,33 @@ def _kernels_section(sf, out):
     table = _columns(sf, schema.KERNELS, _KERNEL_FIELDS)
     out["kernels"] = [{f: _plain(table[f][i]) for f in _KERNEL_FIELDS}
                       for i in range(len(table["name"]))]
+    have = set(sf.columns(schema.KERNELS))
+    if {"start_ns", "end_ns", "energy_j"} <= have:
+        cols = ["name", "device", "start_ns", "end_ns", "energy_j"] + (["busy_ns"] if "busy_ns" in have else [])
+        out["kernels_by_kind"] = kernels_by_kind(sf.table(schema.KERNELS, columns=cols))
+
+
+def kernels_by_kind(kernels):
+    """Kernel-table columns (name, device, busy_ns or else start_ns and end_ns, energy_j) summed by
+    kernel kind (llm.kernels.kernel_kind) and device: [{kind, device, kernels, busy_seconds,
+    energy_j}], in kind order, then by device in order of first appearance. busy_ns (format 1.2)
+    sums a template kernel's time over every step it ran in."""
+    from ..llm.kernels import REPORT_KINDS, kernel_kind
+
+    groups = {}
+    if "busy_ns" in kernels:
+        seconds = np.asarray(kernels["busy_ns"], dtype=float) * 1e-9
+    else:
+        seconds = (np.asarray(kernels["end_ns"], dtype=float) - np.asarray(kernels["start_ns"], dtype=float)) * 1e-9
+    energy = np.asarray(kernels["energy_j"], dtype=float)
+    kinds = {}
+    for i, (name, device) in enumerate(zip(kernels["name"].tolist(), kernels["device"].tolist())):
+        kind = kinds.get(name) or kinds.setdefault(name, kernel_kind(name))
+        groups.setdefault((kind, device), []).append(i)
+    order = sorted(groups, key=lambda key: REPORT_KINDS.index(key[0]))
+    return [{"kind": kind, "device": device, "kernels": len(groups[kind, device]),
+             "busy_seconds": math.fsum(seconds[groups[kind, device]]),
+             "energy_j": math.fsum(energy[groups[kind, device]])} for kind, device in order]
 
 
 def _kernel_run_section(sf, out):
@@ -137,7 +169,8 @@ def _kernel_run_section(sf, out):
 
 def _device_energy_section(sf, out):
     """Kernel replays (1.2): energy by device and by kind."""
-    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY)]
+    have = set(sf.columns(schema.DEVICE_ENERGY))
+    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY) if c in have or c != "busy_ns"]
     table = _columns(sf, schema.DEVICE_ENERGY, names)
     rows = [{c: _plain(table[c][i]) for c in names} for i in range(len(table["device"]))]
     out["device_energy"] = rows
@@ -214,8 +247,9 @@ def _grid(headers, rows, indent="  "):
     return lines
 
 
-def format_report(s):
-    """`summarize`'s result as a readable multi-line text."""
+def format_report(s, full_kernels=False):
+    """`summarize`'s result as a readable multi-line text. A kernel replay's kernels are summed by
+    kind and device; `full_kernels` adds the table of every kernel."""
     lines = [f"pimdram stats {s['file']}",
              f"  format {s['format_version']}, written by {s['generated_by']} on {s['creation_date']}",
              f"  trace {s['trace_path']} (sha256 {s['trace_sha256'][:16]}…), seed {s['seed']}"]
@@ -223,19 +257,27 @@ def format_report(s):
         lines.append(f"  {s['description']}")
 
     simulated = f"{_int(s['cycles'])} cycles × {s['tck_ns']:g} ns = {_si(s['simulated_seconds'], 's')}"
+    data = (f"{_int(s['bytes_read'])} B read ({_si(s['bytes_read'], 'B')}), "
+            f"{_int(s['bytes_written'])} B written ({_si(s['bytes_written'], 'B')})")
+    if "tokens_per_s" in s:
+        # a kernel replay: no request-level row-buffer, bandwidth or latency figures to show
+        lines += ["", "Run",
+                  f"  simulated   {simulated}",
+                  f"  requests    {_int(s['requests'])} in the batch",
+                  f"  data        {data} by the kernels",
+                  f"  wall time   {_si(s['wall_seconds'], 's')}"]
+        return "\n".join(lines + _kernel_lines(s, full_kernels)) + "\n"
+
+    size = s.get("access_bytes")
+    accesses = f"{_int(s.get('accesses'))} accesses" + (f" of {size} B" if size else "")
     lines += ["", "Run",
               f"  simulated   {simulated}",
-              f"  requests    {_int(s['requests'])} ({_int(s['reads'])} reads, {_int(s['writes'])} writes)",
-              f"  data        {_int(s['bytes_read'])} B read ({_si(s['bytes_read'], 'B')}), "
-              f"{_int(s['bytes_written'])} B written ({_si(s['bytes_written'], 'B')})",
+              f"  requests    {_int(s['requests'])} (trace lines) = {accesses}: "
+              f"{_int(s['reads'])} reads, {_int(s['writes'])} writes",
+              f"  data        {data}",
               f"  wall time   {_si(s['wall_seconds'], 's')} ({_num(s['requests_per_second'], 0)} requests/s)"]
 
-    kernel_replay = "tokens_per_s" in s
-    if kernel_replay:
-        # a kernel replay: no request-level row-buffer, bandwidth or latency figures to show
-        return "\n".join(lines + _kernel_lines(s)) + "\n"
-
-    lines += ["", "Row buffer",
+    lines += ["", "Row buffer (per access)",
               f"  hits {_int(s['row_hits'])}, misses {_int(s['row_misses'])}, "
               f"conflicts {_int(s['row_conflicts'])}: hit rate {_pct(s['row_hit_rate'])}"]
 
@@ -247,7 +289,7 @@ def format_report(s):
         lines.append(f"  busiest window of {_int(series['window_cycles'])} cycles: "
                      f"{_si(series['max_bandwidth'], 'B/s')} ({_int(series['windows'])} windows)")
 
-    lines += ["", "Latency (cycles)",
+    lines += ["", "Latency (cycles, per access)",
               f"  read  mean {_num(s['read_latency_mean'])}, max {_num(s['read_latency_max'], 0)}",
               f"  write mean {_num(s['write_latency_mean'])}, max {_num(s['write_latency_max'], 0)}"]
     rows = []
@@ -268,8 +310,8 @@ def format_report(s):
     rows = [[str(ch["channel"]), _int(ch["reads"]), _int(ch["writes"]), _si(ch["bytes_read"], "B"),
              _si(ch["bytes_written"], "B"), _pct(ch["row_hit_rate"]), _pct(ch["busy_fraction"]),
              _si(ch["energy_j"], "J")] for ch in s["channels"]]
-    lines += _grid(["channel", "reads", "writes", "read", "written", "row hits", "bus busy",
-                    "energy"], rows)
+    lines += _grid(["channel", "read accesses", "write accesses", "bytes read", "bytes written", "row hits",
+                    "bus busy", "energy"], rows)
 
     lines += ["", "Energy", f"  total {_si(s['energy_j'], 'J')}"]
     parts = s.get("energy_breakdown")
@@ -282,11 +324,11 @@ def format_report(s):
     if "command_log_rows" in s:
         lines += ["", f"Command log: {_int(s['command_log_rows'])} commands"]
 
-    lines += _kernel_lines(s)
+    lines += _kernel_lines(s, full_kernels)
     return "\n".join(lines) + "\n"
 
 
-def _kernel_lines(s):
+def _kernel_lines(s, full_kernels):
     """The kernel-replay part of the report: tokens per second, PIM commands and energy, kernels."""
     lines = []
     if "tokens_per_s" in s:
@@ -307,6 +349,16 @@ def _kernel_lines(s):
         for w in s.get("warnings") or ():
             lines.append(f"  warning     {w}")
         devices = s.get("device_energy")
+        if devices and devices[0].get("busy_ns") is not None:
+            run = s["simulated_seconds"]
+            lines += ["", "Devices (busy: time running at least one kernel; links: data in flight)"]
+            lines += _grid(["device", "kind", "busy", "of run"],
+                           [[d["device"], d["kind"], _si(d["busy_ns"] * 1e-9, "s"),
+                             _pct(_ratio(d["busy_ns"] * 1e-9, run))] for d in devices])
+            if s.get("overlap_ns") is not None:
+                lines.append(f"  overlap     {_si(s['overlap_ns'] * 1e-9, 's')} "
+                             f"({_pct(_ratio(s['overlap_ns'] * 1e-9, run))} of the run) with two or more "
+                             f"devices busy at once")
         if devices:
             lines += ["", "Energy by device and kind"]
             lines += _grid(["device", "kind"] + list(_ENERGY_KINDS) + ["total"],
@@ -316,11 +368,23 @@ def _kernel_lines(s):
         if used:
             lines += ["", "PIM memory commands (all channels)"]
             lines += _grid(["command", "count"], [[n, _int(c)] for n, c in used.items()])
+    groups = s.get("kernels_by_kind")
+    if groups:
+        run = s.get("simulated_seconds")
+        energy = math.fsum(g["energy_j"] for g in groups)
+        lines += ["", "Kernels by kind and device (busy: summed kernel time, as a share of the run; "
+                      "devices overlap)"]
+        lines += _grid(["kind", "device", "kernels", "busy", "of run", "energy", "share"],
+                       [[g["kind"], g["device"], _int(g["kernels"]), _si(g["busy_seconds"], "s"),
+                         _pct(_ratio(g["busy_seconds"], run)), _si(g["energy_j"], "J"),
+                         _pct(_ratio(g["energy_j"], energy))] for g in groups])
     kernels = s.get("kernels")
-    if kernels:
+    if kernels and (full_kernels or not groups):
         lines += ["", f"Kernels ({len(kernels)})"]
         lines += _grid(["name", "layer", "device", "start", "end", "cycles"],
                        [[k["name"], str(k["layer"]), str(k["device"]), _int(k["start_cycle"]),
                          _int(k["end_cycle"]), _int(k["end_cycle"] - k["start_cycle"])]
                         for k in kernels])
+    elif kernels:
+        lines += ["", f"{_int(len(kernels))} kernels: `pimdram report --kernels` lists each"]
     return lines

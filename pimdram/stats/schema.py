@@ -8,7 +8,7 @@ unit or a dtype and the spec (docs/stats-format.md) can be checked against the c
 import numpy as np
 
 FORMAT = "pimdram.stats"
-FORMAT_VERSION = (1, 2)
+FORMAT_VERSION = (1, 3)
 
 #: Group under which every table lives: table `channels` is the group `/tables/channels`.
 TABLES_GROUP = "tables"
@@ -138,10 +138,12 @@ _STANDARD = {
         ("layer", _I32, "1"),
         ("step", _I32, "1"),
         ("device", _STR, "1"),
+        ("instances", _I64, "count"),            # since 1.2: steps that ran it (its template's)
         ("start_cycle", _I64, "cycle"),
         ("end_cycle", _I64, "cycle"),
         ("start_ns", _F64, "ns"),
         ("end_ns", _F64, "ns"),
+        ("busy_ns", _F64, "ns"),                 # since 1.2: summed over its instances
         ("flops", _I64, "count"),
         ("bytes", _I64, "B"),
         ("commands", _I64, "count"),
@@ -170,6 +172,7 @@ _STANDARD = {
         ("energy_j", _F64, "J"),
         ("energy_per_token_j", _F64, "J"),
         ("overcommitted", _BOOL, "1"),
+        ("overlap_ns", _F64, "ns"),              # since 1.3: time two or more devices (not links) were busy at once
     ],
     DEVICE_ENERGY: [
         ("device", _STR, "1"),
@@ -179,6 +182,7 @@ _STANDARD = {
         ("onchip_j", _F64, "J"),
         ("communication_j", _F64, "J"),
         ("total_j", _F64, "J"),
+        ("busy_ns", _F64, "ns"),                 # since 1.3: the union of its kernels' intervals
     ],
     LAYERS: [
         ("layer", _I32, "1"),
@@ -189,9 +193,13 @@ _STANDARD = {
     ],
     STEPS: [
         ("step", _I32, "1"),
+        ("phase", _STR, "1"),                    # since 1.2
         ("kernels", _I64, "count"),
+        ("tokens", _I64, "count"),               # since 1.2
         ("start_cycle", _I64, "cycle"),
         ("end_cycle", _I64, "cycle"),
+        ("start_ns", _F64, "ns"),                # since 1.2
+        ("end_ns", _F64, "ns"),                  # since 1.2
         ("energy_j", _F64, "J"),
     ],
     # level columns are inserted after `command`, one per organisation level

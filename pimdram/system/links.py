@@ -1,9 +1,12 @@
 """Transfers and collectives on links: a latency-bandwidth model (docs/systems.md).
 
     point to point  latency + bytes / (lanes x bandwidth)     lanes: 1 on a shared link, the
-                                                               group size on `pairs` links
+                                                               group size on `pairs` links; the
+                                                               link is busy for the bytes only
     all-reduce      2 (N - 1) steps of latency + bytes / (N x bandwidth)   (ring over N devices)
     all-gather      N - 1 steps of latency + bytes / (N x bandwidth)
+                    the link is busy for the steps' bytes; their latencies come after, while
+                    the link may carry another collective (NCCL runs several at once)
 
 `bytes` is the tensor (a collective's) or the data moved (a transfer); bandwidth is per link and
 direction. Energy counts every byte that crosses a link: a ring all-reduce sends 2 (N - 1) / N
@@ -22,13 +25,20 @@ def link_timing(kernel, link, system):
     collective = kernel.get("collective")
     if collective is not None:
         n = shape.get("devices") or system.devices[link.between[0]].count
-        duration = collective_ns(collective, nbytes, n, link)
+        # the link is busy while the ring's chunks go out; each step's latency is spent waiting on
+        # the neighbour, while the link carries other traffic (another sub-batch's collective)
+        latency = RING_STEPS[collective](n) * link.latency_us * 1e3 if n > 1 else 0.0
+        duration = collective_ns(collective, nbytes, n, link) - latency
         crossed = RING_STEPS[collective](n) * nbytes
     else:
+        # a transfer holds the link while its bytes go out; they arrive a latency later, while
+        # the link carries the next transfer
         lanes = system.devices[link.between[0]].count if link.topology == "pairs" else 1
-        duration = transfer_ns(nbytes, link, lanes)
+        latency = link.latency_us * 1e3
+        duration = transfer_ns(nbytes, link, lanes) - latency
         crossed = nbytes
-    return KernelTiming(duration, "model", energy=energy(communication=joules(crossed, link.energy_pj_per_byte)))
+    return KernelTiming(duration, "model", energy=energy(communication=joules(crossed, link.energy_pj_per_byte)),
+                        latency_ns=latency)
 
 
 def transfer_ns(nbytes, link, lanes=1):

@@ -21,8 +21,8 @@ import numpy as np
 from .._engine import Engine
 from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
-from ..lower.attacc import _Builder, attention_layer, attention_piece, fc_piece
-from ..lower.generic import GemvBuilder
+from ..lower.attacc import _Builder, attention_key, attention_layer, attention_piece, fc_piece
+from ..lower.generic import GemvBuilder, gemv_key
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
 from .timing import KernelTiming, energy, joules
@@ -35,8 +35,11 @@ FC_OPS = ("gemm", "gemv")
 class PimMemory:
     """A PIM memory of the system (config.system.MemoryPool): its lowering and a cache of runs."""
 
-    def __init__(self, pool, command_log=False):
+    def __init__(self, pool, command_log=False, devices=1):
         self.name = pool.name
+        # PIM devices sharing the memory (one per stack or module): tensor parallelism gives each
+        # its share of every request's KV heads, so a request's KV cache is in one channel of each
+        self.devices = max(1, devices)
         self.spec = pool.spec
         self.channels = pool.channels
         self.command_log = command_log
@@ -46,17 +49,20 @@ class PimMemory:
         self.mode = lowering["mode"] if lowering.get("mapping") == "attacc" else lowering.get("mapping")
         self.kv_placement = lowering.get("kv_cache", "head")
 
-    def loads(self, units, group=1):
-        """(load, channels) pairs: `units` groups of `group` instances round robin over the channels."""
-        base, extra = divmod(units, self.channels)
-        pairs = [((base + 1) * group, extra), (base * group, self.channels - extra)]
+    def loads(self, units, group=1, channels=None):
+        """(load, channels) pairs: `units` groups of `group` instances round robin over `channels`
+        channels (default: all of the memory's)."""
+        channels = channels or self.channels
+        base, extra = divmod(units, channels)
+        pairs = [((base + 1) * group, extra), (base * group, channels - extra)]
         return [(n, m) for n, m in pairs if m > 0 and n > 0]
 
-    def run(self, kind, loads, shape, symmetry):
+    def run(self, kind, loads, shape, symmetry, channels=None):
         """Simulate kernel part `kind` ('score', 'softmax', 'context', 'layer': the three together,
         or 'fc') whose channels carry `loads` ((instances or output rows per channel, channels)
-        pairs); returns KernelTiming."""
-        C = self.channels
+        pairs); returns KernelTiming. `channels`: how many channels the kernel's work spreads
+        over (default: all of the memory's)."""
+        C = channels or self.channels
         if kind == "fc":
             _, n_in, reuse = shape
         else:
@@ -67,7 +73,7 @@ class PimMemory:
             reps = [(n, 1, m) for n, m in loads]               # (load, simulated channels, multiplicity)
         else:
             reps = [(n, m, 1) for n, m in loads]
-        key = (kind, tuple((n, s) for n, s, _ in reps), shape)
+        key = (kind, tuple((n, s) for n, s, _ in reps), self._program_key(kind, shape))
         if key in self.cache:
             return dataclasses.replace(self.cache[key], source="reused")
         n_sim = sum(s for _, s, _ in reps)
@@ -117,6 +123,17 @@ class PimMemory:
         return timing
 
 
+    def _program_key(self, kind, shape):
+        """What the kernel's programs depend on besides the loads: equal keys, equal programs (the
+        lowerings' attention_key and gemv_key; a generation's steps then share simulations)."""
+        if kind == "fc":
+            return shape
+        L, d, reuse = shape
+        if self.mode == "gemv":
+            return (kind, reuse) + (gemv_key(self.spec, L, d) if kind == "score" else gemv_key(self.spec, d, L))
+        return attention_key(self.spec, L, d, reuse)
+
+
 def pim_energy(spec, totals, reuse=1):
     """Energy by kind of PIM commands issued `totals[i]` times (docs/pim-configs.md, "Energy").
 
@@ -163,8 +180,9 @@ def pim_energy(spec, totals, reuse=1):
     return energy(memory=memory, compute=compute, onchip=onchip)
 
 
-def pim_timing(pm, k, symmetry):
-    """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled).
+def pim_timing(pm, k, symmetry, channels=None):
+    """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled). `channels`:
+    how many of the memory's channels its KV cache (or its work) spreads over (default: all).
 
     On AttAcc-style designs a layer's attention runs as AttAcc runs it: score, softmax and
     context of a channel's heads in one program, heads in pairs so that one head's softmax and
@@ -177,18 +195,19 @@ def pim_timing(pm, k, symmetry):
         lo, hi = k.get("kv_heads", [0, 1])
         heads = max(1, hi - lo)
         requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
-        if pm.kv_placement == "request":      # a request's KV heads all in one channel
-            loads = pm.loads(requests, heads)
+        if pm.kv_placement == "request":      # a request's KV heads (on each device) all in one channel
+            split = min(pm.devices, heads)
+            loads = pm.loads(requests * split, -(-heads // split), channels)
         else:
-            loads = pm.loads(shape.get("instances", requests * heads))
+            loads = pm.loads(shape.get("instances", requests * heads), channels=channels)
         if pm.mode != "gemv":
             if k["name"] != "attention_score":
-                return KernelTiming(0.0, "fused", channels_total=pm.channels, memory=pm.name)
-            return pm.run("layer", loads, (shape["N"], shape["K"], reuse), symmetry)
+                return KernelTiming(0.0, "fused", channels_total=channels or pm.channels, memory=pm.name)
+            return pm.run("layer", loads, (shape["N"], shape["K"], reuse), symmetry, channels)
         if k["name"] == "attention_score":
-            return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry)
+            return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry, channels)
         if k["name"] == "attention_context":
-            return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry)
+            return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry, channels)
         return None                           # softmax on a GEMV design: modelled
     if k["op"] in FC_OPS and "N" in shape:
         return pm.run("fc", pm.loads(shape["N"]), (shape["N"], shape["K"], max(1, shape.get("M", 1))), symmetry)

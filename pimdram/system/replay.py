@@ -1,5 +1,5 @@
 """Replays a kernel trace (`pimdram gen`) on a system: each kernel gets a duration and an energy
-on its device, and the kernels are list-scheduled by their dependencies.
+on its device, and the kernels are list-scheduled by their dependencies, step after step.
 
 - A kernel on a PIM device whose design has a lowering is simulated at command level (system.pim).
 - Any other kernel on a device takes the xPU model (system.xpu): roofline with utilisation
@@ -8,13 +8,19 @@ on its device, and the kernels are list-scheduled by their dependencies.
 - A device (or link) runs one kernel at a time; kernels on different devices overlap, except
   that devices sharing a memory whose PIM design runs in blocked mode take turns (system.schedule).
 
+Steps. A trace's steps use its templates (kernel-trace format 1.2): the i-th step of a run is
+its template's kernels grown i times. Each step is scheduled after the one before: resources stay
+busy across steps and a kernel waits for the kernels of the previous step its `prev_deps` name.
+Timings are pure functions of a kernel's numbers, so equal kernels (the same kernel in every
+layer, a step's kernels that do not grow) are timed once.
+
 The system comes from the trace header (format 1.2 embeds it whole, so a trace replays without
 the files it was made from), or from `system` (a preset name, YAML path or config.system.System),
 which overrides it.
 """
+import dataclasses
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 
@@ -26,11 +32,12 @@ from ..config.system import load_system
 from ..errors import ConfigError, PimdramError
 from ..replay import ReplayResult
 from ..stats import StatsWriter, schema
-from ..trace.kernels import read_kernel_trace
+from ..trace.kernels import kernel_at, parse_grow, read_kernel_trace
 from .links import link_timing
 from .pim import PimMemory, pim_timing
-from .schedule import list_schedule, resources
-from .tables import kernel_tables
+from .schedule import Resources, StepScheduler
+from .tables import Accumulator
+from .timing import ENERGY_KINDS
 from .xpu import xpu_timing
 
 
@@ -58,35 +65,66 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     for dev in sys_spec.devices.values():
         pool = sys_spec.memories[dev.memory]
         if dev.kind == "pim" and dev.memory not in pim_mems:
-            pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems)
+            pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems, dev.count)
     # the clock that cycles are counted in: the first PIM memory's, else the first memory's standard
     ref = next(iter(pim_mems.values())).spec if pim_mems else next(iter(sys_spec.memories.values())).spec
     model = header.get("model", {})
     group_size = max(1, int(model.get("heads", 1)) // max(1, int(model.get("kv_heads", 1) or 1)))
 
-    timings = []
-    n = len(kt.kernels)
-    for i, k in enumerate(kt.kernels):
-        name = k["device"]
-        if name in sys_spec.links:
-            timing = link_timing(k, sys_spec.links[name], sys_spec)
-        else:
-            dev = sys_spec.devices[name]
-            pm = pim_mems.get(dev.memory) if dev.kind == "pim" else None
-            timing = pim_timing(pm, k, symmetry) if pm is not None and pm.mode is not None else None
-            if timing is None:
-                timing = xpu_timing(k, dev, group_size)
-        timings.append(timing)
-        if progress is not None and (i % 256 == 0 or i == n - 1):
-            progress(i + 1, n)
-    resource = resources(sys_spec)
-    starts, ends = list_schedule(kt.kernels, [t.duration_ns for t in timings],
-                                 [resource[k["device"]] for k in kt.kernels])
-    rows = [(k, starts[i], ends[i], timings[i]) for i, k in enumerate(kt.kernels)]
-    makespan_ns = max((r[2] for r in rows), default=0.0)
+    held = Resources(sys_spec, kt.kernels, header["placement"]["regions"])
+    timer = _Timer(sys_spec, pim_mems, symmetry, group_size, held)
+    holds = [held.of(k) for k in kt.kernels]
+    scheduler = StepScheduler(holds)
+    acc = Accumulator(kt, pim_mems, ref.tck_ns, logged=next(iter(pim_mems)) if command_log and pim_mems else None)
+    first = {k["id"]: i for i, k in enumerate(kt.kernels)}
+    templates = {t: (kernels, scheduler.plan(kernels, [holds[first[k["id"]]] for k in kernels]), acc.plan(kernels))
+                 for t, kernels, _ in kt.templates()}
+    runs = kt.step_runs()
+    total = sum(count for _, _, count in runs)
+    done = 0
+    for t, first_step, count in runs:
+        kernels, plan, rows = templates[t]
+        n = len(kernels)
+        # kernels that do not grow take the same time every step: timed once for the run;
+        # growing kernels that time alike (the same kernel in every layer) form one class, timed
+        # once per step
+        timings = [None if k.get("grow") else timer(k) for k in kernels]
+        fixed = [i for i in range(n) if timings[i] is not None]
+        classes = {}
+        for i in range(n):
+            if timings[i] is None:
+                parsed = parse_grow(kernels[i])
+                key = (timer.signature(kernels[i]), tuple(parsed))
+                classes.setdefault(key, (i, parsed, []))[2].append(i)
+        growing = list(classes.values())
+        grown_rows = [i for _, _, members in growing for i in members]
+        durations = np.array([0.0 if x is None else x.duration_ns for x in timings])
+        lags = np.array([0.0 if x is None else x.latency_ns for x in timings])
+        energy = np.array([[0.0] * len(ENERGY_KINDS) if x is None else [x.energy[e] for e in ENERGY_KINDS]
+                           for x in timings]).reshape(n, len(ENERGY_KINDS))
+        fixed_timings = [timings[i] for i in fixed]
+        logging = acc.logged is not None        # then every step's PIM commands are logged at its start
+        if not logging:
+            acc.add_timings(rows, fixed, fixed_timings, times=count)
+        for offset in range(count):
+            grown = []
+            for i, parsed, members in growing:
+                x = timer(kernel_at(kernels[i], offset, parsed), remember=False)
+                durations[members] = x.duration_ns
+                lags[members] = x.latency_ns
+                energy[members] = [x.energy[e] for e in ENERGY_KINDS]
+                grown.extend([x] * len(members))
+            starts, ends = scheduler.run(plan, durations, lags)
+            acc.add_step(rows, offset, energy, starts, ends)
+            acc.add_timings(rows, grown_rows, grown, starts=starts)
+            if logging:
+                acc.add_timings(rows, fixed, fixed_timings, starts=starts)
+            done += 1
+            if progress is not None and (done % 64 == 0 or done == total):
+                progress(done, total)
     warnings = list(header.get("warnings", []))
-    tables, summary = kernel_tables(kt, rows, makespan_ns, ref.tck_ns, time.perf_counter() - started, pim_mems,
-                                    symmetry, ref.command_names, overcommitted=bool(warnings))
+    tables, summary = acc.tables(time.perf_counter() - started, symmetry, ref.command_names,
+                                 overcommitted=bool(warnings))
     config = {"system": sys_spec.to_dict(), "symmetry": bool(symmetry)}
     if pim_mems:
         config["memory"] = ref.to_dict()      # the memory of command-names / command_log (pimdram check)
@@ -103,9 +141,66 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
     with StatsWriter(output, attrs, overwrite=overwrite) as writer:
         for name, table in tables.items():
             writer.write_table(name, table)
-        if command_log and pim_mems:
-            _write_command_log(writer, ref, rows, next(iter(pim_mems)))
+        if acc.logged is not None:
+            acc.write_command_log(writer, ref)
     return ReplayResult(Path(output), summary)
+
+
+class _Timer:
+    """A kernel's KernelTiming on its device or link, remembered by what determines it."""
+
+    def __init__(self, system, pim_mems, symmetry, group_size, held):
+        self.system, self.pim_mems, self.symmetry, self.group_size = system, pim_mems, symmetry, group_size
+        self.held = held
+        self.memo = {}
+
+    def __call__(self, k, remember=True):
+        """`remember=False`: a grown kernel, whose numbers recur rarely; not kept (PIM runs are
+        still reused through the memory's own cache)."""
+        key = self.signature(k)
+        timing = self.memo.get(key)
+        if timing is None:
+            timing = self._time(k)
+            if remember:
+                self.memo[key] = timing
+        elif timing.source == "simulated":
+            return dataclasses.replace(timing, source="reused")
+        return timing
+
+    def signature(self, k):
+        """Everything a kernel's timing depends on (_signature), its regions by the channels
+        they take (the same kernel of every layer then has one signature)."""
+        sig = _signature(k, self.held.regions)
+        dev = self.system.devices.get(k["device"])
+        if dev is not None and dev.kind == "pim":
+            sig += (self.held.channels(k),)
+        return sig
+
+    def _time(self, k):
+        name = k["device"]
+        if name in self.system.links:
+            return link_timing(k, self.system.links[name], self.system)
+        dev = self.system.devices[name]
+        pm = self.pim_mems.get(dev.memory) if dev.kind == "pim" else None
+        timing = None
+        if pm is not None and pm.mode is not None:
+            lo, hi = self.held.channels(k)
+            timing = pim_timing(pm, k, self.symmetry, hi - lo)
+        return timing if timing is not None else xpu_timing(k, dev, self.group_size)
+
+
+def _signature(k, regions):
+    """Everything a kernel's timing depends on (device, kind, shape, FLOPs, bytes, the work's
+    spread over requests and heads, the collective, where its operands live: their memory and
+    channels). Layer, id and tensor names are not part of it."""
+    def where(o):
+        r = regions.get(o.get("region"))
+        if r is None:
+            return o.get("region")
+        return (r["memory"], r["kind"], tuple(r.get("channels", ())))
+    return (k["device"], k["name"], k["op"], k["flops"], k["bytes_read"], k["bytes_written"],
+            tuple(sorted(k["shape"].items())), len(k.get("requests", ())), tuple(k.get("kv_heads", ())),
+            k.get("reuse"), k.get("collective"), tuple((o["bytes"], o.get("role"), where(o)) for o in k["operands"]))
 
 
 def system_of(trace, header, system, overrides):
@@ -115,24 +210,11 @@ def system_of(trace, header, system, overrides):
         return load_system(system, overrides)
     embedded = header["system"]
     try:
-        if "config" in next(iter(embedded.get("memories", {}).values()), {}):
+        if tuple(header["version"]) >= (1, 2):
             return load_system(embedded, overrides, origin=f"{trace}:1: header system")
-        return load_system(embedded["name"], overrides)
+        return load_system(embedded["name"], overrides)          # 1.0, 1.1: the preset it names
     except ConfigError as exc:
         raise KernelReplayError(str(exc)) from None
-
-
-def _write_command_log(writer, spec, rows, memory):
-    """The logged memory's kernel logs, each shifted to its kernel's start, in cycle order."""
-    cols = schema.standard_columns(schema.COMMAND_LOG, levels=spec.levels)
-    table = writer.append_table(schema.COMMAND_LOG, {c: d for c, d, _ in cols}, {c: u for c, _, u in cols},
-                                attrs={"names": spec.command_names})
-    for k, start, _, t in sorted(rows, key=lambda r: r[1]):
-        if t.memory != memory or t.log is None or not len(t.log["cycle"]):
-            continue
-        part = dict(t.log)
-        part["cycle"] = np.asarray(part["cycle"]) + int(math.ceil(start / spec.tck_ns - 1e-9))
-        table.append(part)
 
 
 def is_kernel_trace(path):

@@ -23,8 +23,8 @@ def energy(**parts):
 
 @dataclass
 class KernelTiming:
-    duration_ns: float
-    source: str                 # "simulated", "reused", "model"
+    duration_ns: float          # how long it holds its device or link
+    source: str                 # "simulated", "reused", "model", "fused"
     energy: dict = field(default_factory=energy)    # J by kind (ENERGY_KINDS); NaN where a figure is missing
     commands: int = 0
     channels_simulated: int = 0
@@ -32,6 +32,7 @@ class KernelTiming:
     per_command: object = None  # PIM: commands issued over every channel, by command index
     memory: str = ""
     log: object = None          # PIM, with command_log: the kernel's commands from its start (expanded columns)
+    latency_ns: float = 0.0     # transfers: the data arrives this long after the link is free again
 
     @property
     def energy_j(self):

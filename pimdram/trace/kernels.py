@@ -6,7 +6,7 @@ from .._atomic import atomic_output
 from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 
 FORMAT_NAME = "pimdram.kernel-trace"
-FORMAT_VERSION = (1, 2)
+FORMAT_VERSION = (1, 3)
 
 OPS = ("embedding", "norm", "gemm", "gemv", "elementwise", "attention_score", "softmax", "attention_context",
        "communication")
@@ -42,6 +42,24 @@ class KernelTrace:
 
     def write(self, path):
         write_kernel_trace(path, self)
+
+    def templates(self):
+        """The step templates, in file order: (template, kernels, runs) where runs lists the
+        (first_step, count) of the steps that use it. A trace without `steps` (before 1.3) is one
+        template run once."""
+        runs = self.header.get("steps") or [{"template": 0, "first_step": 0, "count": 1}]
+        by_template = {}
+        for k in self.kernels:
+            by_template.setdefault(k.get("template", 0), []).append(k)
+        out = []
+        for t in sorted(by_template):
+            out.append((t, by_template[t], [(r["first_step"], r["count"]) for r in runs if r["template"] == t]))
+        return out
+
+    def step_runs(self):
+        """(template, first_step, count) of each run of steps, in step order."""
+        runs = self.header.get("steps") or [{"template": 0, "first_step": 0, "count": 1}]
+        return [(r["template"], r["first_step"], r["count"]) for r in runs]
 
     def totals_by_device(self):
         out = {}
@@ -146,8 +164,149 @@ def validate_kernel_trace(trace, source="kernel trace"):
         raise TraceError(f"{source}:{len(trace.kernels) + 2}: header announces {h['kernels']} kernels, "
                          f"found {len(trace.kernels)} (truncated file?)")
 
+    template_of = []
     for i, k in enumerate(trace.kernels):
         _validate_kernel(k, i, devices, regions, f"{source}:{i + 2}")
+        t = k.get("template", 0)
+        if not _is_int(t) or t < 0 or (template_of and t < template_of[-1]):
+            raise TraceError(f"{source}:{i + 2}: 'template' must be a template number, the kernels of one "
+                             f"template together and in order, got {t!r}")
+        template_of.append(t)
+        for d in k["deps"]:
+            if template_of[d] != t:
+                raise TraceError(f"{source}:{i + 2}: dependency {d} is a kernel of another template; a kernel "
+                                 f"waits for kernels of the previous step with prev_deps")
+    _validate_steps(trace, template_of, herr, source)
+
+
+def _validate_steps(trace, template_of, herr, source):
+    """The header's `steps` (since 1.3): runs of consecutive steps, each using one template; and
+    the kernels' `prev_deps` (positions in the previous step's template) and `grow`."""
+    h = trace.header
+    sizes = {}
+    for t in template_of:
+        sizes[t] = sizes.get(t, 0) + 1
+    runs = h.get("steps")
+    if runs is None:
+        if set(sizes) - {0}:
+            raise herr("kernels name templates but the header has no 'steps'")
+        runs = [{"template": 0, "first_step": 0, "count": 1}]
+    if not isinstance(runs, list) or not runs:
+        raise herr("'steps' must be a list of runs {template, first_step, count}")
+    previous = {}          # template -> sizes of the templates of the steps before its instances
+    counts = {}
+    expect = None
+    for j, r in enumerate(runs):
+        if not (isinstance(r, dict) and all(_is_int(r.get(key)) for key in ("template", "first_step", "count"))
+                and r["count"] >= 1 and r["template"] in sizes):
+            raise herr(f"steps[{j}] must be {{template, first_step, count}} with count >= 1 and a template "
+                       f"of the file's kernels, got {r!r}")
+        if expect is not None and r["first_step"] != expect:
+            raise herr(f"steps[{j}]: first_step {r['first_step']} does not follow the run before (step {expect})")
+        expect = r["first_step"] + r["count"]
+        t = r["template"]
+        counts[t] = max(counts.get(t, 0), r["count"])
+        if j > 0:
+            previous.setdefault(t, []).append(sizes[runs[j - 1]["template"]])
+        if r["count"] > 1:
+            previous.setdefault(t, []).append(sizes[t])
+    unused = set(sizes) - {r["template"] for r in runs}
+    if unused:
+        raise herr(f"template {min(unused)} is used by no run of steps")
+    for i, k in enumerate(trace.kernels):
+        where = f"{source}:{i + 2}"
+        t = template_of[i]
+        prev = k.get("prev_deps", [])
+        limit = min(previous.get(t, [0]))
+        if not isinstance(prev, list) or not all(_is_int(p) and 0 <= p < limit for p in prev):
+            raise TraceError(f"{where}: 'prev_deps' must be positions in the previous step's template "
+                             f"(0..{limit - 1}), got {prev!r}")
+        grow = k.get("grow")
+        if grow is not None:
+            _validate_grow(k, grow, counts[t], where)
+
+
+def _grow_targets(k):
+    """The numbers of a kernel that `grow` may name, by key."""
+    out = {"flops": k["flops"]}
+    out.update({f"shape.{n}": v for n, v in k["shape"].items()})
+    if isinstance(k.get("tokens"), list) and len(k["tokens"]) == 2:
+        out["tokens.hi"] = k["tokens"][1]
+    for i, o in enumerate(k["operands"]):
+        out[f"operands.{i}.bytes"] = o["bytes"]
+        for j, v in enumerate(o.get("shape") or []):
+            out[f"operands.{i}.shape.{j}"] = v
+    return out
+
+
+def _validate_grow(k, grow, count, where):
+    targets = _grow_targets(k)
+    if not isinstance(grow, dict):
+        raise TraceError(f"{where}: 'grow' must be a mapping of a kernel number to its change per step")
+    for key, v in grow.items():
+        if key not in targets or not _is_int(v):
+            raise TraceError(f"{where}: grow.{key}: expected an integer change of one of the kernel's numbers "
+                             f"({', '.join(sorted(targets))})")
+        if targets[key] + (count - 1) * v < 0:
+            raise TraceError(f"{where}: grow.{key}: {targets[key]} + {count - 1} x {v} is negative at the "
+                             f"template's last step")
+
+
+def parse_grow(k):
+    """A kernel's `grow` as (where, index, subindex, change) steps for kernel_at."""
+    out = []
+    for key, v in (k.get("grow") or {}).items():
+        parts = key.split(".")
+        if parts[0] == "flops":
+            out.append(("flops", None, None, v))
+        elif parts[0] == "shape":
+            out.append(("shape", parts[1], None, v))
+        elif parts[0] == "tokens":
+            out.append(("tokens", None, None, v))
+        elif parts[2] == "bytes":
+            out.append(("bytes", int(parts[1]), None, v))
+        else:
+            out.append(("oshape", int(parts[1]), int(parts[3]), v))
+    return out
+
+
+def kernel_at(k, offset, parsed=None):
+    """Kernel record `k` of a template as it is `offset` steps after the template's first step
+    (its numbers grown; bytes_read and bytes_written follow the operands). `parsed`: parse_grow(k),
+    when the caller has it at hand."""
+    if not offset or not k.get("grow"):
+        return k
+    out = dict(k)
+    shape = ops = None
+    read = written = 0
+    for where, a, b, v in (parsed if parsed is not None else parse_grow(k)):
+        d = offset * v
+        if where == "flops":
+            out["flops"] = k["flops"] + d
+        elif where == "shape":
+            if shape is None:
+                shape = out["shape"] = dict(k["shape"])
+            shape[a] += d
+        elif where == "tokens":
+            out["tokens"] = [k["tokens"][0], k["tokens"][1] + d]
+        else:
+            if ops is None:
+                ops = out["operands"] = list(k["operands"])
+            if ops[a] is k["operands"][a]:
+                ops[a] = dict(ops[a])
+            if where == "bytes":
+                ops[a]["bytes"] += d
+                if ops[a]["access"] == "read":
+                    read += d
+                else:
+                    written += d
+            else:
+                ops[a]["shape"] = list(ops[a]["shape"])
+                ops[a]["shape"][b] += d
+    out["bytes_read"] = k["bytes_read"] + read
+    out["bytes_written"] = k["bytes_written"] + written
+    out["step"] = k["step"] + offset
+    return out
 
 
 def _is_int(v):
@@ -186,6 +345,10 @@ def _validate_kernel(k, index, devices, regions, where):
                 raise err(f"a {k['op']} kernel needs a positive shape.{dim}")
         if k.get("form") not in ("gemm", "gemv"):
             raise err(f"a {k['op']} kernel needs form gemm or gemv")
+    if "split" in k:
+        sp = k["split"]
+        if not (isinstance(sp, list) and len(sp) == 2 and all(_is_int(v) for v in sp) and 0 <= sp[0] < sp[1]):
+            raise err(f"'split' must be [part, parts] with 0 <= part < parts, got {sp!r}")
     if "collective" in k:
         if k["op"] != "communication" or k["collective"] not in COLLECTIVES:
             raise err(f"'collective' must be one of {', '.join(COLLECTIVES)} on a communication kernel, "
@@ -210,6 +373,10 @@ def _validate_kernel(k, index, devices, regions, where):
             raise err(f"operand {o['name']}: bytes must be a non-negative integer")
         if "region" in o and o["region"] not in regions:
             raise err(f"operand {o['name']}: region {o['region']!r} is not in the header's placement")
+        if "on_chip" in o and (o["on_chip"] is not True or "region" in o):
+            raise err(f"operand {o['name']}: on_chip must be true and the operand have no region")
+        if o.get("on_chip"):
+            continue
         if o["access"] == "read":
             read += o["bytes"]
         else:
