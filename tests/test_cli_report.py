@@ -289,7 +289,9 @@ KERNELS_1_2 = {
 
 
 def _kernel_replay(tmp_path):
-    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in KERNELS_1_2.items()})
+    since_1_4 = {"interference_ns": [0.0] * 4, "interference_cycles": [0] * 4, "interference_conflicts": [0] * 4,
+                 "blocked_cycles": [0] * 4}
+    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in {**KERNELS_1_2, **since_1_4}.items()})
     return make_stats(tmp_path / "k.h5", extra_tables={"kernels": kernels, "run": Table(RUN_1_1, RUN_UNITS)})
 
 

@@ -27,6 +27,9 @@ class Accumulator:
         self.commands = np.zeros(n, dtype=np.int64)
         self.sources = [None] * n
         self.channels = np.zeros((n, 2), dtype=np.int64)
+        self.interference = np.zeros(n)             # ns lost to the other device's traffic
+        self.conflicts = np.zeros(n)                 # row-buffer conflicts the other device caused
+        self.blocked = np.zeros(n)                   # cycles blocked-mode PIM held its traffic
         self.steps = {}              # step -> [phase, kernels, start, end, energy]
         self.layers = {}             # layer -> [kernels, start, end, energy]
         self.devices = {}            # device -> energy by kind
@@ -134,6 +137,13 @@ class Accumulator:
         self.overlap += float(np.clip(times[1:][both] - a, 0.0, None).sum())
         self.overlap_frontier = max(self.overlap_frontier, float(times[-1]))
 
+    def add_interference(self, plan, lost, conflicts, blocked):
+        """One step's interference losses (ns), conflicts and blocked cycles per kernel."""
+        rows = plan["rows"]
+        self.interference[rows] += lost
+        self.conflicts[rows] += conflicts
+        self.blocked[rows] += blocked
+
     def add_timings(self, plan, positions, timings, times=1, starts=None):
         """What the kernels at `positions` of a template got (KernelTiming each), for `times`
         steps: commands, where the time came from, PIM command totals; and, for the logged
@@ -177,6 +187,9 @@ class Accumulator:
             **{f"energy_{kind}_j": self.energy[:, i] for i, kind in enumerate(ENERGY_KINDS)},
             "source": np.asarray([s or "model" for s in self.sources]),
             "channels_simulated": self.channels[:, 0], "channels_total": self.channels[:, 1],
+            "interference_ns": self.interference, "interference_cycles": cyc(self.interference),
+            "interference_conflicts": np.rint(self.conflicts).astype(np.int64),
+            "blocked_cycles": np.rint(self.blocked).astype(np.int64),
         }
         if not len(kt.kernels):
             k_cols = {c: np.zeros(0, dtype=v.dtype) for c, v in k_cols.items()}
@@ -201,6 +214,7 @@ class Accumulator:
             "energy_per_token_j": energy / tokens if tokens else math.nan,
             "overcommitted": bool(overcommitted),
             "overlap_ns": self.overlap,
+            "interference_ns": float(self.interference.sum()),
         }
         total_bytes = int(np.sum(k_cols["bytes"] * self.instances))
         reads = sum(k["bytes_read"] * int(n) for k, n in zip(kt.kernels, self.instances))
