@@ -146,7 +146,8 @@ class XpuStream:
         arrays, _ = self.decoder.decode(address, write, arrival)
         keep = np.flatnonzero(arrays[0] == 0)
         keep = keep[np.argsort(arrays[5][keep], kind="stable")]
-        return tuple(np.ascontiguousarray(a[keep]) for a in arrays)
+        # the last array (each request's first access) is None when every access is a request
+        return tuple(None if a is None else np.ascontiguousarray(a[keep]) for a in arrays)
 
 
 class Interference:
