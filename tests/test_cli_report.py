@@ -223,10 +223,11 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
                prefill_seconds=[0.0005], energy_j=[0.3], energy_per_token_j=[0.075], overcommitted=[True])
     units = dict(RUN_UNITS, decode_tokens="count", decode_seconds="s", decode_tokens_per_s="1/s",
                  prefill_seconds="s", energy_j="J", energy_per_token_j="J", overcommitted="1")
-    energy = standard_table("device_energy", {
+    energy_cols = {
         "device": np.array(["gpu", "nvlink"]), "kind": np.array(["gpu", "link"]),
         "memory_j": np.array([0.2, 0.0]), "compute_j": np.array([0.05, 0.0]), "onchip_j": np.array([0.04, 0.0]),
-        "communication_j": np.array([0.0, 0.01]), "total_j": np.array([0.29, 0.01])})
+        "communication_j": np.array([0.0, 0.01]), "total_j": np.array([0.29, 0.01])}
+    energy = Table(energy_cols, {c: ("1" if c in ("device", "kind") else "J") for c in energy_cols})
     path = make_stats(tmp_path / "new.h5", extra_tables={"run": Table(new, units), "device_energy": energy})
     with h5py.File(path, "r+") as f:
         f.attrs["warnings"] = json.dumps(["the workload does not fit memory 'gpu_hbm'"])
@@ -241,6 +242,18 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
     assert "decode      2 tokens in 1 ms: 2,000.0 tokens/s" in text
     assert "warning     the workload does not fit memory 'gpu_hbm'" in text
     assert any(line.split()[:2] == ["nvlink", "link"] for line in text.splitlines())
+    assert "Devices" not in text                   # 1.2: no busy times
+    # 1.3: each device's busy time and the overlap, as shares of the run's 9.6 us
+    busy = standard_table("device_energy", dict(energy_cols, busy_ns=np.array([7200.0, 960.0])))
+    path = make_stats(tmp_path / "v13.h5", extra_tables={"run": Table(dict(new, overlap_ns=[2400.0]),
+                                                                      dict(units, overlap_ns="ns")),
+                                                         "device_energy": busy})
+    data = json.loads(run("report", path, "--json").output)
+    assert data["overlap_ns"] == 2400.0 and data["device_energy"][0]["busy_ns"] == 7200.0
+    lines = run("report", path).output.splitlines()
+    assert ["gpu", "gpu", "7.2", "µs", "75.0%"] in [line.split() for line in lines]
+    assert ["nvlink", "link", "960", "ns", "10.0%"] in [line.split() for line in lines]
+    assert any(line.split()[:4] == ["overlap", "2.4", "µs", "(25.0%"] for line in lines)
 
 
 def test_request_replay_report_labels_accesses_and_their_size(tmp_path):
@@ -276,7 +289,9 @@ KERNELS_1_2 = {
 
 
 def _kernel_replay(tmp_path):
-    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in KERNELS_1_2.items()})
+    since_1_4 = {"interference_ns": [0.0] * 4, "interference_cycles": [0] * 4, "interference_conflicts": [0] * 4,
+                 "blocked_cycles": [0] * 4}
+    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in {**KERNELS_1_2, **since_1_4}.items()})
     return make_stats(tmp_path / "k.h5", extra_tables={"kernels": kernels, "run": Table(RUN_1_1, RUN_UNITS)})
 
 

@@ -103,6 +103,14 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
         row = self.s_row[s]
         if self.s_class[s] == 0:
             self.s_class[s] = 1
+        if self.leave_at_activate and self.bank_active[ch * self.n_banks + b] < 0:
+            # Ramulator: the request whose row opens leaves its queue for the bank's active slot
+            self.bank_active[ch * self.n_banks + b] = s
+            self.s_released[s] = 1
+            if self.s_write[s]:
+                self.wq_count[ch] -= 1
+            else:
+                self.rq_count[ch] -= 1
         _set_open(self, ch, b, row, t)
     elif kind == KIND_PRECHARGE:
         if self.node_level[node] == self.bank_level:
@@ -140,10 +148,15 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.cand_cmd[bi] = -1
         k = <int>self.s_write[s]
         _count_completion(self, ch, k, self.s_class[s], self.s_arrive[s], t)
+        if self.track:
+            _track_issue(self, self.s_req[s], t + (self.write_latency if k else self.read_latency), k)
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
             self.stage_scan[ch * 2] = 0       # a bank queue has room again: staged entries may move
             self.stage_scan[ch * 2 + 1] = 0
+        elif self.s_released[s]:
+            self.s_released[s] = 0          # it left its queue when its row opened
+            self.bank_active[bi] = -1
         elif k:
             self.wq_count[ch] -= 1
         else:
@@ -213,6 +226,11 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     cdef int s, prev, cmd, orow, hits
     cdef bint is_col = False
     cdef int64_t r
+    if self.leave_at_activate and self.bank_active[bi] >= 0 and (
+            not self.bank_blocked[bi] or (self.bank_blocked[bi] == BLOCK_REFRESH
+                                          and self.open_row[bi] == self.s_row[self.bank_active[bi]])):
+        # an active request is served in either mode, and before a refresh closes its row
+        return _active_candidate(self, ch, b, t, NL)
     if self.q_count[qi] == 0 or self.bank_blocked[bi]:
         self.cand_ready[bi] = CYCLE_NEVER
         return CYCLE_NEVER
@@ -252,6 +270,48 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     self.cand_ready[bi] = r
     self.cand_cmd[bi] = cmd
     self.cand_slot[bi] = s
+    self.cand_prev[bi] = prev
+    self.cand_col[bi] = is_col
+    return r
+
+
+cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) noexcept nogil:
+    """_candidate for a bank whose request left its queue at activate (leave_at_activate): that
+    request's next command, in either read/write mode, before any other request of the bank
+    (Ramulator serves its active buffer first and closes no row an active request waits for)."""
+    cdef int bi = ch * self.n_banks + b
+    cdef int a = self.bank_active[bi]
+    cdef int s, prev = -1, cmd, orow, hits
+    cdef bint is_col = False
+    cdef int64_t r
+    if self.cand_ready[bi] > t:
+        return self.cand_ready[bi]
+    self.n_evals += 1
+    cmd = self.cand_cmd[bi]
+    if cmd >= 0:
+        r = _bank_ready_n(self, ch, cmd, b, NL)
+        self.cand_ready[bi] = r
+        return r
+    orow = self.open_row[bi]
+    if orow == self.s_row[a]:
+        s = self.q_head[bi * 2 + self.s_write[a]]
+        while s != a:
+            prev = s
+            s = self.s_next[s]
+        hits = self.q_hits[bi * 2 + self.s_write[a]]
+        is_col = True
+        if self.s_write[a]:
+            cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
+        else:
+            cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
+    elif orow >= 0:
+        cmd = self.cmd_pre          # its row was closed under it (a refresh) and another opened
+    else:
+        cmd = self.cmd_act
+    r = _bank_ready_n(self, ch, cmd, b, NL)
+    self.cand_ready[bi] = r
+    self.cand_cmd[bi] = cmd
+    self.cand_slot[bi] = a
     self.cand_prev[bi] = prev
     self.cand_col[bi] = is_col
     return r
@@ -400,11 +460,19 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
             for mw in range(MW):
                 keep[mw] = 0
                 rmask[mw] = 0
-            for b in range(nb):
-                qi = (base + b) * 2 + lst
-                if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
-                    oldest = self.s_seq[self.q_head[qi]]
-                    oldest_bank = b
+            if self.leave_at_activate:
+                # requests that left their queue at activate go first, in either mode (Ramulator's
+                # active buffer; a pending refresh waits for them)
+                for b in range(nb):
+                    if self.bank_active[base + b] >= 0 and self.s_seq[self.bank_active[base + b]] < oldest:
+                        oldest = self.s_seq[self.bank_active[base + b]]
+                        oldest_bank = b
+            if oldest_bank < 0:
+                for b in range(nb):
+                    qi = (base + b) * 2 + lst
+                    if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
+                        oldest = self.s_seq[self.q_head[qi]]
+                        oldest_bank = b
             if oldest_bank >= 0:
                 rmask[oldest_bank >> 6] = (<uint64_t>1) << (oldest_bank & 63)
                 keep[oldest_bank >> 6] = rmask[oldest_bank >> 6]
@@ -424,12 +492,17 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                     continue
                 s = self.cand_slot[base + b]
                 seq = self.s_seq[s]
+                if self.leave_at_activate and self.bank_active[base + b] == s:
+                    seq -= (<int64_t>1) << 62   # Ramulator serves its active buffer first
                 if self.cand_col[base + b]:
                     if best_col < 0 or seq < best_col_seq:
                         best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = (
                             b, s, self.cand_prev[base + b], cmd, seq)
                 elif best_row < 0 or seq < best_row_seq:
                     best_row, best_row_s, best_row_cmd, best_row_seq = b, s, cmd, seq
+        if (self.scheduler == SCHED_FIRST_READY and best_col >= 0 and best_row >= 0 and best_row_seq < best_col_seq
+                and self.cmd_bus[best_row_cmd] == self.cmd_bus[best_col_cmd]):
+            best_col = -1           # first ready, then oldest: an older request's row command goes first
         if best_col >= 0:
             _issue(self, ch, best_col_cmd, self.bank_node[best_col], best_col, best_col_s, best_col_prev, t)
             used |= 1 << self.cmd_bus[best_col_cmd]
@@ -464,14 +537,21 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
 
 
 cdef int _frontend(Engine self, int64_t t) noexcept nogil:
-    """Offer requests in trace order until one arrives later or finds its queue full.
-    Returns 1 when blocked by a full queue."""
-    cdef int ch, s, b, off
+    """Offer requests in trace order until one arrives later, finds its queue full or, with an
+    offer rate, exceeds the requests this cycle may offer. Returns 1 when blocked by a full queue."""
+    cdef int ch, s, b, off, rec
     cdef uint8_t wr
-    cdef bint look
+    cdef bint look, first
     while self.f_pos < self.f_n:
         if self.f_arrival[self.f_pos] > t:
             return 0
+        first = self.f_first == NULL or self.f_first[self.f_pos]
+        if self.offer_rate > 0 and first:
+            if self.offer_cycle != t:
+                self.offer_cycle = t
+                self.offer_count = 0
+            if self.offer_count >= self.offer_rate:
+                return 0        # the rest waits for the next cycle
         ch = self.f_ch[self.f_pos]
         wr = self.f_write[self.f_pos]
         if wr:
@@ -505,6 +585,14 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
         self.outstanding[ch] += 1
         self.accepted += 1
         self.last_progress = t
+        if self.offer_rate > 0 and first:
+            self.offer_count += 1
+        if self.track:
+            rec = self.f_req[self.f_pos]
+            self.s_req[s] = rec
+            if self.r_accept[rec] < 0:
+                self.r_accept[rec] = t
+                self.f_waiting -= 1
         # the channel looks at its queues next cycle when the request changed a bank's
         # candidate, goes to a staging queue, or flips the read/write mode
         if not look and self.bank_queue == 0:
