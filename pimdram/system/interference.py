@@ -146,7 +146,8 @@ class XpuStream:
         arrays, _ = self.decoder.decode(address, write, arrival)
         keep = np.flatnonzero(arrays[0] == 0)
         keep = keep[np.argsort(arrays[5][keep], kind="stable")]
-        return tuple(np.ascontiguousarray(a[keep]) for a in arrays)
+        # decode()'s first-access flags are None here (one access per request)
+        return tuple(np.ascontiguousarray(a[keep]) for a in arrays[:6])
 
 
 class Interference:
