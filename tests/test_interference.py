@@ -61,7 +61,7 @@ def _step(tmp_path, system, **options):
         r = CliRunner().invoke(cli, ["gen", "--model", "gpt2", "--system", "neupims", "--batch", "16",
                                      "--prompt-tokens", "256", "--output-tokens", "1", "-o", str(trace)])
         assert r.exit_code == 0, r.output
-    out = tmp_path / f"{system}-{len(options)}-{options.get('window_ns')}.h5"
+    out = tmp_path / f"{system}-{'-'.join(f'{k}{v}' for k, v in sorted(options.items()))}.h5"
     replay_kernels(trace, out, system=system, interference=InterferenceOptions(True, **options) if options else None)
     with open_stats(out) as sf:
         run, kernels = sf.table("run"), sf.table("kernels")
@@ -69,14 +69,18 @@ def _step(tmp_path, system, **options):
                 int(kernels["blocked_cycles"].sum()))
 
 
-def test_sampled_windows_agree_with_full_simulation_within_two_percent(tmp_path):
+def test_sampled_windows_agree_with_whole_overlaps_on_short_overlaps(tmp_path):
     # GPT-2 at batch 16 on NeuPIMs: each sub-batch's NPU kernels overlap the other's attention
     for system in ("neupims", "neupims-naive"):
         full, full_lost, _ = _step(tmp_path, system, full=True)
-        sampled, sampled_lost, _ = _step(tmp_path, system, window_ns=100.0, windows=3)
-        assert full_lost > 0
-        assert abs(sampled - full) <= 0.02 * full
-        assert abs(sampled_lost - full_lost) <= 0.03 * full_lost      # measured: 2.4% and 1.9%
+        sampled, sampled_lost, _ = _step(tmp_path, system, full=False, window_ns=100.0, windows=3)
+        more, more_lost, _ = _step(tmp_path, system, full=False, window_ns=100.0, windows=5)
+        assert full_lost > 0 and sampled_lost != full_lost           # sampled: one overlap is 516 ns
+        assert abs(sampled - full) <= 0.02 * full and abs(more - full) <= 0.02 * full
+        # 3 windows: +2.4% and +1.9%; 5: +0.62% and +0.47%. Only on short overlaps like these (no
+        # refresh inside): on GPT-3 175B's the sampling under-counts by half (docs/replay.md)
+        assert abs(sampled_lost - full_lost) <= 0.03 * full_lost
+        assert abs(more_lost - full_lost) <= 0.02 * full_lost
 
 
 def test_blocked_mode_loses_more_than_dual_row_buffers_and_only_it_blocks(tmp_path):
@@ -85,3 +89,60 @@ def test_blocked_mode_loses_more_than_dual_row_buffers_and_only_it_blocks(tmp_pa
     single, single_lost, single_blocked = _step(tmp_path, "neupims-naive", full=True)
     assert dual_blocked == 0 < single_blocked
     assert base < dual < single and dual_lost < single_lost
+
+
+def test_overlaps_are_simulated_whole_by_default():
+    from pimdram.system.interference import InterferenceOptions
+    assert InterferenceOptions(True).full
+
+
+def _chain(tmp_path, system, interference):
+    """(step seconds, run interference_ns, kernels table) of GPT-2 at batch 16 on `system`."""
+    from click.testing import CliRunner
+
+    from pimdram.cli import cli
+    from pimdram.stats import open_stats
+    trace = tmp_path / f"{system}.jsonl"
+    if not trace.exists():
+        r = CliRunner().invoke(cli, ["gen", "--model", "gpt2", "--system", system, "--batch", "16",
+                                     "--prompt-tokens", "256", "--output-tokens", "1", "-o", str(trace)])
+        assert r.exit_code == 0, r.output
+    out = tmp_path / f"{system}-{interference}.h5"
+    r = CliRunner().invoke(cli, ["replay", str(trace), "-o", str(out), "--no-progress",
+                                 "--interference" if interference else "--no-interference"])
+    assert r.exit_code == 0, r.output
+    with open_stats(out) as sf:
+        return (float(sf.table("summary")["simulated_seconds"][0]), float(sf.table("run")["interference_ns"][0]),
+                sf.table("kernels"))
+
+
+def _overlap_ns(kernels, a, b):
+    """The longest time a kernel of device a and one of device b ran at once."""
+    s, e, d = kernels["start_ns"], kernels["end_ns"], kernels["device"]
+    ia, ib = np.flatnonzero(d == a), np.flatnonzero(d == b)
+    assert len(ia) and len(ib)
+    return float((np.minimum(e[ia][:, None], e[ib][None, :]) - np.maximum(s[ia][:, None], s[ib][None, :])).max())
+
+
+def test_ianus_npu_and_aim_never_overlap_so_interference_changes_nothing(tmp_path):
+    # IANUS: the NPU and the AiM units share the GDDR6-AiM memory; each FC runs on one or the other
+    # (latency estimate) and every kernel of a layer waits for the previous one, so the step is one
+    # chain: no NPU kernel runs while an AiM kernel does, nothing to simulate together, and without
+    # the take-turns rule the step is the same, bit for bit
+    for system in ("ianus", "ianus-device"):
+        off, off_lost, _ = _chain(tmp_path, system, False)
+        on, on_lost, kernels = _chain(tmp_path, system, True)
+        assert _overlap_ns(kernels, "npu", "aim_pim") <= 0.0
+        assert (on, on_lost, off_lost) == (off, 0.0, 0.0)
+        assert kernels["interference_ns"].sum() == 0 and kernels["blocked_cycles"].sum() == 0
+
+
+def test_papi_gpu_and_fc_pim_never_overlap_so_interference_changes_nothing(tmp_path):
+    # PAPI: the GPUs and FC-PIM share fc_pim_hbm (attention runs on Attn-PIM, a memory of its own);
+    # each FC is dispatched to one of them and the layer's kernels form one chain: no GPU kernel
+    # overlaps an FC-PIM kernel, and --interference leaves the step as it is
+    off, _, _ = _chain(tmp_path, "papi", False)
+    on, on_lost, kernels = _chain(tmp_path, "papi", True)
+    assert _overlap_ns(kernels, "gpu", "fc_pim") <= 0.0
+    assert (kernels["device"] == "fc_pim").sum() > 0          # FC-PIM is used at this batch
+    assert (on, on_lost) == (off, 0.0)

@@ -7,6 +7,7 @@
     python tools/bench.py --pim                # one layer of attention on one AttAcc stack
     python tools/bench.py --generation         # a whole GPT-3 175B generation on dgx-attacc
     python tools/bench.py --validate           # `pimdram validate all`, full form (target: under 10 min)
+    python tools/bench.py --interference       # a GPT-3 175B decode step on NeuPIMs with interference (target: 30 s)
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
     python tools/bench.py --dramsim3 BIN       # the six shared runs, DRAMsim3's runs alternating with ours
     python tools/bench.py --sweep              # a 200-point sweep on 1 and on 2 worker processes
@@ -287,6 +288,65 @@ print(json.dumps({"gen": generated - started, "replay": done - generated, "secon
                   "tokens_per_s": r["tokens_per_s"], "kernels": r["kernels"], "simulated": r["kernels_simulated"],
                   "reused": r["kernels_reused"]}))
 """
+
+
+INTERFERENCE_RUN = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from pimdram.mapping import generate_kernel_trace
+from pimdram.llm import Workload
+from pimdram.system import replay_kernels
+from pimdram.system.interference import InterferenceOptions
+with tempfile.TemporaryDirectory() as d:
+    started = time.perf_counter()
+    trace = generate_kernel_trace("gpt3-175b", "neupims", Workload.uniform(256, 512, 1, phase="decode", context=768),
+                                  allow_overcommit=True)
+    trace.write(Path(d) / "step.jsonl")
+    generated = time.perf_counter()
+    r = replay_kernels(Path(d) / "step.jsonl", Path(d) / "step.h5", system=sys.argv[1],
+                       interference=InterferenceOptions(sys.argv[2] == "on")).summary
+    done = time.perf_counter()
+print(json.dumps({"gen": generated - started, "replay": done - generated, "seconds": r["simulated_seconds"],
+                  "interference_ns": r.get("interference_ns", 0.0), "kernels": r["kernels"],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+INTERFERENCE_CASES = [("neupims", "off"), ("neupims", "on"), ("neupims-naive", "off"), ("neupims-naive", "on")]
+
+
+def interference(args):
+    """A GPT-3 175B decode step on NeuPIMs (batch 256, prompt 512, context 768, 8 devices, the
+    workload overcommitting memory), the neupims trace replayed on the dual-row-buffer memory and
+    on the blocked one (neupims-naive), without and with --interference: gen, then replay, in a
+    fresh process per run, the cases alternating run by run (target: the step with interference
+    under 30 s)."""
+    runs = {case: [] for case in INTERFERENCE_CASES}
+    for r in range(args.repeat):
+        for case in (INTERFERENCE_CASES if r % 2 == 0 else INTERFERENCE_CASES[::-1]):
+            proc = subprocess.run([sys.executable, "-c", INTERFERENCE_RUN, *case], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"decode step {case} failed:\n{proc.stderr}")
+            runs[case].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            x = runs[case][-1]
+            print(f"{case[0]:14s} interference {case[1]:3s}: {x['seconds'] * 1e3:8.2f} ms simulated, "
+                  f"{x['interference_ns'] * 1e-6:6.2f} ms lost; wall gen {x['gen']:.2f} s + replay {x['replay']:.2f} s",
+                  flush=True)
+    out = []
+    print()
+    print("| memory | interference | simulated step | lost to interference | wall gen s | wall replay s (median) | "
+          "runs | peak MB |")
+    print("|---|---|---:|---:|---:|---:|---|---:|")
+    for case, xs in runs.items():
+        if len({x["seconds"] for x in xs}) != 1:
+            raise SystemExit(f"decode step {case}: the runs' simulated times differ (not deterministic)")
+        gen = statistics.median(x["gen"] for x in xs)
+        rep = statistics.median(x["replay"] for x in xs)
+        rss = max(x["peak_rss_mb"] for x in xs)
+        walls = ", ".join(f"{x['replay']:.2f}" for x in xs)
+        print(f"| {case[0]} | {case[1]} | {xs[0]['seconds'] * 1e3:.2f} ms | {xs[0]['interference_ns'] * 1e-6:.2f} ms | "
+              f"{gen:.2f} | {rep:.2f} | {walls} | {rss:.0f} |")
+        out.append({"system": case[0], "interference": case[1], "step": xs[0], "gen_wall_median_s": gen,
+                    "replay_wall_median_s": rep, "replay_wall_all_s": [x["replay"] for x in xs], "peak_rss_mb": rss})
+    return out
 
 
 GENERATION_RUN = r"""
@@ -622,6 +682,8 @@ def main():
     ap.add_argument("--validate", action="store_true",
                     help="`pimdram validate all`, full and --quick forms: wall time, peak memory, the claim table")
     ap.add_argument("--sweep", action="store_true", help="a 200-point sweep on 1 and on 2 worker processes")
+    ap.add_argument("--interference", action="store_true",
+                    help="a GPT-3 175B decode step (batch 256) on NeuPIMs with and without --interference")
     ap.add_argument("--api", action="store_true", help="pimdram.MemorySystem against replay, and its per-call cost")
     ap.add_argument("--batch", type=int, default=4096, help="--api: requests per send_batch")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
@@ -638,8 +700,8 @@ def main():
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
         return
-    if args.generation or args.pim:
-        rows = generation(args) if args.generation else pim(args)
+    if args.generation or args.pim or args.interference:
+        rows = generation(args) if args.generation else pim(args) if args.pim else interference(args)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
         return

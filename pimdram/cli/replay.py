@@ -28,12 +28,13 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 @click.option("--interference/--no-interference", default=False, show_default=True,
               help="Kernel traces: simulate xPU kernels' memory traffic beside the PIM kernels they overlap in a "
                    "shared memory, at command level (docs/replay.md, Interference).")
+@click.option("--interference-full/--interference-sampled", "interference_full", default=True, show_default=True,
+              help="Simulate every overlap of an xPU and a PIM kernel whole, or in sampled windows (faster; "
+                   "under-counts long overlaps: docs/replay.md, Interference).")
 @click.option("--interference-window", "window_ns", type=click.FloatRange(min=1.0, min_open=False), default=2000.0,
-              show_default=True, metavar="NS", help="Length of one sampled interference window.")
+              show_default=True, metavar="NS", help="--interference-sampled: length of one window.")
 @click.option("--interference-windows", "windows", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Sampled windows per overlap of an xPU and a PIM kernel.")
-@click.option("--interference-full", is_flag=True, default=False,
-              help="Simulate every overlap whole instead of sampled windows.")
+              help="--interference-sampled: windows per overlap.")
 @click.option("--command-log", is_flag=True, default=False,
               help="Keep every issued command in the stats file (for `pimdram check`).")
 @progress_option

@@ -10,10 +10,12 @@ evenly over the kernel's duration, addresses through the memory's address mappin
 loses what it loses against its run alone in the same window (xPU: its last access completes
 later; PIM: its program ends later). The step is then scheduled again with those losses added.
 
-Sampling: an overlap longer than `windows` x `window_ns` is simulated in `windows` windows of
-`window_ns` spread evenly over it, and the losses scale by the overlap's length over the windows'.
-`full=True` simulates every overlap whole. Equal overlaps (the same pair of kernels at the same
-phases, e.g. in every layer) are simulated once.
+Every overlap is simulated whole by default (`full=True`). With `full=False` an overlap longer
+than `windows` x `window_ns` is simulated in `windows` windows of `window_ns` spread evenly over
+it, and the losses scale by the overlap's length over the windows'; its error is large on long
+overlaps (windows hold no refresh and start from an idle channel: docs/replay.md, "Why sampling
+is not the default"). Equal overlaps (the same pair of kernels at the same phases, e.g. in every
+layer) are simulated once.
 """
 import dataclasses
 import math
@@ -27,12 +29,12 @@ from .pim import pim_work
 
 @dataclasses.dataclass(frozen=True)
 class InterferenceOptions:
-    """How interference is simulated (pimdram replay --interference, --interference-window,
-    --interference-windows, --interference-full)."""
+    """How interference is simulated (pimdram replay --interference, --interference-full/
+    --interference-sampled, --interference-window, --interference-windows)."""
     enabled: bool = False
-    window_ns: float = 2000.0       # length of one sampled window
-    windows: int = 3                # windows per overlap (phases spread evenly over it)
-    full: bool = False              # simulate every overlap whole (no sampling)
+    window_ns: float = 2000.0       # sampled: length of one window
+    windows: int = 3                # sampled: windows per overlap (phases spread evenly over it)
+    full: bool = True               # simulate every overlap whole (False: sampled windows)
 
 
 @dataclasses.dataclass(frozen=True)
