@@ -34,7 +34,7 @@ extensions = [
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
         + ([("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if COVERAGE else []),
-        extra_compile_args=["-O3"],
+        extra_compile_args=["-O3", "-fno-tree-loop-distribute-patterns"],
     )
     for pyx in sorted((HERE / "cext" / "pimdram").glob("*.pyx"))
 ]

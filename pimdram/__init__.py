@@ -2,12 +2,15 @@
 from ._version import __version__
 from .errors import (
     ConfigError,
+    ConfigImportWarning,
     FileFormatError,
     OutputExistsError,
     PimdramError,
+    PimdramWarning,
     SimulationError,
     SweepError,
     TraceError,
+    UsageError,
     VersionTooNewError,
     VersionTooOldError,
     WorkloadError,
@@ -25,4 +28,18 @@ __all__ = [
     "SimulationError",
     "SweepError",
     "OutputExistsError",
+    "UsageError",
+    "PimdramWarning",
+    "ConfigImportWarning",
+    "MemorySystem",
+    "Completions",
 ]
+
+
+def __getattr__(name):
+    # the host-simulator API loads the engine: imported on first use, so `import pimdram` (and the
+    # CLI's start-up) stays light
+    if name in ("MemorySystem", "Completions"):
+        from . import memory_system
+        return getattr(memory_system, name)
+    raise AttributeError(f"module 'pimdram' has no attribute {name!r}")

@@ -918,6 +918,7 @@ def spec_from_resolved(d: dict) -> MemorySpec:
             controller=controller,
             address_mapping=[(str(f), int(b)) for f, b in d.get("address_mapping", [])],
             offset_bits=int(d.get("offset_bits", 0)), raw=d,
+            offer_rate=int((d.get("frontend") or {}).get("offer_rate", 0)),
         )
     except FileFormatError:
         raise

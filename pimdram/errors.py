@@ -36,6 +36,11 @@ class SimulationError(PimdramError):
     """The engine stopped with an error (a deadlock, an illegal program)."""
 
 
+class UsageError(PimdramError, ValueError):
+    """A call of the Python API that cannot be done: an argument out of range (time going back, a
+    negative tick, an address that does not fit 64 bits) or an object used after close()."""
+
+
 class SweepError(PimdramError):
     """A sweep file is invalid, or a sweep cannot start (no executor, no cluster); the message
     names the file and key, or what to install or fix."""
@@ -70,3 +75,12 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self):
         return 128 + self.signum
+
+
+class PimdramWarning(UserWarning):
+    """Base class of the warnings pimdram gives (the CLI prints them as one line each)."""
+
+
+class ConfigImportWarning(PimdramWarning):
+    """An imported configuration (DRAMsim3 .ini, Ramulator 2 YAML) has keys pimdram cannot model or
+    that the other simulator itself ignores; the message lists them all."""

@@ -240,10 +240,10 @@ def test_all_bank_refresh_is_reached_by_bank_level_rows():
     def log(refresh_at, rank=0):
         out = Log(DDR4).add(0, "ACT", 0, 0, 3, 2, row=3).add(22, "RDA", 0, 0, 3, 2, row=3, column=0)
         return out.add(refresh_at, "REFab", 0, rank)
-    n_rc = n(DDR4, "nRC")
-    only(log(n_rc - 1).check(), "timing", 2, "nRC")       # RDA -> REFab (38 + 22) is already met
-    assert log(n_rc).check().ok
-    assert log(61, rank=1).check().ok                     # other rank: bank rows do not reach it
+    ready = 22 + n(DDR4, "nRTP") + n(DDR4, "nRP")        # the bank row RDA -> REFab: 22 + 12 + 22
+    only(log(ready - 1).check(), "timing", 2, "nRTP + nRP")
+    assert log(ready).check().ok
+    assert log(23, rank=1).check().ok                     # other rank: bank rows do not reach it
 
 
 def test_refresh_to_activate_nrfc():

@@ -223,10 +223,11 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
                prefill_seconds=[0.0005], energy_j=[0.3], energy_per_token_j=[0.075], overcommitted=[True])
     units = dict(RUN_UNITS, decode_tokens="count", decode_seconds="s", decode_tokens_per_s="1/s",
                  prefill_seconds="s", energy_j="J", energy_per_token_j="J", overcommitted="1")
-    energy = standard_table("device_energy", {
+    energy_cols = {
         "device": np.array(["gpu", "nvlink"]), "kind": np.array(["gpu", "link"]),
         "memory_j": np.array([0.2, 0.0]), "compute_j": np.array([0.05, 0.0]), "onchip_j": np.array([0.04, 0.0]),
-        "communication_j": np.array([0.0, 0.01]), "total_j": np.array([0.29, 0.01])})
+        "communication_j": np.array([0.0, 0.01]), "total_j": np.array([0.29, 0.01])}
+    energy = Table(energy_cols, {c: ("1" if c in ("device", "kind") else "J") for c in energy_cols})
     path = make_stats(tmp_path / "new.h5", extra_tables={"run": Table(new, units), "device_energy": energy})
     with h5py.File(path, "r+") as f:
         f.attrs["warnings"] = json.dumps(["the workload does not fit memory 'gpu_hbm'"])
@@ -241,6 +242,18 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
     assert "decode      2 tokens in 1 ms: 2,000.0 tokens/s" in text
     assert "warning     the workload does not fit memory 'gpu_hbm'" in text
     assert any(line.split()[:2] == ["nvlink", "link"] for line in text.splitlines())
+    assert "Devices" not in text                   # 1.2: no busy times
+    # 1.3: each device's busy time and the overlap, as shares of the run's 9.6 us
+    busy = standard_table("device_energy", dict(energy_cols, busy_ns=np.array([7200.0, 960.0])))
+    path = make_stats(tmp_path / "v13.h5", extra_tables={"run": Table(dict(new, overlap_ns=[2400.0]),
+                                                                      dict(units, overlap_ns="ns")),
+                                                         "device_energy": busy})
+    data = json.loads(run("report", path, "--json").output)
+    assert data["overlap_ns"] == 2400.0 and data["device_energy"][0]["busy_ns"] == 7200.0
+    lines = run("report", path).output.splitlines()
+    assert ["gpu", "gpu", "7.2", "µs", "75.0%"] in [line.split() for line in lines]
+    assert ["nvlink", "link", "960", "ns", "10.0%"] in [line.split() for line in lines]
+    assert any(line.split()[:4] == ["overlap", "2.4", "µs", "(25.0%"] for line in lines)
 
 
 def test_request_replay_report_labels_accesses_and_their_size(tmp_path):
@@ -276,7 +289,9 @@ KERNELS_1_2 = {
 
 
 def _kernel_replay(tmp_path):
-    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in KERNELS_1_2.items()})
+    since_1_4 = {"interference_ns": [0.0] * 4, "interference_cycles": [0] * 4, "interference_conflicts": [0] * 4,
+                 "blocked_cycles": [0] * 4}
+    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in {**KERNELS_1_2, **since_1_4}.items()})
     return make_stats(tmp_path / "k.h5", extra_tables={"kernels": kernels, "run": Table(RUN_1_1, RUN_UNITS)})
 
 
@@ -310,3 +325,52 @@ def test_report_csv_prints_a_table(tmp_path):
     assert run("report", path, "--csv", "summary").output.splitlines()[1].split(",")[0] == "9600"
     _one_line_error(run("report", path, "--csv", "nope"), "no table 'nope'", "kernels")
     assert run("report", path, "--csv", "run", "--json").exit_code == 2
+
+
+def test_kernel_replay_report_shows_interference_of_format_1_4(tmp_path):
+    # hand-worked: the gpu's two kernels lost 150 + 250 = 400 ns, conflicts 12 + 30 = 42 and were
+    # held 300 + 700 = 1,000 cycles; the pim kernel lost 50 ns with 12 conflicts; the link none.
+    # The run's interference_ns is their sum, 450 ns (tck 1 ns, so the cycles equal the ns)
+    since_1_4 = {"interference_ns": [150.0, 50.0, 250.0, 0.0], "interference_cycles": [150, 50, 250, 0],
+                 "interference_conflicts": [12, 12, 30, 0], "blocked_cycles": [300, 0, 700, 0]}
+    kernels = standard_table("kernels", {k: np.asarray(v) for k, v in {**KERNELS_1_2, **since_1_4}.items()})
+    run_1_4 = Table(dict(RUN_1_1, interference_ns=[450.0]), dict(RUN_UNITS, interference_ns="ns"))
+    path = make_stats(tmp_path / "i.h5", extra_tables={"kernels": kernels, "run": run_1_4})
+    data = json.loads(run("report", path, "--json").output)
+    assert data["interference_ns"] == 450.0
+    assert data["interference_s"] == pytest.approx(4.5e-7)
+    assert [{f: k[f] for f in ("name", "interference_ns", "interference_cycles", "interference_conflicts",
+                               "blocked_cycles")} for k in data["kernels"]] == [
+        {"name": "qkv_projection", "interference_ns": 150.0, "interference_cycles": 150,
+         "interference_conflicts": 12, "blocked_cycles": 300},
+        {"name": "attention_score", "interference_ns": 50.0, "interference_cycles": 50,
+         "interference_conflicts": 12, "blocked_cycles": 0},
+        {"name": "ffn_up", "interference_ns": 250.0, "interference_cycles": 250,
+         "interference_conflicts": 30, "blocked_cycles": 700},
+        {"name": "all_reduce", "interference_ns": 0.0, "interference_cycles": 0,
+         "interference_conflicts": 0, "blocked_cycles": 0}]
+    assert data["interference_by_device"] == [
+        {"device": "gpu", "kernels": 2, "interference_ns": 400.0, "interference_conflicts": 42, "blocked_cycles": 1000},
+        {"device": "pim", "kernels": 1, "interference_ns": 50.0, "interference_conflicts": 12, "blocked_cycles": 0}]
+    lines = [line.split() for line in run("report", path).output.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line[:1] == ["Interference"])
+    assert lines[start + 1] == ["device", "kernels", "lost", "conflicts", "blocked", "cycles"]
+    assert lines[start + 2:start + 5] == [["gpu", "2", "400", "ns", "42", "1,000"],
+                                          ["pim", "1", "50", "ns", "12", "0"],
+                                          ["total", "450", "ns", "lost", "to", "interference"]]
+    # no interference (the same kernels at zero): no section, no devices listed
+    path = _kernel_replay(tmp_path)
+    data = json.loads(run("report", path, "--json").output)
+    assert data["interference_by_device"] == [] and "interference_s" not in data    # run of 1.1: no column
+    assert "Interference" not in run("report", path).output
+
+
+def test_kernel_replay_report_of_format_1_3_has_no_interference_figures(tmp_path):
+    old = {k: np.asarray(v) for k, v in KERNELS_1_2.items()}
+    units = {c: u for c, _, u in schema.standard_columns(schema.KERNELS) if c in old}
+    path = make_stats(tmp_path / "v13.h5", extra_tables={"kernels": Table(old, units),
+                                                         "run": Table(RUN_1_1, RUN_UNITS)})
+    data = json.loads(run("report", path, "--json").output)
+    assert "interference_by_device" not in data and "interference_s" not in data
+    assert "interference_ns" not in data["kernels"][0]
+    assert "Interference" not in run("report", path).output

@@ -58,6 +58,21 @@ def test_agrees_with_dramsim3_on_a_sample(traces, preset, trace):
     check(traces, preset, trace)
 
 
+@pytest.mark.parametrize("ini,trace,cycles", [("HBM2_INI", "rand_read", 1_039_143), ("DDR4_INI", "seq_read", 6_019_359)])
+def test_an_imported_ini_runs_the_cross_check_cycles_of_the_preset(traces, tmp_path, ini, trace, cycles):
+    """The cross-check run from DRAMsim3's .ini, imported (hand-written equivalents of
+    configs/HBM2_8Gb_x128.ini and DDR4_8Gb_x8_3200.ini, tests/test_config_import.py), gives the
+    preset's cycle count of BENCHMARKS.md's table."""
+    import warnings
+    import test_config_import
+    from pimdram.errors import ConfigImportWarning
+    path = tmp_path / "x.ini"
+    path.write_text(getattr(test_config_import, ini))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConfigImportWarning)
+        assert replay(traces[trace], path)[0] == cycles
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,trace", list(params()))
 def test_agrees_with_dramsim3(traces, preset, trace):

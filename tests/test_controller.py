@@ -502,3 +502,15 @@ def test_an_error_while_simulating_stops_the_trace_reader(tmp_path):
         replay_requests(trace, "ddr4_3200", tmp_path / "out.h5", chunk_size=16, progress=progress)
     assert not (tmp_path / "out.h5").exists()
     assert not _reader_threads()
+
+
+@pytest.mark.parametrize("stagger,want", [(True, [(12480, 0), (18720, 1)]), (False, [(12480, 0), (12481, 1)])])
+def test_refresh_nodes_fall_due_staggered_or_all_at_once(stagger, want):
+    # ddr4_3200: nREFI 12480 per rank, two ranks. Staggered, rank 1 falls due half an interval
+    # after rank 0; all at once, both at 12480, and the shared command bus takes one per cycle.
+    from pimdram import MemorySystem
+    ms = MemorySystem("ddr4_3200", {"controller.refresh_stagger": stagger}, command_log=True)
+    ms.run_until(20000)
+    log = ms.command_log()
+    refab = log["command"] == ms.spec.command_index("REFab")
+    assert list(zip(log["cycle"][refab].tolist(), log["rank"][refab].tolist())) == want

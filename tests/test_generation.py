@@ -159,3 +159,15 @@ def test_gemvs_with_equal_keys_give_identical_programs(design):
             key = (rows == L,) + gemv_key(spec, rows, cols)
             program = _program(spec, build)
             assert seen.setdefault(key, program) == program, (rows, cols)
+
+
+def test_a_long_prompt_needs_no_memory_for_its_score_matrix():
+    # Llama-3-8B, one 100,000-token prompt on 8 H100s (640 GB). Tiled, the prefill holds no
+    # 100,000^2 x 32-head score matrix (640 GB in FP16); the largest activations are the FFN's:
+    # gate and up outputs, 100,000 x 14,336 x 2 B each (2.87 GB), read by the activation kernel
+    # with its 2.87 GB output: 8.60 GB per GPU memory region.
+    trace = generate_kernel_trace("llama3-8b", "dgx-h100", Workload.uniform(1, 100_000, 1, phase="prefill"),
+                                  layers=1)
+    assert "warnings" not in trace.header
+    acts = trace.header["placement"]["regions"]["gpu_hbm:activations"]["bytes"]
+    assert acts == 3 * 100_000 * 14_336 * 2

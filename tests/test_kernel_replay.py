@@ -137,6 +137,30 @@ def test_neupims_keeps_a_requests_kv_cache_in_one_channel():
     assert pm.loads(40, 8) == [(16, 8), (8, 24)]
 
 
+def test_neupims_splits_a_requests_kv_heads_over_its_tensor_parallel_devices():
+    # 8 NeuPIMs devices of 32 channels; GPT-3 13B (40 heads, 768 tokens cached): tensor
+    # parallelism leaves 5 heads of each request on each device, in one of its channels. 128
+    # requests: 1,024 (request, device) units over 256 channels, 4 each: 20 instances per channel;
+    # 256 requests: 40. (Before the split, 128 requests sat whole in 128 channels, 40 instances
+    # each, and half a batch took as long as all of it.)
+    from pimdram.system.pim import PimMemory, pim_timing
+    system = load_system("neupims")
+    pm = PimMemory(system.memories["pim_hbm"], devices=system.devices["pim"].count)
+    assert pm.devices == 8 and pm.channels == 256
+
+    def score(requests):
+        return {"name": "attention_score", "op": "gemv", "kv_heads": [0, 40], "requests": list(range(requests)),
+                "shape": {"M": 1, "N": 768, "K": 128, "instances": 40 * requests}}
+
+    calls = []
+    pm.run = lambda kind, loads, shape, symmetry, channels=None: calls.append((kind, loads, shape))
+    pim_timing(pm, score(128), True, 256)
+    pim_timing(pm, score(256), True, 256)
+    pim_timing(pm, score(100), True, 256)        # 800 units: 32 channels hold 4, 224 hold 3
+    assert calls == [("score", [(20, 256)], (768, 128, 1)), ("score", [(40, 256)], (768, 128, 1)),
+                     ("score", [(20, 32), (15, 224)], (768, 128, 1))]
+
+
 def test_compute_utilization_scales_compute_bound_kernels(tmp_path):
     import yaml
     raw = system_raw("dgx-a100")

@@ -76,6 +76,9 @@ def corrupt(trace, tmp_path, index, change):
     (3, lambda k: k["operands"][0].update(region="nowhere"), ":4: operand .*region 'nowhere' is not in"),
     (3, lambda k: k.update(bytes_read=k["bytes_read"] + 1), ":4: bytes_read/bytes_written"),
     (3, lambda k: k.update(flops=-1), ":4: 'flops' must be a non-negative integer"),
+    (3, lambda k: k["operands"][0].update(on_chip=True), ":4: operand .*on_chip must be true and the operand have no region"),
+    (3, lambda k: (k["operands"][0].pop("region", None), k["operands"][0].update(on_chip="yes")),
+     ":4: operand .*on_chip must be true"),
 ])
 def test_bad_kernel_lines_name_the_line(trace, tmp_path, index, change, match):
     with pytest.raises(TraceError, match=match):

@@ -86,6 +86,23 @@ def test_prefill_is_gemm_over_the_prompt_and_head_on_last_token():
     assert one(ks, "lm_head", layer=None).shape["M"] == 3
 
 
+def test_prefill_attention_is_tiled_its_scores_stay_on_chip(mha_decode):
+    # tiny MHA (4 heads of 16), 3 requests x 32-token prompts, FP16: 12 instances
+    ks = step_kernels(str(DATA / "tiny-mha.yaml"), Workload.uniform(3, 32, 4, phase="prefill"))
+    s, sm, c = one(ks, "attention_score"), one(ks, "softmax"), one(ks, "attention_context")
+    # score reads q and K: 12 x 32 x 16 x 2 B each = 12,288 B; its 12 x 32 x 32 scores (24,576 B)
+    # stay on chip, as do the probabilities
+    assert operand(s, "scores").on_chip and operand(s, "scores").bytes == 24576
+    assert (s.bytes_read, s.bytes_written) == (2 * 12288, 0)
+    assert (sm.bytes_read, sm.bytes_written) == (0, 0) and sm.flops == 5 * 12 * 32 * 32
+    assert (c.bytes_read, c.bytes_written) == (12288, 12288)        # V in, context out
+    assert c.flops == 2 * 32 * 16 * 32 * 12
+    assert operand(s, "scores").record()["on_chip"] is True and "region" not in operand(s, "scores").record()
+    # a decode step's scores go to memory (2 requests x 4 heads x 11 tokens x 2 B)
+    d = one(mha_decode, "attention_score")
+    assert not operand(d, "scores").on_chip and d.bytes_written == 2 * 4 * 11 * 2
+
+
 @pytest.fixture
 def gqa_moe():
     # 8 heads over 2 KV heads (g = 4), head_dim 8, gated FFN 128, 4 experts top-2;

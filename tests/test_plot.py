@@ -52,7 +52,9 @@ def _kernel_stats(path, system, scale=1.0):
         "energy_onchip_j": [0.0] * 4, "energy_communication_j": [0.0] * 4,
         "source": ["model", "simulated", "model", "model"], "channels_simulated": [0, 1, 0, 0],
         "channels_total": [0, 16, 0, 0], "instances": [1, 1, 1, 1],
-        "busy_ns": [1000.0, 2000.0 * scale, 2000.0, 4600.0]}
+        "busy_ns": [1000.0, 2000.0 * scale, 2000.0, 4600.0],
+        "interference_ns": [0.0] * 4, "interference_cycles": [0] * 4, "interference_conflicts": [0] * 4,
+        "blocked_cycles": [0] * 4}
     write_stats(path, _attrs(f"system: {{name: {system}}}\n"),
                 {"summary": standard_table("summary", SUMMARY), "channels": _channels(),
                  "kernels": standard_table("kernels", {k: np.asarray(v) for k, v in kernels.items()})})

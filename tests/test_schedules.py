@@ -1,5 +1,6 @@
 """Systems' schedules on cases worked out by hand: AttAcc's head-group pipelining and FF
-co-processing (docs/systems.md, "Schedules")."""
+co-processing, NeuPIMs' sub-batches against its blocked-mode baseline (docs/systems.md,
+"Schedules")."""
 import pytest
 
 from pimdram.config.system import load_system
@@ -117,3 +118,25 @@ def test_ffn_coprocessing_splits_products_by_columns_and_reduces_once(batch, gpu
     # AttAcc's share of the weights lives in its memory
     w = next(o for o in up[-1]["operands"] if o["role"] == "weight" and o["name"] == "w")
     assert w["region"].startswith("attacc_hbm:")
+
+
+@pytest.mark.parametrize("system, makespan", [("neupims", 4.0), ("neupims-naive", 6.0)])
+def test_two_sub_batches_overlap_npu_and_pim_unless_the_pim_blocks_the_memory(system, makespan):
+    # each sub-batch: FC on the NPU (1 us), attention on PIM (1 us), FC again (1 us). With dual row
+    # buffers the NPU runs one sub-batch's FC while PIM runs the other's attention:
+    #   NPU  F0 [0,1)  F1 [1,2)  G0 [2,3)  G1 [3,4)
+    #   PIM            A0 [1,2)  A1 [2,3)                    -> 4 us = max(NPU 4, PIM 2 + 2 transitions)
+    # a blocked PIM memory makes the NPU's kernels wait for PIM and the other way round: 6 us
+    from pimdram.system.schedule import Resources, list_schedule
+    spec = load_system(system)
+    kernels = []
+    for sb in (0, 1):
+        base = len(kernels)
+        kernels += [{"id": base, "device": "npu", "deps": [], "operands": []},
+                    {"id": base + 1, "device": "pim", "deps": [base], "operands": []},
+                    {"id": base + 2, "device": "npu", "deps": [base + 1], "operands": []}]
+    held = Resources(spec, kernels, {})
+    starts, ends = list_schedule(kernels, [1000.0] * 6, [held.of(k) for k in kernels])
+    assert max(ends) == makespan * 1000
+    if system == "neupims":
+        assert starts == [0.0, 1000.0, 2000.0, 1000.0, 2000.0, 3000.0]

@@ -86,6 +86,17 @@ def test_attention_occupancy_one_block_per_request_and_query_head():
     roofline = k["bytes_read"] + k["bytes_written"]
     t = xpu_timing(k, sm)
     assert t.duration_ns == pytest.approx(roofline / (8 * 1000e9 * 0.8) * 1e9 * 108 / 12)
+    # a prefill of 1,000 tokens runs a block per 128 query rows as well: 96 heads x 8 tiles =
+    # 768 blocks, 96 per GPU on 108 SMs
+    prefill = dict(attention(1, 96, L=1000, g=1000), reuse=1000)
+    assert occupancy(prefill, sm) == pytest.approx(96 / 108)
+    assert occupancy(dict(attention(1, 8, g=12 * 1000), reuse=12 * 1000), sm, group_size=12) == \
+        pytest.approx(96 / 108)
+    # Flash-Decoding (split_kv_tokens 256): 3,000 cached tokens in 12 chunks, 96 x 12 = 1,152
+    # blocks, 144 per GPU: two waves of 108, 144 / 216 busy
+    split = device(cores=108, count=8, split_kv_tokens=256)
+    assert occupancy(dict(attention(1, 96, L=3000), tokens=[0, 3000]), split) == pytest.approx(144 / 216)
+    assert occupancy(dict(attention(1, 96, L=3000), tokens=[0, 3000]), sm) == pytest.approx(12 / 108)
     # no cores given: no occupancy limit; FC kernels are never limited
     assert occupancy(k, device()) == 1.0 and occupancy(fc(1, 64, 64), sm) == 1.0
 
@@ -131,7 +142,9 @@ def test_ring_all_reduce_and_all_gather():
     k = {"name": "all_reduce", "op": "communication", "collective": "all_reduce",
          "shape": {"bytes": 24576, "devices": 8}, "bytes_read": 24576, "bytes_written": 24576}
     t = link_timing(k, NVLINK, system)
-    assert t.duration_ns == pytest.approx(42563.36)
+    # the link is busy for the 14 chunks (143.36 ns); the 14 latencies come after, link free
+    assert (t.duration_ns, t.latency_ns) == (pytest.approx(14 * 3072 / 300), pytest.approx(14 * 3030))
+    assert t.duration_ns + t.latency_ns == pytest.approx(42563.36)
     # every device sends 2 (N - 1) / N of the tensor: 14 x 24,576 B cross the links
     assert t.energy["communication"] == pytest.approx(14 * 24576 * 10.4e-12)
 

@@ -2,13 +2,16 @@
 """Benchmark pimdram's replay and compare its cycle counts with DRAMsim3's.
 
     python tools/bench.py                      # speed: 3 traces x 4 standards, 3 runs each
-    python tools/bench.py --compare            # cycles against DRAMsim3's reference results
+    python tools/bench.py --compare            # cycles against DRAMsim3's and Ramulator 2.1's results
     python tools/bench.py --requests 200000 --repeat 5 --memories ddr4_3200 hbm2_2gbps
     python tools/bench.py --pim                # one layer of attention on one AttAcc stack
     python tools/bench.py --generation         # a whole GPT-3 175B generation on dgx-attacc
     python tools/bench.py --validate           # `pimdram validate all`, full form (target: under 10 min)
+    python tools/bench.py --interference       # a GPT-3 175B decode step on NeuPIMs with interference (target: 30 s)
     python tools/bench.py --against ../old     # an older checkout's runs alternate with ours
+    python tools/bench.py --dramsim3 BIN       # the six shared runs, DRAMsim3's runs alternating with ours
     python tools/bench.py --sweep              # a 200-point sweep on 1 and on 2 worker processes
+    python tools/bench.py --api                # pimdram.MemorySystem: batches and one at a time vs replay
 
 Each run is a fresh process (so peak memory is that run's own); the figure reported is the
 median over --repeat runs of the replay's wall time (parsing, simulation and writing the stats
@@ -23,18 +26,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MEMORIES = ("ddr4_3200", "hbm2_2gbps", "hbm3_6.4gbps", "gddr6_14gbps")
 COMPARE = {"HBM2_8Gb_x128": "dramsim3_hbm2_8gb_x128", "DDR4_8Gb_x8_3200": "dramsim3_ddr4_8gb_x8_3200"}
 REFERENCE_CSV = HERE / "dramsim3_results.csv"
+RAMULATOR2_CSV = HERE / "ramulator2_results.csv"     # preset column: the configs/compare preset
 
 RUN_ONE = r"""
-import json, resource, sys
+import json, resource, sys, time
 from pimdram.replay import replay_requests
+cpu = time.process_time()
 r = replay_requests(sys.argv[1], sys.argv[2], sys.argv[3], overwrite=True)
 s = r.summary
+s["cpu_seconds"] = time.process_time() - cpu
 s["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(s))
 """
@@ -80,6 +87,151 @@ def measure(trace, memory, repeat, workdir, against=None):
             "against_requests_per_s": base[0]["requests"] / statistics.median(b["wall_seconds"] for b in base),
             "against_peak_rss_mb": max(b["peak_rss_mb"] for b in base)} if base else {}),
     }
+
+
+API_RUN = r"""
+import json, resource, sys, time
+import numpy as np
+from pimdram import MemorySystem
+from pimdram.trace.requests import open_request_trace
+trace, memory, mode, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+chunks = list(open_request_trace(trace))
+address = np.concatenate([c.address for c in chunks]); is_write = np.concatenate([c.is_write for c in chunks])
+arrival = np.concatenate([c.arrival for c in chunks]); n = len(address)
+started = time.perf_counter()
+ms = MemorySystem(memory)
+completed = 0
+if mode == "batch":
+    # a host handing over `batch` requests at a time with their issue cycles, taking the
+    # completions after each
+    tags = np.arange(n, dtype=np.int64)
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
+        ms.send_batch(address[lo:hi], is_write[lo:hi], arrival=arrival[lo:hi], tags=tags[lo:hi])
+        ms.run_until(max(ms.cycle, int(arrival[hi - 1])))
+        completed += len(ms.completed().tag)
+else:
+    # one request per call: at its arrival cycle, retried every cycle while refused; completions
+    # taken every cycle
+    for a, w, t in zip(address.tolist(), is_write.tolist(), arrival.tolist()):
+        while ms.cycle < t:
+            ms.tick()
+            completed += len(ms.completed().tag)
+        while not ms.send(a, w):
+            ms.tick()
+            completed += len(ms.completed().tag)
+ms.drain()
+completed += len(ms.completed().tag)
+wall = time.perf_counter() - started
+assert completed == n, (completed, n)
+print(json.dumps({"requests": n, "cycles": ms.cycle, "wall_seconds": wall,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+CALL_RUN = r"""
+import json, time
+from pimdram import MemorySystem
+ms = MemorySystem("ddr4_3200", {"controller.refresh": "none"})
+timed = {"send, accepted": 0.0, "send, refused (queue full)": 0.0, "tick (nothing to do)": 0.0,
+         "completed(), none due": 0.0, "completed(), 16 due": 0.0}
+counts = dict.fromkeys(timed, 0)
+clock = time.perf_counter
+for rnd in range(4000):
+    t0 = clock()
+    ok = 0
+    for i in range(32):                 # 32 reads to 16 banks: the read queue takes them all
+        ok += ms.send(((rnd * 32 + i) % 16) * 8192 + (rnd * 32 + i) * (1 << 20) % (1 << 30))
+    t1 = clock()
+    for i in range(8):
+        ok -= ms.send(i * 64)           # refused: the read queue is full
+    t2 = clock()
+    assert ok == 32, ok
+    timed["send, accepted"] += t1 - t0
+    timed["send, refused (queue full)"] += t2 - t1
+    counts["send, accepted"] += 32
+    counts["send, refused (queue full)"] += 8
+    ms.drain()
+    assert len(ms.completed().tag) == 32
+    t3 = clock()
+    for i in range(8):
+        ms.completed()                  # nothing more has completed
+    t4 = clock()
+    timed["completed(), none due"] += t4 - t3
+    counts["completed(), none due"] += 8
+ms.run_until(ms.cycle + 10)
+t0 = clock()
+for _ in range(100000):
+    ms.tick()
+timed["tick (nothing to do)"] = clock() - t0
+counts["tick (nothing to do)"] = 100000
+for rnd in range(2000):
+    assert sum(ms.send(i * 8192 + rnd * (1 << 20)) for i in range(16)) == 16
+    ms.drain()
+    t0 = clock()
+    n = len(ms.completed().tag)
+    timed["completed(), 16 due"] += clock() - t0
+    assert n == 16, n
+    counts["completed(), 16 due"] += 1
+print(json.dumps({k: timed[k] / counts[k] * 1e6 for k in timed}))
+"""
+
+
+def api_once(path, memory, mode, batch):
+    proc = subprocess.run([sys.executable, "-c", API_RUN, str(path), memory, mode, str(batch)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"API run {mode} of {path} on {memory} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def api(args, traces, workdir):
+    """MemorySystem against replay on the same traces (fresh processes, medians): requests/s in
+    batches of --batch requests and one request per call, and the per-call cost of its methods.
+    The three ways' runs alternate (this machine's speed drifts over minutes)."""
+    rows = []
+    modes = ("replay", "batch", "single")
+    for memory in args.memories:
+        for name, path in traces.items():
+            runs = {m: [] for m in modes}
+            for r in range(args.repeat):
+                for m in modes[r % 3:] + modes[:r % 3]:
+                    runs[m].append(run_once(path, memory, workdir) if m == "replay"
+                                   else api_once(path, memory, m, args.batch))
+            cycles = {m: {x["cycles"] for x in runs[m]} for m in modes}
+            if any(c != cycles["replay"] or len(c) != 1 for c in cycles.values()):
+                raise SystemExit(f"{memory} {name}: cycle counts differ: {cycles}")
+            row = {"memory": memory, "trace": name, "cycles": runs["replay"][0]["cycles"]}
+            for m in modes:
+                walls = [x["wall_seconds"] for x in runs[m]]
+                row[m] = {"wall_median_s": statistics.median(walls), "walls": walls,
+                          "requests_per_s": runs[m][0]["requests"] / statistics.median(walls)}
+            rows.append(row)
+            print(f"{memory:14s} {name:10s} replay {row['replay']['requests_per_s'] / 1e6:5.2f} M/s  "
+                  f"batches of {args.batch} {row['batch']['requests_per_s'] / 1e6:5.2f} M/s "
+                  f"({row['batch']['requests_per_s'] / row['replay']['requests_per_s']:.2f} of replay)  "
+                  f"one at a time {row['single']['requests_per_s'] / 1e6:5.2f} M/s", flush=True)
+    calls = []
+    for _ in range(args.repeat):
+        proc = subprocess.run([sys.executable, "-c", CALL_RUN], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"per-call run failed:\n{proc.stderr}")
+        calls.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    per_call = {k: statistics.median(c[k] for c in calls) for k in calls[0]}
+    print()
+    print(f"| memory | trace | replay requests/s | MemorySystem, batches of {args.batch} | share of replay | "
+          "MemorySystem, one request per call |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['memory']} | {r['trace']} | {r['replay']['requests_per_s'] / 1e6:.2f} M | "
+              f"{r['batch']['requests_per_s'] / 1e6:.2f} M | "
+              f"{r['batch']['requests_per_s'] / r['replay']['requests_per_s']:.2f} | "
+              f"{r['single']['requests_per_s'] / 1e6:.2f} M |")
+    print()
+    print("| call (ddr4_3200) | µs per call (median of runs) |")
+    print("|---|---:|")
+    for k, v in per_call.items():
+        print(f"| {k} | {v:.2f} |")
+    return {"rows": rows, "per_call_us": per_call}
 
 
 def speed(args, traces, workdir):
@@ -136,6 +288,65 @@ print(json.dumps({"gen": generated - started, "replay": done - generated, "secon
                   "tokens_per_s": r["tokens_per_s"], "kernels": r["kernels"], "simulated": r["kernels_simulated"],
                   "reused": r["kernels_reused"]}))
 """
+
+
+INTERFERENCE_RUN = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from pimdram.mapping import generate_kernel_trace
+from pimdram.llm import Workload
+from pimdram.system import replay_kernels
+from pimdram.system.interference import InterferenceOptions
+with tempfile.TemporaryDirectory() as d:
+    started = time.perf_counter()
+    trace = generate_kernel_trace("gpt3-175b", "neupims", Workload.uniform(256, 512, 1, phase="decode", context=768),
+                                  allow_overcommit=True)
+    trace.write(Path(d) / "step.jsonl")
+    generated = time.perf_counter()
+    r = replay_kernels(Path(d) / "step.jsonl", Path(d) / "step.h5", system=sys.argv[1],
+                       interference=InterferenceOptions(sys.argv[2] == "on")).summary
+    done = time.perf_counter()
+print(json.dumps({"gen": generated - started, "replay": done - generated, "seconds": r["simulated_seconds"],
+                  "interference_ns": r.get("interference_ns", 0.0), "kernels": r["kernels"],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+INTERFERENCE_CASES = [("neupims", "off"), ("neupims", "on"), ("neupims-naive", "off"), ("neupims-naive", "on")]
+
+
+def interference(args):
+    """A GPT-3 175B decode step on NeuPIMs (batch 256, prompt 512, context 768, 8 devices, the
+    workload overcommitting memory), the neupims trace replayed on the dual-row-buffer memory and
+    on the blocked one (neupims-naive), without and with --interference: gen, then replay, in a
+    fresh process per run, the cases alternating run by run (target: the step with interference
+    under 30 s)."""
+    runs = {case: [] for case in INTERFERENCE_CASES}
+    for r in range(args.repeat):
+        for case in (INTERFERENCE_CASES if r % 2 == 0 else INTERFERENCE_CASES[::-1]):
+            proc = subprocess.run([sys.executable, "-c", INTERFERENCE_RUN, *case], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"decode step {case} failed:\n{proc.stderr}")
+            runs[case].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            x = runs[case][-1]
+            print(f"{case[0]:14s} interference {case[1]:3s}: {x['seconds'] * 1e3:8.2f} ms simulated, "
+                  f"{x['interference_ns'] * 1e-6:6.2f} ms lost; wall gen {x['gen']:.2f} s + replay {x['replay']:.2f} s",
+                  flush=True)
+    out = []
+    print()
+    print("| memory | interference | simulated step | lost to interference | wall gen s | wall replay s (median) | "
+          "runs | peak MB |")
+    print("|---|---|---:|---:|---:|---:|---|---:|")
+    for case, xs in runs.items():
+        if len({x["seconds"] for x in xs}) != 1:
+            raise SystemExit(f"decode step {case}: the runs' simulated times differ (not deterministic)")
+        gen = statistics.median(x["gen"] for x in xs)
+        rep = statistics.median(x["replay"] for x in xs)
+        rss = max(x["peak_rss_mb"] for x in xs)
+        walls = ", ".join(f"{x['replay']:.2f}" for x in xs)
+        print(f"| {case[0]} | {case[1]} | {xs[0]['seconds'] * 1e3:.2f} ms | {xs[0]['interference_ns'] * 1e-6:.2f} ms | "
+              f"{gen:.2f} | {rep:.2f} | {walls} | {rss:.0f} |")
+        out.append({"system": case[0], "interference": case[1], "step": xs[0], "gen_wall_median_s": gen,
+                    "replay_wall_median_s": rep, "replay_wall_all_s": [x["replay"] for x in xs], "peak_rss_mb": rss})
+    return out
 
 
 GENERATION_RUN = r"""
@@ -330,6 +541,93 @@ def sweep_speed(args):
             "points_per_s": {str(k): v for k, v in runs.items()}, "runs": detail, "speedup": two / one}
 
 
+def dramsim3_configs(binary):
+    """DRAMsim3's configs/ directory for a dramsim3main built with CMake (its source tree's)."""
+    cache = Path(binary).resolve().parent / "CMakeCache.txt"
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            if line.startswith("CMAKE_HOME_DIRECTORY:"):
+                return Path(line.split("=", 1)[1]) / "configs"
+    return Path(binary).resolve().parent.parent / "configs"
+
+
+def run_dramsim3(binary, config, cycles, trace, workdir):
+    """One DRAMsim3 run of `trace` for `cycles` cycles: (wall s, CPU s) of the whole process."""
+    out = Path(workdir) / "dramsim3-out"
+    out.mkdir(exist_ok=True)
+    before = os.times()
+    started = time.perf_counter()
+    proc = subprocess.run([str(binary), str(config), "-c", str(cycles), "-t", str(trace), "-o", str(out)],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = os.times()
+    if proc.returncode != 0:
+        raise SystemExit(f"DRAMsim3 on {trace} failed:\n{proc.stderr}")
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def dramsim3_side_by_side(args, traces, workdir):
+    """The six shared runs (tools/dramsim3_results.csv) on DRAMsim3 and on pimdram's compare
+    presets, their runs alternating (this machine's speed drifts): wall and CPU time of each,
+    medians over --repeat runs. DRAMsim3 runs the reference cycle count of each trace (the cycle
+    its last read returned), pimdram the whole replay (parse, simulate, write the stats file;
+    its `wall_seconds`, without the interpreter's start-up; CPU time over the same span, both
+    threads)."""
+    if args.requests != 1_000_000:
+        raise SystemExit("--dramsim3 runs the reference traces of 1,000,000 requests (no --requests)")
+    with open(REFERENCE_CSV) as f:
+        reference = list(csv.DictReader(f))
+    configs = args.dramsim3_configs or dramsim3_configs(args.dramsim3)
+    rows = []
+    for ref in reference:
+        memory = COMPARE[ref["preset"]]
+        config = configs / f"{ref['preset']}.ini"
+        ours, theirs, base = [], [], []
+        sides = ["ours", "dramsim3"] + (["against"] if args.against else [])
+        for r in range(args.repeat):
+            for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+                if side == "dramsim3":
+                    theirs.append(run_dramsim3(args.dramsim3, config, ref["cycles"], traces[ref["trace"]], workdir))
+                    continue
+                res = run_once(traces[ref["trace"]], memory, workdir, args.against if side == "against" else None)
+                res["cpu"] = res.get("cpu_seconds", float("nan"))
+                (ours if side == "ours" else base).append(res)
+        wall = statistics.median(o["wall_seconds"] for o in ours)
+        cpu = statistics.median(o["cpu"] for o in ours)
+        ds_wall = statistics.median(w for w, _ in theirs)
+        ds_cpu = statistics.median(c for _, c in theirs)
+        row = {"preset": ref["preset"], "trace": ref["trace"], "memory": memory, "cycles": ours[0]["cycles"],
+               "dramsim3_cycles": int(ref["cycles"]), "requests": ours[0]["requests"],
+               "wall_median_s": wall, "wall_all_s": [o["wall_seconds"] for o in ours],
+               "cpu_median_s": cpu, "peak_rss_mb": max(o["peak_rss_mb"] for o in ours),
+               "dramsim3_wall_median_s": ds_wall, "dramsim3_wall_all_s": [w for w, _ in theirs],
+               "dramsim3_cpu_median_s": ds_cpu, "speedup_wall": ds_wall / wall, "speedup_cpu": ds_cpu / cpu}
+        if base:
+            b_wall = statistics.median(o["wall_seconds"] for o in base)
+            b_cpu = statistics.median(o["cpu"] for o in base)
+            row.update(against_wall_median_s=b_wall, against_wall_all_s=[o["wall_seconds"] for o in base],
+                       against_cpu_median_s=b_cpu, against_speedup_wall=ds_wall / b_wall,
+                       against_speedup_cpu=ds_cpu / b_cpu)
+            print(f"  [{args.against}: {b_wall:.2f} s (cpu {b_cpu:.2f}), {ds_wall / b_wall:.1f}x wall, "
+                  f"{ds_cpu / b_cpu:.1f}x cpu]")
+        rows.append(row)
+        print(f"{ref['preset']:18s} {ref['trace']:10s} pimdram {wall:6.2f} s (cpu {cpu:.2f})  DRAMsim3 {ds_wall:6.2f} s "
+              f"(cpu {ds_cpu:.2f})  {row['speedup_wall']:5.1f}x wall, {row['speedup_cpu']:5.1f}x cpu  "
+              f"(ours: {', '.join(f'{w:.2f}' for w in row['wall_all_s'])}; "
+              f"DRAMsim3: {', '.join(f'{w:.1f}' for w in row['dramsim3_wall_all_s'])})", flush=True)
+    print()
+    print("| DRAMsim3 preset | trace | pimdram wall s | DRAMsim3 wall s | speed-up (wall) | pimdram CPU s | "
+          "DRAMsim3 CPU s | speed-up (CPU) | pimdram requests/s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['preset']} | {r['trace']} | {r['wall_median_s']:.2f} | {r['dramsim3_wall_median_s']:.2f} | "
+              f"{r['speedup_wall']:.1f}x | {r['cpu_median_s']:.2f} | {r['dramsim3_cpu_median_s']:.2f} | "
+              f"{r['speedup_cpu']:.1f}x | {r['requests'] / r['wall_median_s'] / 1e6:.2f} M |"
+              + (f" {args.against}: {r['against_speedup_wall']:.1f}x wall, {r['against_speedup_cpu']:.1f}x CPU |"
+                 if args.against else ""))
+    return rows
+
+
 def compare(args, traces, workdir):
     with open(REFERENCE_CSV) as f:
         reference = list(csv.DictReader(f))
@@ -348,7 +646,27 @@ def compare(args, traces, workdir):
     for preset, trace, theirs, ours, gap, ref, r in rows:
         print(f"| {preset} | {trace} | {theirs:,} | {ours:,} | {gap:+.2f}% | "
               f"{ref['avg_read_latency_cycles']} / {r['read_latency_mean']:.0f} |")
-    return rows
+    print()
+    with open(RAMULATOR2_CSV) as f:
+        reference = list(csv.DictReader(f))
+    r2rows = []
+    for ref in reference:
+        r = measure(traces[ref["trace"]], ref["preset"], 1, workdir)
+        theirs = int(ref["cycles"])
+        gap = (r["cycles"] - theirs) / theirs * 100
+        r2rows.append((ref, r, gap))
+        print(f"{ref['preset']:24s} {ref['trace']:10s} Ramulator 2.1 {theirs:>10,d}  pimdram {r['cycles']:>10,d}  "
+              f"{gap:+6.2f}%  ({float(ref['wall_seconds']):.1f} s / {r['wall_median_s']:.2f} s)", flush=True)
+    print()
+    print("| preset | trace | Ramulator 2.1 cycles | pimdram cycles | gap | avg read latency Ramulator / pimdram | "
+          "row hits Ramulator / pimdram | wall s Ramulator / pimdram |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for ref, r, gap in r2rows:
+        print(f"| {ref['preset']} | {ref['trace']} | {int(ref['cycles']):,} | {r['cycles']:,} | {gap:+.2f}% | "
+              f"{float(ref['avg_read_latency_cycles']):.1f} / {r['read_latency_mean']:.1f} | "
+              f"{int(ref['row_hits']):,} / {r['row_hits']:,} | {float(ref['wall_seconds']):.1f} / "
+              f"{r['wall_median_s']:.2f} |")
+    return {"dramsim3": rows, "ramulator2": r2rows}
 
 
 def main():
@@ -357,15 +675,23 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--traces", type=Path, default=Path(tempfile.gettempdir()) / "pimdram-bench-traces")
     ap.add_argument("--memories", nargs="+", default=list(MEMORIES))
-    ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3")
+    ap.add_argument("--compare", action="store_true", help="compare cycle counts with DRAMsim3's and Ramulator 2.1's")
     ap.add_argument("--pim", action="store_true", help="one layer of attention on one AttAcc stack, three modes")
     ap.add_argument("--generation", action="store_true",
                     help="a whole GPT-3 175B generation (54 x 2048 + 2048 tokens) on dgx-attacc: gen + replay")
     ap.add_argument("--validate", action="store_true",
                     help="`pimdram validate all`, full and --quick forms: wall time, peak memory, the claim table")
     ap.add_argument("--sweep", action="store_true", help="a 200-point sweep on 1 and on 2 worker processes")
+    ap.add_argument("--interference", action="store_true",
+                    help="a GPT-3 175B decode step (batch 256) on NeuPIMs with and without --interference")
+    ap.add_argument("--api", action="store_true", help="pimdram.MemorySystem against replay, and its per-call cost")
+    ap.add_argument("--batch", type=int, default=4096, help="--api: requests per send_batch")
     ap.add_argument("--against", type=Path, metavar="CHECKOUT",
                     help="also time another checkout (built in place), its runs alternating with ours")
+    ap.add_argument("--dramsim3", type=Path, metavar="DRAMSIM3MAIN",
+                    help="time DRAMsim3 (this dramsim3main binary) on the six shared runs, alternating with ours")
+    ap.add_argument("--dramsim3-configs", type=Path, metavar="DIR",
+                    help="DRAMsim3's configs/ directory (default: from the binary's CMake cache)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
 
@@ -374,15 +700,19 @@ def main():
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
         return
-    if args.generation or args.pim:
-        rows = generation(args) if args.generation else pim(args)
+    if args.generation or args.pim or args.interference:
+        rows = generation(args) if args.generation else pim(args) if args.pim else interference(args)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1, default=str))
         return
     from pimdram.trace.synthetic import synthetic_traces
     traces = synthetic_traces(args.traces / str(args.requests), args.requests)
     with tempfile.TemporaryDirectory() as workdir:
-        rows = compare(args, traces, workdir) if args.compare else speed(args, traces, workdir)
+        if args.dramsim3:
+            rows = dramsim3_side_by_side(args, traces, workdir)
+        else:
+            rows = (compare(args, traces, workdir) if args.compare else api(args, traces, workdir) if args.api
+                    else speed(args, traces, workdir))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
 

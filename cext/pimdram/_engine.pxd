@@ -3,6 +3,16 @@ cimport cython
 from pimdram._types cimport cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t, uint64_t
 
 
+# Completed requests waiting to be taken by the host (pimdram.MemorySystem), in the order of their
+# completion cycle: one ring per kind (reads, writes), whose latencies are fixed, so each ring is
+# sorted by cycle as it fills.
+cdef struct CompletionRing:
+    int32_t* rec                # request record
+    int64_t* done               # completion cycle
+    int64_t* seq                # order of the requests' last issues (ties between the rings)
+    int64_t head, count, cap
+
+
 @cython.final
 cdef class Engine:
     # --- organisation ---------------------------------------------------------------------
@@ -57,14 +67,18 @@ cdef class Engine:
     # --- controller policy --------------------------------------------------------------------
     cdef int read_queue, write_queue, bank_queue, scheduler, row_hit_cap, closed_page
     cdef int wq_high, wq_low
+    cdef bint leave_at_activate     # a request leaves its queue when its row opens (Ramulator's active buffer)
+    cdef uint8_t* s_released        # [slot] the request has left its queue (leave_at_activate)
+    cdef int32_t* bank_active       # [ch * n_banks + b] slot of the request that left its queue at activate and
+                                    # waits for its column command (-1: none); the bank serves it first
 
     # --- request slots and queues (per channel) -------------------------------------------------
     cdef int n_slots
     cdef int32_t* s_row
     cdef int32_t* s_col
     cdef int32_t* s_bank
-    cdef uint8_t* s_write
-    cdef uint8_t* s_class          # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
+    cdef int32_t* s_write          # int32, not uint8: a byte store would alias every field in the hot loop
+    cdef int32_t* s_class          # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
     cdef int64_t* s_seq
     cdef int64_t* s_arrive
     cdef int32_t* s_next
@@ -83,14 +97,16 @@ cdef class Engine:
     cdef int32_t* cand_cmd         # [ch * n_banks + b] cached candidate: command (-1: recompute), slot, prev, is-column
     cdef int32_t* cand_slot
     cdef int32_t* cand_prev
-    cdef uint8_t* cand_col
-    cdef int32_t* bank_anc_off     # [b * n_levels + l]: offset of the bank's level-l ancestor in a channel's earliest table
+    cdef int32_t* cand_col
+    cdef int32_t* bank_abs         # [(ch * n_banks + b) * n_levels + l]: offset of the bank's level-l ancestor in the earliest table
+    cdef int32_t* bank_pw          # [b] the bank's power node (index within its level)
     cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
     cdef int32_t* rr_next          # [ch] round-robin scheduler: bank to look at first
     cdef int32_t* rq_count         # [ch] reads waiting in the channel's read queue
     cdef int32_t* wq_count
     cdef int32_t* stage            # [ch * (rq + wq) + i]: staging FIFOs (bank_queue > 0)
     cdef int32_t* bankq_total      # [ch] entries in all bank queues
+    cdef int32_t* stage_scan       # [ch * 2 + writes]: leading staged entries whose bank queues are full
     cdef int32_t* drain            # [ch] writes left to drain (bank_queue mode) / write mode flag
     cdef int32_t* outstanding      # [ch] accesses accepted and not yet issued
     cdef int64_t* wake             # [ch] next cycle the channel must be looked at
@@ -140,7 +156,35 @@ cdef class Engine:
     cdef int64_t now
     cdef bint frontend_pending_at_now
     cdef bint input_done            # the last chunk has been fed: nothing more will arrive
+    cdef bint front_woke            # the frontend set some channel's wake to the next cycle
     cdef int64_t last_progress, stall_limit
+    cdef int offer_rate             # requests offered per cycle (0: as many as the queues take)
+    cdef int64_t offer_cycle        # the cycle offer_count counts
+    cdef int offer_count
+    cdef uint8_t* f_first           # 1 for the first access of a request (NULL: every access is one)
+
+    # --- host-simulator API (pimdram.MemorySystem; _engine_api.pxi) ------------------------------
+    cdef bint track                 # keep a record per request and report completions
+    cdef int32_t* s_req             # [slot] the access's request record (track only)
+    cdef int32_t* f_req             # [frontend entry] request record (track only)
+    cdef int64_t f_waiting          # requests in the frontend none of whose accesses is accepted (track only)
+    cdef object _batch_arrays       # offer_batch()'s frontend arrays, filled up to f_n (track only)
+    cdef int32_t r_cap, r_free      # request records: capacity, head of the free list
+    cdef int64_t r_live             # records in use (sent, not yet taken as completed)
+    cdef int64_t* r_tag             # the host's tag
+    cdef int64_t* r_accept          # cycle the request's first access was accepted (-1: not yet)
+    cdef int32_t* r_left            # accesses not yet issued; in a free record, the next free one
+    cdef int64_t c_seq
+    cdef CompletionRing rings[2]
+    cdef int32_t a_cap              # the engine's own frontend entries for one request (offer)
+    cdef int32_t* a_ch
+    cdef int32_t* a_bank
+    cdef int32_t* a_row
+    cdef int32_t* a_col
+    cdef uint8_t* a_wr
+    cdef int64_t* a_arr
+    cdef int32_t* a_req
+    cdef uint8_t* a_first
 
     # --- address mapping ------------------------------------------------------------------------
     cdef int n_fields, offset_bits
@@ -188,4 +232,5 @@ cdef class Engine:
 
     # The simulation's functions take the Engine as their first argument and live in the parts
     # _engine.pyx includes (Cython allows include only at module level): _engine_timing.pxi,
-    # _engine_schedule.pxi, _engine_refresh.pxi, _engine_pim.pxi, _engine_stats.pxi.
+    # _engine_schedule.pxi, _engine_refresh.pxi, _engine_pim.pxi, _engine_stats.pxi,
+    # _engine_api.pxi.

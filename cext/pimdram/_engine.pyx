@@ -11,8 +11,9 @@ tables that are updated only where a timing row says.
 This file holds the Engine class: its construction from plain data and its Python API. The
 simulation itself is in the included parts, one concern each, as functions of the Engine:
 _engine_timing.pxi (timing tables), _engine_schedule.pxi (bank state, queues, scheduling, the
-main loop), _engine_refresh.pxi, _engine_pim.pxi (PIM command programs) and _engine_stats.pxi
-(statistics and the command log).
+main loop), _engine_refresh.pxi, _engine_pim.pxi (PIM command programs), _engine_stats.pxi
+(statistics and the command log) and _engine_api.pxi (request records, completions and advancing
+to a cycle for pimdram.MemorySystem).
 """
 import numpy as np
 cimport cython
@@ -21,7 +22,7 @@ cimport numpy as cnp
 from pimdram._types cimport (cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t, uint64_t,
                              CYCLE_NEVER, KIND_ACTIVATE, KIND_PRECHARGE, KIND_READ, KIND_WRITE,
                              KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH)
-from libc.stdlib cimport realloc, free
+from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove
 
 cdef extern from "Python.h":
@@ -35,8 +36,9 @@ cdef enum:
     SCHED_FRFCFS = 0
     SCHED_FCFS = 1
     SCHED_ROUND_ROBIN = 2
+    SCHED_FIRST_READY = 3
 
-SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # index = the engine's scheduler code
+SCHEDULERS = ("frfcfs", "fcfs", "round_robin", "first_ready")   # index = the engine's scheduler code
 
 cdef enum:
     BLOCK_REFRESH = 1             # bank_blocked bits: a refresh is pending on the bank's node
@@ -82,6 +84,7 @@ include "_engine_timing.pxi"
 include "_engine_schedule.pxi"
 include "_engine_refresh.pxi"
 include "_engine_pim.pxi"
+include "_engine_api.pxi"
 
 
 @cython.final
@@ -224,10 +227,14 @@ cdef class Engine:
         self.n_ref_nodes = self.level_size[self.ref_level]
         ref_due = self._i64(self.n_channels * self.n_ref_nodes)
         self.ref_due = <int64_t*> cnp.PyArray_DATA(ref_due)
+        # refresh nodes fall due staggered evenly over the interval, or all at once (Ramulator's
+        # AllBank refresh, DRAMsim3's RANK_LEVEL_SIMULTANEOUS)
+        stagger = bool(p.get("refresh_stagger", True))
         for ch in range(self.n_channels):
             for i in range(self.n_ref_nodes):
-                self.ref_due[ch * self.n_ref_nodes + i] = (self.ref_interval + i * self.ref_interval // self.n_ref_nodes
-                                                           if self.ref_cmd >= 0 else CYCLE_NEVER)
+                self.ref_due[ch * self.n_ref_nodes + i] = (
+                    self.ref_interval + (i * self.ref_interval // self.n_ref_nodes if stagger else 0)
+                    if self.ref_cmd >= 0 else CYCLE_NEVER)
         self.ref_pending = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_ref_nodes))
         self.ref_quiet_until = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
         self.bank_blocked = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_banks))
@@ -267,15 +274,22 @@ cdef class Engine:
         self.closed_page = p["closed_page"]
         self.wq_high = p["wq_high"]
         self.wq_low = p["wq_low"]
+        self.leave_at_activate = bool(p.get("leave_queue_at_activate", False))
+        if self.leave_at_activate and self.bank_queue > 0:
+            raise ValueError("requests leave their queue at activate only without bank queues")
 
         # request slots and queues
-        self.n_slots = self.read_queue + self.write_queue + self.n_banks * self.bank_queue
+        # a request that left its queue at activate keeps its slot: one more per bank
+        self.n_slots = (self.read_queue + self.write_queue + self.n_banks * self.bank_queue
+                        + (self.n_banks if self.leave_at_activate else 0))
         ns = self.n_channels * self.n_slots
+        self.s_released = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
+        self.bank_active = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
         self.s_row = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_col = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_bank = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_write = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
-        self.s_class = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
+        self.s_write = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
+        self.s_class = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
         self.s_seq = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
         self.s_arrive = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
         self.s_next = <int32_t*> cnp.PyArray_DATA(self._i32(ns, -1))
@@ -296,12 +310,15 @@ cdef class Engine:
         self.cand_cmd = <int32_t*> cnp.PyArray_DATA(self._i32(nbt, -1))
         self.cand_slot = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
         self.cand_prev = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
-        self.cand_col = <uint8_t*> cnp.PyArray_DATA(self._u8(nbt))
-        anc_off = self._i32(self.n_banks * self.n_levels)
-        self.bank_anc_off = <int32_t*> cnp.PyArray_DATA(anc_off)
-        for b in range(self.n_banks):
-            for l in range(self.n_levels):
-                self.bank_anc_off[b * self.n_levels + l] = self.node_anc[self.bank_node[b] * self.n_levels + l] * self.n_class
+        self.cand_col = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
+        if <int64_t>self.n_channels * self.n_nodes * self.n_class >= 2**31:
+            raise ValueError("the timing tables of this organisation are too large")
+        self.bank_abs = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks * self.n_levels))
+        for ch in range(self.n_channels):
+            for b in range(self.n_banks):
+                for l in range(self.n_levels):
+                    self.bank_abs[(ch * self.n_banks + b) * self.n_levels + l] = (
+                        (ch * self.n_nodes + self.node_anc[self.bank_node[b] * self.n_levels + l]) * self.n_class)
         self.mask_words = (self.n_banks + 63) // 64
         self.busy_mask = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.pend = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
@@ -312,6 +329,7 @@ cdef class Engine:
         self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.stage = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * (self.read_queue + self.write_queue)))
         self.bankq_total = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
+        self.stage_scan = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * 2))
         self.drain = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.outstanding = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wake = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
@@ -321,6 +339,9 @@ cdef class Engine:
         # power bookkeeping: open banks per power node (rank-like level)
         self.pw_level = p["power_level"]
         self.n_pw_nodes = self.level_size[self.pw_level]
+        self.bank_pw = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_banks))
+        for b in range(self.n_banks):
+            self.bank_pw[b] = b // self.level_span[self.pw_level * MAXL + self.bank_level]
         self.pw_open = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_pw_nodes))
         self.pw_since = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_pw_nodes))
         self._active = self._i64(self.n_channels)
@@ -375,6 +396,7 @@ cdef class Engine:
         self.now = 0
         self.frontend_pending_at_now = False
         self.input_done = False
+        self.front_woke = False
         self.last_progress = 0
         # no access accepted or completed for this long while work is queued: report a stall. A
         # valid config may make queued work wait long (a large nRC, a long refresh), so the limit
@@ -387,8 +409,47 @@ cdef class Engine:
         self.f_n = 0
         self.f_pos = 0
         self.f_base = 0
+        self.f_first = NULL
+        self.f_req = NULL
+        self.f_waiting = 0
+        self._batch_arrays = None
+        self.offer_rate = p.get("offer_rate", 0)
+        if self.offer_rate < 0:
+            raise ValueError("offer_rate must be 0 (no limit) or positive")
+        self.offer_cycle = -1
+        self.offer_count = 0
+
+        # host-simulator API: request records and completions (pimdram.MemorySystem)
+        self.track = bool(p.get("track", False))
+        self.s_req = <int32_t*> cnp.PyArray_DATA(self._i32(ns if self.track else 1, -1))
+        self.r_cap = 0
+        self.r_free = -1
+        self.r_live = 0
+        self.c_seq = 0
+        for i in range(2):
+            self.rings[i].head = 0
+            self.rings[i].count = 0
+            self.rings[i].cap = 0
+        if self.track:
+            _records_grow(self)
 
     def __dealloc__(self):
+        cdef int k
+        for k in range(2):
+            free(self.rings[k].rec)
+            free(self.rings[k].done)
+            free(self.rings[k].seq)
+        free(self.r_tag)
+        free(self.r_accept)
+        free(self.r_left)
+        free(self.a_ch)
+        free(self.a_bank)
+        free(self.a_row)
+        free(self.a_col)
+        free(self.a_wr)
+        free(self.a_arr)
+        free(self.a_req)
+        free(self.a_first)
         free(self.log_cycle)
         free(self.log_cmd)
         free(self.log_ch)
@@ -411,14 +472,16 @@ cdef class Engine:
         return self._keep_arr(np.full(int(n), fill, dtype=np.uint8))
 
     # --- Python API ----------------------------------------------------------------------------
-    def decode(self, address, is_write, arrival, size=None, int request_bytes=0):
+    def decode(self, address, is_write, arrival, size=None, int request_bytes=0, bint first_flags=False):
         """Map a chunk of requests to the engine's accesses: each request becomes
         ceil(size / access_bytes) consecutive accesses (size 0 or no `size`: request_bytes, or one
         access when that is 0), each decoded to channel, bank, row and column.
 
-        Returns the arrays to hand to feed_decoded() and the number of accesses. It reads only
-        the address mapping and runs without the GIL, so it may run on another thread while
-        run() simulates the previous chunk."""
+        Returns the arrays to hand to feed_decoded() and the number of accesses. The last array
+        marks each request's first access (what an offer rate counts); it is None when every
+        access is a request of its own or nothing needs it (no offer rate, no first_flags). It
+        reads only the address mapping and runs without the GIL, so it may run on another thread
+        while run() simulates the previous chunk."""
         cdef cnp.uint64_t[::1] a = np.ascontiguousarray(address, dtype=np.uint64)
         cdef cnp.uint8_t[::1] w = np.ascontiguousarray(is_write, dtype=np.uint8)
         cdef cnp.int64_t[::1] arr = np.ascontiguousarray(arrival, dtype=np.int64)
@@ -446,6 +509,9 @@ cdef class Engine:
         col_a = np.empty(total, dtype=np.int32)
         wr_a = np.empty(total, dtype=np.uint8)
         arr_a = np.empty(total, dtype=np.int64)
+        cdef bint want_first = (first_flags or self.offer_rate > 0) and (sized or k0 > 1 or first_flags)
+        first_a = np.empty(total if want_first else 0, dtype=np.uint8)
+        cdef cnp.uint8_t[::1] ofirst = first_a
         cdef cnp.int32_t[::1] och = ch_a
         cdef cnp.int32_t[::1] obank = bank_a
         cdef cnp.int32_t[::1] orow = row_a
@@ -495,8 +561,10 @@ cdef class Engine:
                     ocol[m] = <int32_t>comp[NL + 1]
                     owr[m] = w[i]
                     oarr[m] = arr[i]
+                    if want_first:
+                        ofirst[m] = j == 0
                     m += 1
-        return (ch_a, bank_a, row_a, col_a, wr_a, arr_a), total
+        return (ch_a, bank_a, row_a, col_a, wr_a, arr_a, first_a if want_first else None), total
 
     def feed_decoded(self, decoded):
         """Queue a chunk of accesses from decode() for the frontend.
@@ -504,6 +572,8 @@ cdef class Engine:
         The previous chunk must have been consumed (run() returned)."""
         if self.f_pos != self.f_n:
             raise RuntimeError("feed() called before the previous chunk was consumed")
+        if self.track and len(decoded[0]) < 8:
+            raise RuntimeError("an engine that tracks requests takes them through offer() and offer_batch()")
         arrays, n = decoded
         self.f_base += self.f_n
         self._feed_arrays = arrays
@@ -513,6 +583,8 @@ cdef class Engine:
         self.f_col = <int32_t*> cnp.PyArray_DATA(arrays[3])
         self.f_write = <uint8_t*> cnp.PyArray_DATA(arrays[4])
         self.f_arrival = <int64_t*> cnp.PyArray_DATA(arrays[5])
+        self.f_first = <uint8_t*> cnp.PyArray_DATA(arrays[6]) if len(arrays) > 6 and arrays[6] is not None else NULL
+        self.f_req = <int32_t*> cnp.PyArray_DATA(arrays[7]) if len(arrays) > 7 else NULL
         self.f_n = n
         self.f_pos = 0
 
@@ -570,17 +642,236 @@ cdef class Engine:
         self.p_sel = <int32_t*> cnp.PyArray_DATA(sel_a)
         self.p_row = <int32_t*> cnp.PyArray_DATA(row_a)
         self.p_occ = <int64_t*> cnp.PyArray_DATA(occ_a)
+        # a program starts in the current cycle, or in the next when this one has been simulated
+        # already (the host-simulator API, between advances)
+        start = self.now + 1 if self.frontend_pending_at_now else self.now
         for ch in range(self.n_channels):
             self.p_pos[ch] = bounds[ch]
             self.p_end[ch] = bounds[ch + 1]
-            if bounds[ch + 1] > bounds[ch] and self.wake[ch] > self.now:
-                self.wake[ch] = self.now
+            if bounds[ch + 1] > bounds[ch] and self.wake[ch] > start:
+                self.wake[ch] = start
 
-    def run(self, bint final=False):
-        """Simulate until the fed chunk is accepted (final=False) or every access completed."""
+    # --- host-simulator API (pimdram.MemorySystem): requests one by one or in batches -------------
+    # The engine is built with track=True; time moves with advance(), which leaves the frontend
+    # open at the current cycle: a request offered now is accepted now and seen by the
+    # controllers from the next cycle, as in replay.
+
+    def _check_track(self):
+        if not self.track:
+            raise RuntimeError("this engine was built without track=True (the host-simulator API)")
+
+    def offer(self, uint64_t address, bint is_write, int64_t size, int64_t tag, int request_bytes=0):
+        """Offer one request at the current cycle, as the in-order frontend would: accepted when its
+        first access finds room in its queue (and the offer rate allows); its other accesses follow
+        in order. Returns whether it was accepted. Refused while an earlier request is still in the
+        frontend."""
+        cdef int32_t k, j, rec
+        cdef int32_t dec[4]
+        cdef int64_t acc = self.access_bytes
+        self._check_track()
+        if self.f_pos != self.f_n:
+            return False
+        k = _accesses(self, size, request_bytes)
+        _api_buffers(self, k)
+        rec = _record_new(self, tag, k)
+        for j in range(k):
+            _decode_one(self, address + <uint64_t>(j * acc), dec)
+            self.a_ch[j] = dec[0]
+            self.a_bank[j] = dec[1]
+            self.a_row[j] = dec[2]
+            self.a_col[j] = dec[3]
+            self.a_wr[j] = is_write
+            self.a_arr[j] = self.now
+            self.a_req[j] = rec
+            self.a_first[j] = j == 0
+        self.f_base += self.f_n
+        self._feed_arrays = None
+        self.f_ch = self.a_ch
+        self.f_bank = self.a_bank
+        self.f_row = self.a_row
+        self.f_col = self.a_col
+        self.f_write = self.a_wr
+        self.f_arrival = self.a_arr
+        self.f_first = self.a_first
+        self.f_req = self.a_req
+        self.f_n = k
+        self.f_pos = 0
+        self.f_waiting += 1
+        self.input_done = False
+        _frontend(self, self.now)
+        if self.f_pos == 0:
+            self.f_n = 0
+            self.f_waiting -= 1
+            _record_free(self, rec)
+            return False
+        return True
+
+    def will_accept(self, uint64_t address, bint is_write):
+        """Whether offer() would accept a request at `address` now (no side effects)."""
+        cdef int32_t dec[4]
+        self._check_track()
+        if self.f_pos != self.f_n:
+            return False
+        if self.offer_rate > 0 and self.offer_cycle == self.now and self.offer_count >= self.offer_rate:
+            return False
+        _decode_one(self, address, dec)
+        if is_write:
+            return self.wq_count[dec[0]] < self.write_queue
+        return self.rq_count[dec[0]] < self.read_queue
+
+    def offer_batch(self, address, is_write, arrival, size, tag, int request_bytes=0):
+        """Queue requests in the in-order frontend behind any still waiting there: each is offered
+        no earlier than its arrival cycle (>= the current cycle) and accepted as its queue allows,
+        while time advances. Those due now are offered at once. Returns the number queued.
+
+        The frontend's entries live in arrays that grow by doubling and are appended to in place,
+        so a backlog of waiting requests is not copied again with every batch."""
+        cdef int64_t n, i, m, total, cap, at
+        cdef int32_t[::1] rec_v
+        cdef cnp.int64_t[::1] tag_v
+        cdef cnp.int64_t[::1] count_v
+        self._check_track()
+        tag_a = np.ascontiguousarray(tag, dtype=np.int64)
+        n = tag_a.shape[0]
+        if n == 0:
+            return 0
+        arrays, total = self.decode(address, is_write, arrival, size, request_bytes, True)
+        first = arrays[6]
+        recs = np.empty(n, dtype=np.int32)
+        rec_v = recs
+        tag_v = tag_a
+        counts = np.ascontiguousarray(np.diff(np.append(np.flatnonzero(first), total)), dtype=np.int64)
+        count_v = counts
+        for i in range(n):
+            rec_v[i] = _record_new(self, tag_v[i], <int32_t> count_v[i])
+        fresh = list(arrays[:7]) + [np.repeat(recs, counts)]
+        buf = self._batch_arrays
+        m = self.f_n - self.f_pos
+        if buf is not None and self._feed_arrays is buf and self.f_n + total <= len(buf[0]):
+            # room behind the waiting entries: append in place (the entry pointers stay valid)
+            at = self.f_n
+            for b_arr, f_arr in zip(buf, fresh):
+                b_arr[at:at + total] = f_arr
+            self.f_n = at + total
+        else:
+            # new arrays, twice what is live: the waiting entries first, then the batch
+            cap = max(2 * (m + total), 4096)
+            new = tuple(np.empty(cap, dtype=f_arr.dtype) for f_arr in fresh)
+            if m > 0:
+                waiting = [np.asarray(<int32_t[:m]> (self.f_ch + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_bank + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_row + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_col + self.f_pos)),
+                           np.asarray(<uint8_t[:m]> (self.f_write + self.f_pos)),
+                           np.asarray(<int64_t[:m]> (self.f_arrival + self.f_pos)),
+                           np.asarray(<uint8_t[:m]> (self.f_first + self.f_pos)),
+                           np.asarray(<int32_t[:m]> (self.f_req + self.f_pos))]
+                for b_arr, w_arr in zip(new, waiting):
+                    b_arr[:m] = w_arr
+            for b_arr, f_arr in zip(new, fresh):
+                b_arr[m:m + total] = f_arr
+            self.f_base += self.f_pos
+            self.f_n = self.f_pos = 0
+            self.feed_decoded((new, m + total))
+            self._batch_arrays = new
+        self.f_waiting += n
+        self.input_done = False
+        _frontend(self, self.now)
+        return n
+
+    def advance(self, int64_t cycle):
+        """Simulate up to `cycle` (no earlier than the current one); see _advance."""
         cdef int rc
+        self._check_track()
+        if cycle < self.now:
+            raise ValueError(f"cannot go back in time: at cycle {self.now}, asked for {cycle}")
         with nogil:
-            rc = _run(self, final)
+            rc = _advance(self, cycle)
+        self._raise_for(rc)
+
+    def finish(self):
+        """Run until every request offered has been issued to the DRAM and every program has run
+        (what replay's final run does); the frontend stays open at the cycle reached."""
+        self._check_track()
+        self.run(True)
+        self.frontend_pending_at_now = True
+
+    def take_completions(self, int64_t until):
+        """The requests completed by cycle `until`, in order of completion (ties: in the order
+        their last accesses issued): arrays tag, cycle, latency (cycle minus the cycle the
+        request's first access was accepted). Their records are freed."""
+        cdef CompletionRing* q0 = &self.rings[0]
+        cdef CompletionRing* q1 = &self.rings[1]
+        cdef int64_t n0 = 0, n1 = 0, i0 = 0, i1 = 0, j, a, b, k0, k1
+        cdef int rec
+        self._check_track()
+        while n0 < q0.count and q0.done[(q0.head + n0) % q0.cap] <= until:
+            n0 += 1
+        while n1 < q1.count and q1.done[(q1.head + n1) % q1.cap] <= until:
+            n1 += 1
+        tag = np.empty(n0 + n1, dtype=np.int64)
+        cyc = np.empty(n0 + n1, dtype=np.int64)
+        lat = np.empty(n0 + n1, dtype=np.int64)
+        cdef cnp.int64_t[::1] tv = tag
+        cdef cnp.int64_t[::1] cv = cyc
+        cdef cnp.int64_t[::1] lv = lat
+        for j in range(n0 + n1):
+            k0 = (q0.head + i0) % q0.cap
+            k1 = (q1.head + i1) % q1.cap
+            if i1 >= n1 or (i0 < n0 and (q0.done[k0] < q1.done[k1]
+                                         or (q0.done[k0] == q1.done[k1] and q0.seq[k0] < q1.seq[k1]))):
+                rec = q0.rec[k0]
+                cv[j] = q0.done[k0]
+                i0 += 1
+            else:
+                rec = q1.rec[k1]
+                cv[j] = q1.done[k1]
+                i1 += 1
+            tv[j] = self.r_tag[rec]
+            lv[j] = cv[j] - self.r_accept[rec]
+            _record_free(self, rec)
+        q0.head = (q0.head + n0) % q0.cap
+        q0.count -= n0
+        q1.head = (q1.head + n1) % q1.cap
+        q1.count -= n1
+        return tag, cyc, lat
+
+    @property
+    def next_completion(self):
+        """The earliest completion cycle among the requests not yet taken (a huge number if none)."""
+        cdef int64_t t = CYCLE_NEVER
+        cdef int k
+        for k in range(2):
+            if self.rings[k].count and self.rings[k].done[self.rings[k].head] < t:
+                t = self.rings[k].done[self.rings[k].head]
+        return t
+
+    @property
+    def live_requests(self):
+        """Requests offered or queued and not yet taken by take_completions()."""
+        return self.r_live
+
+    @property
+    def pending_requests(self):
+        """Requests still (entirely or in part) in the frontend: not yet accepted in full."""
+        if self.f_pos == self.f_n:
+            return 0
+        # the requests none of whose accesses is accepted, and one partly accepted
+        return self.f_waiting + (0 if self.f_first == NULL or self.f_first[self.f_pos] else 1)
+
+    def active_cycles_until(self, int64_t end):
+        """Per-channel cycles with a bank open (the energy model's active time) up to `end`, as
+        close(end) would count them, without changing the engine."""
+        cdef int ch, i, pn
+        out = self._active.copy()
+        for ch in range(self.n_channels):
+            for i in range(self.n_pw_nodes):
+                pn = ch * self.n_pw_nodes + i
+                if self.pw_open[pn] > 0 and end > self.pw_since[pn]:
+                    out[ch] += end - self.pw_since[pn]
+        return out
+
+    def _raise_for(self, int rc):
         if rc == -3:
             _raise_pending()        # a signal handler's exception (KeyboardInterrupt, Interrupted)
         if rc == -2:
@@ -598,6 +889,13 @@ cdef class Engine:
         if self.log_cap < 0:
             from pimdram.errors import SimulationError
             raise SimulationError("out of memory while recording the command log")
+
+    def run(self, bint final=False):
+        """Simulate until the fed chunk is accepted (final=False) or every access completed."""
+        cdef int rc
+        with nogil:
+            rc = _run(self, final)
+        self._raise_for(rc)
 
     def settle_cycle(self):
         """The first cycle from which no timing row of any command issued so far can constrain a

@@ -1,6 +1,17 @@
 # Included by _engine.pyx: refresh. Due refreshes per refresh node, their banks closed first.
 
 
+cdef bint _active_waiting(Engine self, int ch, int first, int nb) noexcept nogil:
+    """Whether a request that left its queue at activate waits with its row open in banks
+    first .. first + nb - 1."""
+    cdef int b, bi
+    for b in range(first, first + nb):
+        bi = ch * self.n_banks + b
+        if self.bank_active[bi] >= 0 and self.open_row[bi] == self.s_row[self.bank_active[bi]]:
+            return True
+    return False
+
+
 cdef int _refresh_step(Engine self, int ch, int64_t t, int64_t* wake) noexcept nogil:
     """Start due refreshes and issue the next command of a pending one (called only from
     ref_quiet_until[ch] on). Returns the buses used this cycle as a bit mask (1 = row bus,
@@ -25,6 +36,8 @@ cdef int _refresh_step(Engine self, int ch, int64_t t, int64_t* wake) noexcept n
         pending += 1
         if self.pim_open[ch] > 0 and _pim_holds(self, ch, first, nb):
             continue        # the PIM precharge that releases the rows wakes the channel
+        if self.leave_at_activate and _active_waiting(self, ch, first, nb):
+            continue        # Ramulator closes no row an active request waits for: it is served first
         bank = -1
         for b in range(first, first + nb):
             if self.open_row[ch * self.n_banks + b] >= 0:

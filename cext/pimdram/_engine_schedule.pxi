@@ -11,14 +11,14 @@ cdef inline void _invalidate(Engine self, int ch, int b) noexcept nogil:
     self.pend[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
 
 
-cdef inline void _wheel_put(Engine self, int ch, int b, int64_t r, int64_t t) noexcept nogil:
+cdef inline void _wheel_put(Engine self, int ch, int b, int64_t r, int64_t t, int MW) noexcept nogil:
     """Look at bank `b` again at cycle r > t. The wheel holds the next 63 cycles; a later
-    cycle is filed in the last slot and put back when that slot comes."""
+    cycle is filed in the last slot and put back when that slot comes. MW = self.mask_words."""
     cdef int slot
     if r > t + 63:
         r = t + 63
     slot = <int>(r & 63)
-    self.wheel[(<int64_t>ch * 64 + slot) * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
+    self.wheel[(ch * 64 + slot) * MW + (b >> 6)] |= (<uint64_t>1) << (b & 63)
     self.wheel_occ[ch] |= (<uint64_t>1) << slot
 
 
@@ -34,7 +34,7 @@ cdef inline int64_t _wheel_next(Engine self, int ch, int64_t t) noexcept nogil:
 cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nogil:
     cdef int bi = ch * self.n_banks + b
     cdef int old = self.open_row[bi]
-    cdef int pn = ch * self.n_pw_nodes + b // <int>self.level_span[self.pw_level * MAXL + self.bank_level]
+    cdef int pn = ch * self.n_pw_nodes + self.bank_pw[b]
     if old < 0 and row >= 0:
         if self.pw_open[pn] == 0:
             self.pw_since[pn] = t
@@ -95,8 +95,7 @@ cdef bint _bank_push(Engine self, int ch, int b, int lst, int s) noexcept nogil:
 cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil:
     """Issue `cmd` at `node` (bank `b`, on behalf of slot `s` whose list predecessor is `prev`)."""
     cdef int kind = self.cmd_kind[cmd]
-    cdef int bi, qi, i, nb, first, lst, row = -1, col = -1, k, bin
-    cdef int64_t done, lat
+    cdef int bi, qi, i, nb, first, lst, row = -1, col = -1, k
     _update_timing(self, ch, cmd, node, t)
     self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
     self.cmd_count[ch * self.n_cmd + cmd] += 1
@@ -104,6 +103,14 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
         row = self.s_row[s]
         if self.s_class[s] == 0:
             self.s_class[s] = 1
+        if self.leave_at_activate and self.bank_active[ch * self.n_banks + b] < 0:
+            # Ramulator: the request whose row opens leaves its queue for the bank's active slot
+            self.bank_active[ch * self.n_banks + b] = s
+            self.s_released[s] = 1
+            if self.s_write[s]:
+                self.wq_count[ch] -= 1
+            else:
+                self.rq_count[ch] -= 1
         _set_open(self, ch, b, row, t)
     elif kind == KIND_PRECHARGE:
         if self.node_level[node] == self.bank_level:
@@ -140,43 +147,16 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.cand_ready[bi] = CYCLE_NEVER
             self.cand_cmd[bi] = -1
         k = <int>self.s_write[s]
-        done = t + (self.write_latency if k else self.read_latency)
-        lat = done - self.s_arrive[s]
-        if k:
-            self.n_write[ch] += 1
-        else:
-            self.n_read[ch] += 1
-        self.lat_sum[ch * 2 + k] += lat
-        if lat > self.lat_max[ch * 2 + k]:
-            self.lat_max[ch * 2 + k] = lat
-        self.lat_hist[(ch * 2 + k) * N_HIST + lat_bin(lat)] += 1
-        if self.s_class[s] == 0:
-            self.row_hits[ch] += 1
-        elif self.s_class[s] == 1:
-            self.row_misses[ch] += 1
-        else:
-            self.row_conflicts[ch] += 1
-        if done > self.last_done:
-            self.last_done = done
-        bin = <int>(done >> self.bw_shift)
-        while bin >= BW_BINS:
-            for i in range(BW_BINS // 2):
-                self.bw_read[i] = self.bw_read[2 * i] + self.bw_read[2 * i + 1]
-                self.bw_write[i] = self.bw_write[2 * i] + self.bw_write[2 * i + 1]
-            for i in range(BW_BINS // 2, BW_BINS):
-                self.bw_read[i] = 0
-                self.bw_write[i] = 0
-            self.bw_window *= 2
-            self.bw_shift += 1
-            bin = <int>(done >> self.bw_shift)
-        if k:
-            self.bw_write[bin] += self.access_bytes
-        else:
-            self.bw_read[bin] += self.access_bytes
-        if bin + 1 > self.bw_bins:
-            self.bw_bins = bin + 1
+        _count_completion(self, ch, k, self.s_class[s], self.s_arrive[s], t)
+        if self.track:
+            _track_issue(self, self.s_req[s], t + (self.write_latency if k else self.read_latency), k)
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
+            self.stage_scan[ch * 2] = 0       # a bank queue has room again: staged entries may move
+            self.stage_scan[ch * 2 + 1] = 0
+        elif self.s_released[s]:
+            self.s_released[s] = 0          # it left its queue when its row opened
+            self.bank_active[bi] = -1
         elif k:
             self.wq_count[ch] -= 1
         else:
@@ -217,11 +197,13 @@ cdef bint _move_one(Engine self, int ch) noexcept nogil:
     writes = self.drain[ch] > 0
     off = base + (rq if writes else 0)
     n = self.wq_count[ch] if writes else self.rq_count[ch]
-    for i in range(n):
+    # the entries before stage_scan found their bank queues full, and none has been served since
+    for i in range(self.stage_scan[ch * 2 + writes], n):
         s = self.stage[off + i]
         b = self.s_bank[s]
         if self.q_count[(ch * self.n_banks + b) * 2] < self.bank_queue:
             memmove(&self.stage[off + i], &self.stage[off + i + 1], (n - i - 1) * sizeof(int32_t))
+            self.stage_scan[ch * 2 + writes] = i
             _bank_push(self, ch, b, 0, s)
             self.bankq_total[ch] += 1
             if writes:
@@ -230,18 +212,25 @@ cdef bint _move_one(Engine self, int ch) noexcept nogil:
             else:
                 self.rq_count[ch] -= 1
             return True
+    self.stage_scan[ch * 2 + writes] = n
     return False
 
 
-cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out) noexcept nogil:
+cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int NL) noexcept nogil:
     """The next command bank `b` wants and the earliest cycle it is legal (cached lower bound
-    when that is still in the future). out = [cmd, slot, prev slot, is_column]; cmd -1 = none."""
+    when that is still in the future). When that cycle is t or earlier, the command is in
+    cand_cmd, cand_slot, cand_prev (the slot's list predecessor) and cand_col (is a column
+    command) of the bank."""
     cdef int bi = ch * self.n_banks + b
     cdef int qi = bi * 2 + lst
     cdef int s, prev, cmd, orow, hits
     cdef bint is_col = False
     cdef int64_t r
-    out[0] = -1
+    if self.leave_at_activate and self.bank_active[bi] >= 0 and (
+            not self.bank_blocked[bi] or (self.bank_blocked[bi] == BLOCK_REFRESH
+                                          and self.open_row[bi] == self.s_row[self.bank_active[bi]])):
+        # an active request is served in either mode, and before a refresh closes its row
+        return _active_candidate(self, ch, b, t, NL)
     if self.q_count[qi] == 0 or self.bank_blocked[bi]:
         self.cand_ready[bi] = CYCLE_NEVER
         return CYCLE_NEVER
@@ -252,12 +241,8 @@ cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out
     cmd = self.cand_cmd[bi]
     if cmd >= 0:
         # same candidate as last time: only its ready cycle needs a fresh look
-        r = _bank_ready(self, ch, cmd, b)
+        r = _bank_ready_n(self, ch, cmd, b, NL)
         self.cand_ready[bi] = r
-        out[0] = cmd
-        out[1] = self.cand_slot[bi]
-        out[2] = self.cand_prev[bi]
-        out[3] = self.cand_col[bi]
         return r
     orow = self.open_row[bi]
     s = self.q_head[qi]
@@ -281,29 +266,82 @@ cdef int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int* out
             cmd = self.cmd_pre
     else:
         cmd = self.cmd_act
-    r = _bank_ready(self, ch, cmd, b)
+    r = _bank_ready_n(self, ch, cmd, b, NL)
     self.cand_ready[bi] = r
     self.cand_cmd[bi] = cmd
     self.cand_slot[bi] = s
     self.cand_prev[bi] = prev
     self.cand_col[bi] = is_col
-    out[0] = cmd
-    out[1] = s
-    out[2] = prev
-    out[3] = is_col
+    return r
+
+
+cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) noexcept nogil:
+    """_candidate for a bank whose request left its queue at activate (leave_at_activate): that
+    request's next command, in either read/write mode, before any other request of the bank
+    (Ramulator serves its active buffer first and closes no row an active request waits for)."""
+    cdef int bi = ch * self.n_banks + b
+    cdef int a = self.bank_active[bi]
+    cdef int s, prev = -1, cmd, orow, hits
+    cdef bint is_col = False
+    cdef int64_t r
+    if self.cand_ready[bi] > t:
+        return self.cand_ready[bi]
+    self.n_evals += 1
+    cmd = self.cand_cmd[bi]
+    if cmd >= 0:
+        r = _bank_ready_n(self, ch, cmd, b, NL)
+        self.cand_ready[bi] = r
+        return r
+    orow = self.open_row[bi]
+    if orow == self.s_row[a]:
+        s = self.q_head[bi * 2 + self.s_write[a]]
+        while s != a:
+            prev = s
+            s = self.s_next[s]
+        hits = self.q_hits[bi * 2 + self.s_write[a]]
+        is_col = True
+        if self.s_write[a]:
+            cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
+        else:
+            cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
+    elif orow >= 0:
+        cmd = self.cmd_pre          # its row was closed under it (a refresh) and another opened
+    else:
+        cmd = self.cmd_act
+    r = _bank_ready_n(self, ch, cmd, b, NL)
+    self.cand_ready[bi] = r
+    self.cand_cmd[bi] = cmd
+    self.cand_slot[bi] = a
+    self.cand_prev[bi] = prev
+    self.cand_col[bi] = is_col
     return r
 
 
 cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
+    """One cycle of channel `ch` (_tick_in, specialised for the common organisations: the
+    words of a bank mask and the levels above a bank become constants there)."""
+    cdef int MW = self.mask_words
+    cdef int NL = self.n_levels
+    if MW == 1 and NL == 4:
+        _tick_in(self, ch, t, 1, 4)
+    elif MW == 1 and NL == 3:
+        _tick_in(self, ch, t, 1, 3)
+    elif MW == 1 and NL == 5:
+        _tick_in(self, ch, t, 1, 5)
+    else:
+        _tick_in(self, ch, t, MW, NL)
+
+
+cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexcept nogil:
     """One cycle of channel `ch`: refresh, read/write mode, then schedule among the banks whose
-    cached ready cycle has come (the pending set and this cycle's wheel slot only)."""
+    cached ready cycle has come (the pending set and this cycle's wheel slot only). MW =
+    self.mask_words, NL = self.n_levels."""
     cdef int64_t w = CYCLE_NEVER
     cdef int64_t r, seq
     cdef int nb = self.n_banks
-    cdef int MW = self.mask_words
     cdef int used = 0
-    cdef int lst, b, k, qi, bus, start, slot
-    cdef int c[4]
+    cdef int lst, b, k, qi, bus, start, slot, lo, cmd, s
+    cdef bint stop
     cdef int best_col = -1, best_col_s = -1, best_col_prev = -1, best_col_cmd = -1
     cdef int best_row = -1, best_row_s = -1, best_row_cmd = -1
     cdef int64_t best_col_seq = 0, best_row_seq = 0, oldest = CYCLE_NEVER
@@ -362,7 +400,7 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
                 if r <= t:
                     rmask[mw] |= (<uint64_t>1) << (b & 63)
                 elif r < CYCLE_NEVER:
-                    _wheel_put(self, ch, b, r, t)
+                    _wheel_put(self, ch, b, r, t, MW)
     for mw in range(MW):
         rmask[mw] &= bm[mw]
         keep[mw] = rmask[mw]
@@ -370,31 +408,51 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
     if self.scheduler == SCHED_ROUND_ROBIN:
         # per-bank first-ready, banks in round-robin order, no priority of column over row
         # commands; with separate buses a second command may go on the other bus
+        # the set banks from rr_next up, then those below it (bit by bit, not bank by bank)
         start = self.rr_next[ch]
-        for k in range(nb):
-            b = start + k
-            if b >= nb:
-                b -= nb
-            bit = (<uint64_t>1) << (b & 63)
-            if not rmask[b >> 6] & bit:
-                continue
-            r = _candidate(self, ch, b, lst, t, c)
-            if r > t or c[0] < 0:
-                keep[b >> 6] &= ~bit
-                if t < r < CYCLE_NEVER:
-                    _wheel_put(self, ch, b, r, t)
-                continue
-            bus = self.cmd_bus[c[0]]
-            if used & (1 << bus):
-                if found:
+        stop = False
+        for k in range(2):
+            for mw in range(MW):
+                lo = mw * 64
+                bits = rmask[mw]
+                if k == 0:
+                    if lo + 64 <= start:
+                        continue
+                    if start > lo:
+                        bits &= ~(((<uint64_t>1) << (start - lo)) - 1)
+                else:
+                    if lo >= start:
+                        break
+                    if start < lo + 64:
+                        bits &= ((<uint64_t>1) << (start - lo)) - 1
+                while bits:
+                    b = lo + __builtin_ctzll(bits)
+                    bits &= bits - 1
+                    bit = (<uint64_t>1) << (b & 63)
+                    r = _candidate(self, ch, b, lst, t, NL)
+                    if r > t:
+                        keep[mw] &= ~bit
+                        if r < CYCLE_NEVER:
+                            _wheel_put(self, ch, b, r, t, MW)
+                        continue
+                    cmd = self.cand_cmd[base + b]
+                    bus = self.cmd_bus[cmd]
+                    if used & (1 << bus):
+                        if found:
+                            self.rr_next[ch] = b + 1 if b + 1 < nb else 0
+                            stop = True     # the second ready command was for the same bus: not issued
+                            break
+                        continue
+                    _issue(self, ch, cmd, self.bank_node[b], b, self.cand_slot[base + b], self.cand_prev[base + b], t)
+                    used |= 1 << bus
+                    found += 1
                     self.rr_next[ch] = b + 1 if b + 1 < nb else 0
-                    break       # the second ready command was for the same bus: not issued
-                continue
-            _issue(self, ch, c[0], self.bank_node[b], b, c[1], c[2], t)
-            used |= 1 << bus
-            found += 1
-            self.rr_next[ch] = b + 1 if b + 1 < nb else 0
-            if found == 2 or not self.separate_bus:
+                    if found == 2 or not self.separate_bus:
+                        stop = True
+                        break
+                if stop:
+                    break
+            if stop:
                 break
     else:
         if self.scheduler == SCHED_FCFS:
@@ -402,11 +460,19 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
             for mw in range(MW):
                 keep[mw] = 0
                 rmask[mw] = 0
-            for b in range(nb):
-                qi = (base + b) * 2 + lst
-                if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
-                    oldest = self.s_seq[self.q_head[qi]]
-                    oldest_bank = b
+            if self.leave_at_activate:
+                # requests that left their queue at activate go first, in either mode (Ramulator's
+                # active buffer; a pending refresh waits for them)
+                for b in range(nb):
+                    if self.bank_active[base + b] >= 0 and self.s_seq[self.bank_active[base + b]] < oldest:
+                        oldest = self.s_seq[self.bank_active[base + b]]
+                        oldest_bank = b
+            if oldest_bank < 0:
+                for b in range(nb):
+                    qi = (base + b) * 2 + lst
+                    if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
+                        oldest = self.s_seq[self.q_head[qi]]
+                        oldest_bank = b
             if oldest_bank >= 0:
                 rmask[oldest_bank >> 6] = (<uint64_t>1) << (oldest_bank & 63)
                 keep[oldest_bank >> 6] = rmask[oldest_bank >> 6]
@@ -415,28 +481,36 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
             while bits:
                 b = mw * 64 + __builtin_ctzll(bits)
                 bits &= bits - 1
-                r = _candidate(self, ch, b, lst, t, c)
-                if c[0] < 0 or r > t:
+                r = _candidate(self, ch, b, lst, t, NL)
+                if r > t:
                     keep[mw] &= ~((<uint64_t>1) << (b & 63))
-                    if t < r < CYCLE_NEVER:
-                        _wheel_put(self, ch, b, r, t)
+                    if r < CYCLE_NEVER:
+                        _wheel_put(self, ch, b, r, t, MW)
                     continue
-                if used & (1 << self.cmd_bus[c[0]]):
+                cmd = self.cand_cmd[base + b]
+                if used & (1 << self.cmd_bus[cmd]):
                     continue
-                seq = self.s_seq[c[1]]
-                if c[3]:
+                s = self.cand_slot[base + b]
+                seq = self.s_seq[s]
+                if self.leave_at_activate and self.bank_active[base + b] == s:
+                    seq -= (<int64_t>1) << 62   # Ramulator serves its active buffer first
+                if self.cand_col[base + b]:
                     if best_col < 0 or seq < best_col_seq:
-                        best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = b, c[1], c[2], c[0], seq
+                        best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = (
+                            b, s, self.cand_prev[base + b], cmd, seq)
                 elif best_row < 0 or seq < best_row_seq:
-                    best_row, best_row_s, best_row_cmd, best_row_seq = b, c[1], c[0], seq
+                    best_row, best_row_s, best_row_cmd, best_row_seq = b, s, cmd, seq
+        if (self.scheduler == SCHED_FIRST_READY and best_col >= 0 and best_row >= 0 and best_row_seq < best_col_seq
+                and self.cmd_bus[best_row_cmd] == self.cmd_bus[best_col_cmd]):
+            best_col = -1           # first ready, then oldest: an older request's row command goes first
         if best_col >= 0:
             _issue(self, ch, best_col_cmd, self.bank_node[best_col], best_col, best_col_s, best_col_prev, t)
             used |= 1 << self.cmd_bus[best_col_cmd]
         if best_row >= 0:
-            # the column command may have changed what is legal: check again
-            if not (used & (1 << self.cmd_bus[best_row_cmd])) and imax(
-                    _ready(self, ch, best_row_cmd, self.bank_node[best_row]),
-                    self.bus_free[ch * 2 + self.cmd_bus[best_row_cmd]]) <= t:
+            # the column command may have changed what is legal: check again (a row command
+            # has bank scope: _bank_ready, bus included)
+            if not (used & (1 << self.cmd_bus[best_row_cmd])) and _bank_ready_n(
+                    self, ch, best_row_cmd, best_row, NL) <= t:
                 _issue(self, ch, best_row_cmd, self.bank_node[best_row], best_row, best_row_s, -1, t)
                 used |= 1 << self.cmd_bus[best_row_cmd]
 
@@ -463,14 +537,21 @@ cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
 
 
 cdef int _frontend(Engine self, int64_t t) noexcept nogil:
-    """Offer requests in trace order until one arrives later or finds its queue full.
-    Returns 1 when blocked by a full queue."""
-    cdef int ch, s, b, off
+    """Offer requests in trace order until one arrives later, finds its queue full or, with an
+    offer rate, exceeds the requests this cycle may offer. Returns 1 when blocked by a full queue."""
+    cdef int ch, s, b, off, rec
     cdef uint8_t wr
-    cdef bint look
+    cdef bint look, first
     while self.f_pos < self.f_n:
         if self.f_arrival[self.f_pos] > t:
             return 0
+        first = self.f_first == NULL or self.f_first[self.f_pos]
+        if self.offer_rate > 0 and first:
+            if self.offer_cycle != t:
+                self.offer_cycle = t
+                self.offer_count = 0
+            if self.offer_count >= self.offer_rate:
+                return 0        # the rest waits for the next cycle
         ch = self.f_ch[self.f_pos]
         wr = self.f_write[self.f_pos]
         if wr:
@@ -504,12 +585,21 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
         self.outstanding[ch] += 1
         self.accepted += 1
         self.last_progress = t
+        if self.offer_rate > 0 and first:
+            self.offer_count += 1
+        if self.track:
+            rec = self.f_req[self.f_pos]
+            self.s_req[s] = rec
+            if self.r_accept[rec] < 0:
+                self.r_accept[rec] = t
+                self.f_waiting -= 1
         # the channel looks at its queues next cycle when the request changed a bank's
         # candidate, goes to a staging queue, or flips the read/write mode
         if not look and self.bank_queue == 0:
             look = _mode_flip_due(self, ch)
         if look and self.wake[ch] > t + 1:
             self.wake[ch] = t + 1
+            self.front_woke = True
         self.f_pos += 1
     return 0
 
@@ -519,6 +609,8 @@ cdef int _run(Engine self, bint final) noexcept nogil:
     cdef int64_t tn
     cdef int ch, blocked, busy
     cdef uint32_t polls = 0
+    cdef int nch = self.n_channels
+    cdef int64_t* wake = self.wake
     self.input_done = final
     self.last_progress = imax(self.last_progress, t)
     while True:
@@ -527,15 +619,28 @@ cdef int _run(Engine self, bint final) noexcept nogil:
             # Ctrl-C, SIGTERM (or a test's alarm) stops even a run that lasts long in here
             self.now = t
             return -3
+        # tick the channels due now; the next cycle anything happens is the earliest wake
+        # after that (a tick sets only its own channel's wake, the frontend only lowers one
+        # to t + 1)
+        tn = CYCLE_NEVER
         if not self.frontend_pending_at_now:
-            for ch in range(self.n_channels):
-                if self.wake[ch] <= t:
+            for ch in range(nch):
+                if wake[ch] <= t:
                     _tick(self, ch, t)
+                if wake[ch] < tn:
+                    tn = wake[ch]
             if self.pim_error >= 0:
                 self.now = t
                 return -2
+        else:
+            for ch in range(nch):
+                if wake[ch] < tn:
+                    tn = wake[ch]
         self.frontend_pending_at_now = False
+        self.front_woke = False
         blocked = _frontend(self, t)
+        if self.front_woke:
+            tn = imin(tn, t + 1)
         if self.f_pos == self.f_n:
             if not final:
                 self.now = t
@@ -547,10 +652,6 @@ cdef int _run(Engine self, bint final) noexcept nogil:
             if busy == 0:
                 self.now = t
                 return 0
-        tn = CYCLE_NEVER
-        for ch in range(self.n_channels):
-            if self.wake[ch] < tn:
-                tn = self.wake[ch]
         if self.f_pos < self.f_n and not blocked:
             tn = imin(tn, imax(self.f_arrival[self.f_pos], t + 1))
         if tn < CYCLE_NEVER and tn - self.last_progress > self.stall_limit and _idle(self):

@@ -1,4 +1,4 @@
-# Included by _engine.pyx: statistics and the command log.
+# Included by _engine.pyx: statistics (what an issued access counts) and the command log.
 
 
 cdef inline int lat_bin(int64_t v) noexcept nogil:
@@ -10,6 +10,50 @@ cdef inline int lat_bin(int64_t v) noexcept nogil:
         return N_HIST - 1
     # v in [2^(10+e), 2^(11+e)): 128 sub-bins
     return 1024 + e * 128 + <int>(((v >> (e + 3)) & 127))
+
+
+cdef inline void _count_completion(Engine self, int ch, int k, int row_class, int64_t arrive,
+                                   int64_t t) noexcept nogil:
+    """Statistics of an access whose column command (k: 0 read, 1 write) issued at t: counts,
+    latency (sum, max, histogram), row-buffer outcome (row_class: 0 hit, 1 miss, 2 conflict),
+    the last completion and the bandwidth series (whose window doubles when it runs out of bins)."""
+    cdef int64_t done, lat
+    cdef int bin, i
+    done = t + (self.write_latency if k else self.read_latency)
+    lat = done - arrive
+    if k:
+        self.n_write[ch] += 1
+    else:
+        self.n_read[ch] += 1
+    self.lat_sum[ch * 2 + k] += lat
+    if lat > self.lat_max[ch * 2 + k]:
+        self.lat_max[ch * 2 + k] = lat
+    self.lat_hist[(ch * 2 + k) * N_HIST + lat_bin(lat)] += 1
+    if row_class == 0:
+        self.row_hits[ch] += 1
+    elif row_class == 1:
+        self.row_misses[ch] += 1
+    else:
+        self.row_conflicts[ch] += 1
+    if done > self.last_done:
+        self.last_done = done
+    bin = <int>(done >> self.bw_shift)
+    while bin >= BW_BINS:
+        for i in range(BW_BINS // 2):
+            self.bw_read[i] = self.bw_read[2 * i] + self.bw_read[2 * i + 1]
+            self.bw_write[i] = self.bw_write[2 * i] + self.bw_write[2 * i + 1]
+        for i in range(BW_BINS // 2, BW_BINS):
+            self.bw_read[i] = 0
+            self.bw_write[i] = 0
+        self.bw_window *= 2
+        self.bw_shift += 1
+        bin = <int>(done >> self.bw_shift)
+    if k:
+        self.bw_write[bin] += self.access_bytes
+    else:
+        self.bw_read[bin] += self.access_bytes
+    if bin + 1 > self.bw_bins:
+        self.bw_bins = bin + 1
 
 
 def latency_bin_edges():

@@ -153,11 +153,11 @@ cdef void _apply_row(Engine self, int ch, int r, int node, int64_t t) noexcept n
         self.earliest[idx] = v
 
 
-cdef void _update_timing(Engine self, int ch, int cmd, int node, int64_t t) noexcept nogil:
+cdef inline void _update_timing(Engine self, int ch, int cmd, int node, int64_t t) noexcept nogil:
     _update_key(self, ch, cmd * self.n_nodes + node, t)
 
 
-cdef void _update_key(Engine self, int ch, int i, int64_t t) noexcept nogil:
+cdef inline void _update_key(Engine self, int ch, int i, int64_t t) noexcept nogil:
     """Raise the table entries of update list i (see _compile_updates) for an issue at t."""
     cdef int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_class]
     cdef int k
@@ -173,12 +173,19 @@ cdef void _update_key(Engine self, int ch, int i, int64_t t) noexcept nogil:
 
 
 cdef inline int64_t _bank_ready(Engine self, int ch, int cmd, int b) noexcept nogil:
-    """_ready for a bank-scope command, unrolled over the bank's ancestors."""
-    cdef const int64_t* e = &self.earliest[<int64_t>ch * self.n_nodes * self.n_class + self.cmd_class[cmd]]
-    cdef const int32_t* off = &self.bank_anc_off[b * self.n_levels]
-    cdef int64_t r = e[off[0]]
+    """_ready for a bank-scope command, bus included."""
+    return _bank_ready_n(self, ch, cmd, b, self.n_levels)
+
+
+cdef inline int64_t _bank_ready_n(Engine self, int ch, int cmd, int b, int NL) noexcept nogil:
+    """_bank_ready with the number of levels as an argument (a constant where the scheduler is
+    specialised): the max over the bank's ancestors' entries (bank_abs: their offsets in the
+    whole earliest table, channel included) and the command's bus."""
+    cdef const int64_t* e = self.earliest + self.cmd_class[cmd]
+    cdef const int32_t* off = &self.bank_abs[(ch * self.n_banks + b) * NL]
+    cdef int64_t r = self.bus_free[ch * 2 + self.cmd_bus[cmd]]
     cdef int l
-    for l in range(1, self.n_levels):
+    for l in range(NL):
         if e[off[l]] > r:
             r = e[off[l]]
-    return imax(r, self.bus_free[ch * 2 + self.cmd_bus[cmd]])
+    return r

@@ -1,11 +1,12 @@
 """The `pimdram` command line: a click group whose subcommands live one per module."""
 import importlib
 import sys
+import warnings
 
 import click
 
 from .._version import __version__
-from ..errors import Interrupted, PimdramError
+from ..errors import Interrupted, PimdramError, PimdramWarning
 
 # subcommand name -> module (under pimdram.cli) that defines `command`
 COMMANDS = {
@@ -36,7 +37,12 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                # pimdram's warnings (e.g. what an imported config does not carry over) become one
+                # line each on stderr
+                warnings.simplefilter("always", PimdramWarning)
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except PimdramError as exc:
             # library errors become one line, no traceback
             raise click.ClickException(str(exc)) from None
@@ -51,6 +57,16 @@ class _Stopped(BaseException):
     def __init__(self, interrupted):
         super().__init__(str(interrupted))
         self.interrupted = interrupted
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, PimdramWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,9 +12,9 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 
 @click.command("replay")
 @click.argument("trace", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
-@click.option("--memory", "-m", metavar="NAME|FILE.yaml",
-              help="Memory standard or PIM design for a request trace: a preset name (pimdram config list) "
-                   "or a YAML file.")
+@click.option("--memory", "-m", metavar="NAME|FILE.yaml|FILE.ini",
+              help="Memory standard or PIM design for a request trace: a preset name (pimdram config list), "
+                   "a YAML file, or a DRAMsim3 .ini / Ramulator 2 YAML (imported as `pimdram config import` does).")
 @click.option("--system", metavar="NAME|FILE.yaml",
               help="Kernel traces: the system to run on (default: the one named in the trace header).")
 @click.option("--symmetry/--no-symmetry", default=True, show_default=True,
@@ -25,13 +25,24 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a config value by dotted path, e.g. controller.read_queue=64 or timing.nCL=20 "
                    "(repeatable).")
+@click.option("--interference/--no-interference", default=False, show_default=True,
+              help="Kernel traces: simulate xPU kernels' memory traffic beside the PIM kernels they overlap in a "
+                   "shared memory, at command level (docs/replay.md, Interference).")
+@click.option("--interference-full/--interference-sampled", "interference_full", default=True, show_default=True,
+              help="Simulate every overlap of an xPU and a PIM kernel whole, or in sampled windows (faster; "
+                   "under-counts long overlaps: docs/replay.md, Interference).")
+@click.option("--interference-window", "window_ns", type=click.FloatRange(min=1.0, min_open=False), default=2000.0,
+              show_default=True, metavar="NS", help="--interference-sampled: length of one window.")
+@click.option("--interference-windows", "windows", type=click.IntRange(min=1), default=3, show_default=True,
+              help="--interference-sampled: windows per overlap.")
 @click.option("--command-log", is_flag=True, default=False,
               help="Keep every issued command in the stats file (for `pimdram check`).")
 @progress_option
 @seed_option
 @output_option(help="Statistics file to write (HDF5).")
 @overwrite_option
-def command(trace, memory, system, symmetry, trace_format, sets, command_log, progress, seed, output, overwrite):
+def command(trace, memory, system, symmetry, trace_format, sets, interference, window_ns, windows,
+            interference_full, command_log, progress, seed, output, overwrite):
     """Replay a request TRACE (Ramulator 2, DRAMsim3 or pimdram binary) on a memory system, or a
     kernel trace (pimdram gen) on a system with PIM. TRACE `-` reads standard input; a pipe,
     FIFO or device is read once.
@@ -46,6 +57,7 @@ def command(trace, memory, system, symmetry, trace_format, sets, command_log, pr
     """
     from ..config.files import names_a_file
     from ..config.memory import parse_set_options
+    from ..system.interference import InterferenceOptions
     from ..replay import replay_requests
     from ..system import replay_kernels
     from ..trace.source import TraceSource
@@ -58,7 +70,8 @@ def command(trace, memory, system, symmetry, trace_format, sets, command_log, pr
             raise click.UsageError("--memory is for request traces; a kernel trace runs on --system (or its header's)")
         s = _with_bar("replaying kernels", progress, replay_kernels, source, output, system=system,
                       overrides=parse_set_options(sets), symmetry=symmetry, command_log=command_log,
-                      overwrite=overwrite)
+                      overwrite=overwrite,
+                      interference=InterferenceOptions(interference, window_ns, windows, interference_full))
         click.echo(f"{output}: {s['kernels']} kernels in {s['simulated_seconds'] * 1e6:.1f} us "
                    f"({s['tokens_per_s']:.1f} tokens/s; {s['kernels_simulated']} simulated, "
                    f"{s['kernels_reused']} reused, {s['kernels_modelled']} modelled), "

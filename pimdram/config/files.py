@@ -67,7 +67,7 @@ def names_a_file(name_or_path):
     """Whether a config argument is a file path (ends in .yaml, .yml or .json, or has a directory
     part) rather than a preset name; find_config reads it the same way."""
     text = str(name_or_path)
-    return text.endswith((".yaml", ".yml", ".json")) or os.sep in text
+    return text.endswith((".yaml", ".yml", ".json", ".ini")) or os.sep in text
 
 
 def find_config(kind, name_or_path, kinds=None):

@@ -41,7 +41,7 @@ BANK_SELECTIONS = ("all", "same")
 SAME_BANK_LEVEL = "bank_group"      # the level `banks: same` repeats over
 ROW_BUFFERS = ("normal", "pim")
 BUSES = ("row", "column")
-SCHEDULERS = ("frfcfs", "fcfs", "round_robin")   # same order as the engine's codes
+SCHEDULERS = ("frfcfs", "fcfs", "round_robin", "first_ready")   # same order as the engine's codes
 ROW_POLICIES = ("open", "closed")
 REFRESH_MODES = ("all_bank", "per_bank", "none")
 
@@ -72,6 +72,12 @@ CONTROLLER_DEFAULTS = {
     "write_high_watermark": 0.8,
     "write_low_watermark": 0.2,
     "refresh": "all_bank",
+    "refresh_stagger": True,
+    "leave_queue_at": "column",
+}
+QUEUE_RELEASES = ("column", "activate")
+FRONTEND_DEFAULTS = {
+    "offer_rate": 0,
 }
 
 
@@ -117,6 +123,9 @@ class Controller:
     write_high_watermark: float
     write_low_watermark: float
     refresh: str
+    refresh_stagger: bool = True    # refresh nodes fall due spread over the interval (False: all at once)
+    leave_queue_at: str = "column"  # a request leaves its read/write queue at its column command or, Ramulator's
+                                    # active buffer, when its row is activated
 
 
 @dataclass
@@ -147,6 +156,7 @@ class MemorySpec:
     offset_bits: int
     raw: dict = field(default_factory=dict, repr=False)
     pim: Optional["PimSpec"] = None     # the PIM design's units, buffers and energies (configs/pim)
+    offer_rate: int = 0     # requests the frontend offers per cycle (0: as many as the queues take)
 
     # --- derived views -------------------------------------------------------------------
     @property
@@ -237,6 +247,7 @@ class MemorySpec:
                 "interval": self.refresh.interval},
             "power": dict(self.power),
             "controller": dict(vars(self.controller)),
+            "frontend": {"offer_rate": self.offer_rate},
             "address_mapping": [[f, b] for f, b in self.address_mapping],
             "offset_bits": self.offset_bits,
             **({"pim": self.pim.to_dict(self.levels)} if self.pim is not None else {}),
@@ -282,7 +293,14 @@ def load_memory(name_or_path, overrides=None, set_keys=None):
     A file with `base: NAME` is composed onto that standard first; `options.NAME=CHOICE`
     overrides pick among its options, every other override applies to the composed config.
     `set_keys`: the overrides a user gave with `--set` (default: all of them), which errors
-    name as such rather than blaming the file."""
+    name as such rather than blaming the file.
+
+    A DRAMsim3 .ini or a Ramulator 2 YAML is imported (config/imports.py); what does not carry over
+    is reported in one ConfigImportWarning."""
+    from .imports import foreign_format, load_imported
+    if foreign_format(name_or_path) is not None:
+        return resolve_memory(load_imported(name_or_path, overrides), source=str(name_or_path),
+                              overridden=set(overrides or {}) if set_keys is None else set(set_keys))
     path = find_config("dram", name_or_path, kinds=("dram", "compare", "pim"))
     raw, options, offered = _load_composed(path, overrides, set_keys)
     return resolve_memory(raw, source=str(path), options=options, option_choices=offered,
@@ -459,6 +477,11 @@ def resolve_memory(raw, source="config", options=None, option_choices=None, over
     power = _power(root.section("power"))
     controller = _controller(root.section("controller"))
     ctl_sec = root.section("controller")
+    frontend = root.section("frontend")
+    offer_rate = frontend.number("offer_rate", FRONTEND_DEFAULTS["offer_rate"], integer=True)
+    if offer_rate < 0:
+        raise frontend.error("offer_rate", "must be 0 (no limit) or a positive number of requests per cycle")
+    frontend.done()
     if controller.refresh == "none":
         refresh = None
     else:
@@ -498,6 +521,7 @@ def resolve_memory(raw, source="config", options=None, option_choices=None, over
         refresh=refresh, refresh_options=refresh_options, separate_row_column_bus=separate,
         read_latency=read_latency, write_latency=write_latency, power=power,
         controller=controller, address_mapping=mapping, offset_bits=offset_bits, raw=raw, pim=pim,
+        offer_rate=offer_rate,
     )
 
 
@@ -694,6 +718,11 @@ def _controller(sec):
     if vals["write_low_watermark"] > vals["write_high_watermark"]:
         raise sec.error("write_low_watermark", "must not exceed write_high_watermark")
     vals["refresh"] = sec.choice("refresh", REFRESH_MODES, vals["refresh"])
+    vals["refresh_stagger"] = sec.get("refresh_stagger", vals["refresh_stagger"], bool)
+    vals["leave_queue_at"] = sec.choice("leave_queue_at", QUEUE_RELEASES, vals["leave_queue_at"])
+    if vals["leave_queue_at"] == "activate" and vals["bank_queue"] > 0:
+        raise sec.error("leave_queue_at", "'activate' needs bank_queue: 0 (requests leave the request queues, "
+                                          "not per-bank command queues)")
     sec.done()
     return Controller(**vals)
 

@@ -123,6 +123,7 @@ class Device:
     bandwidth_utilization: float = 1.0  # fraction of the bandwidth a kernel reaches at best
     kernel_overhead_us: dict = field(default_factory=lambda: {"default": 0.0})   # op/kernel name -> us
     cores: int = None                   # parallel units (SMs) that attention work is spread over
+    split_kv_tokens: int = None         # decode attention: a thread block per this many cached tokens (Flash-Decoding)
     tiles: dict = field(default_factory=dict)      # thread_block / register tile [rows, cols]
     energy: DeviceEnergy = DeviceEnergy()
     tensor_parallel: bool = False
@@ -154,6 +155,8 @@ class Device:
             d["kernel_overhead_us"] = dict(self.kernel_overhead_us)
             if self.cores is not None:
                 d["cores"] = self.cores
+            if self.split_kv_tokens is not None:
+                d["split_kv_tokens"] = self.split_kv_tokens
             if self.tiles:
                 d["tiles"] = {k: list(v) for k, v in self.tiles.items()}
             d["energy"] = self.energy.to_dict()
@@ -565,7 +568,8 @@ def _xpu_device(s, pool, common):
         bw = pool.peak_bandwidth / 1e9 / common["count"]   # the memory's peak, shared by the group
     return Device(peak_tflops=None if peak is None else float(peak), bandwidth_gbs=float(bw),
                   compute_utilization=compute, bandwidth_utilization=bandwidth, kernel_overhead_us=table,
-                  cores=s.number("cores", default=None, positive=True, integer=True, maximum=1 << 24), tiles=tiles,
+                  cores=s.number("cores", default=None, positive=True, integer=True, maximum=1 << 24),
+                  split_kv_tokens=s.number("split_kv_tokens", default=None, positive=True, integer=True), tiles=tiles,
                   energy=DeviceEnergy(**figures), **common)
 
 

@@ -50,7 +50,9 @@ class Operand:
     `tensor` identifies the data inside one trace (dependencies and transfers follow it); `mode` says
     how a write combines with earlier writes of the same tensor: "write" replaces, "partial" writes a
     slice beside other writers (heads of one layer, requests of one batch), "update" rewrites part of
-    it in place (rotary embedding), "append" adds tokens to a KV cache.
+    it in place (rotary embedding), "append" adds tokens to a KV cache. `on_chip`: the tensor never
+    leaves the device's on-chip memory (a tiled prefill attention's scores and probabilities): it
+    has no region, moves no memory bytes and takes no capacity.
     """
     name: str
     role: str
@@ -61,12 +63,15 @@ class Operand:
     tensor: str = ""
     mode: str = "write"
     region: str = None
+    on_chip: bool = False
 
     def record(self):
         d = {"name": self.name, "role": self.role, "access": self.access, "dtype": self.dtype,
              "shape": list(self.shape), "bytes": self.bytes}
         if self.region is not None:
             d["region"] = self.region
+        if self.on_chip:
+            d["on_chip"] = True
         return d
 
 
@@ -98,11 +103,12 @@ class Kernel:
 
     @property
     def bytes_read(self):
-        return sum(o.bytes for o in self.operands if o.access == "read")
+        """Bytes read from memory (on-chip operands excluded)."""
+        return sum(o.bytes for o in self.operands if o.access == "read" and not o.on_chip)
 
     @property
     def bytes_written(self):
-        return sum(o.bytes for o in self.operands if o.access == "write")
+        return sum(o.bytes for o in self.operands if o.access == "write" and not o.on_chip)
 
     @property
     def intensity(self):
@@ -343,25 +349,33 @@ class StepBuilder:
                 M = g * n
                 inst = R * kvh
                 sc = f"{L}scores.r{grp.requests[0]}.p{i}{gs}"
+                # a prefill's attention runs in tiles (FlashAttention): its scores and
+                # probabilities stay on chip, one tile at a time
+                tiled = common["phase"] == "prefill"
+
+                def scores(name, access, tensor):
+                    o = self._act(name, access, (R, kvh * g, n, Ntok), tensor)
+                    o.on_chip = tiled
+                    return o
                 out.append(Kernel(
                     "attention_score", "attention_score", layer,
                     shape={"M": M, "N": Ntok, "K": d, "instances": inst}, flops=2 * M * Ntok * d * inst,
                     form="gemv" if M == 1 else "gemm",
                     operands=[self._act("q", "read", (R, kvh * g, n, d), qkv),
                               self._kv("k_cache", "read", (R, kvh, Ntok, d), kv_tensor),
-                              self._act("scores", "write", (R, kvh * g, n, Ntok), sc)],
+                              scores("scores", "write", sc)],
                     **tag, **gcommon))
                 out.append(self._elementwise(
                     "softmax", "softmax", layer, inst * M * Ntok, SOFTMAX_FLOPS,
-                    [self._act("scores", "read", (R, kvh * g, n, Ntok), sc)],
-                    [self._act("probs", "write", (R, kvh * g, n, Ntok), sc + ".probs")], **tag, **gcommon))
+                    [scores("scores", "read", sc)],
+                    [scores("probs", "write", sc + ".probs")], **tag, **gcommon))
                 pc = f"{ctx}.p{i}" if token_splits else ctx
                 ctx_parts[i] = kvh
                 out.append(Kernel(
                     "attention_context", "attention_context", layer,
                     shape={"M": M, "N": d, "K": Ntok, "instances": inst}, flops=2 * M * d * Ntok * inst,
                     form="gemv" if M == 1 else "gemm",
-                    operands=[self._act("probs", "read", (R, kvh * g, n, Ntok), sc + ".probs"),
+                    operands=[scores("probs", "read", sc + ".probs"),
                               self._kv("v_cache", "read", (R, kvh, Ntok, d), kv_tensor),
                               self._act("context", "write", (R, n, kvh * g * d), pc, mode="partial")],
                     **tag, **gcommon))

@@ -127,6 +127,8 @@ class Linker:
         return out
 
     def _region(self, o, memory):
+        if o.on_chip:
+            return None
         if o.role == "weight":
             forced = self.system.placement.weights
             return f"{memory if forced == 'follow' else forced}:weights.{o.tensor}"

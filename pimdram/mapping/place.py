@@ -42,7 +42,7 @@ def place(model, system, workload, kernels, parts):
             elif o.role == "kv_cache":
                 kv.setdefault(o.region, (o.tensor, k.layer, k.kv_heads))
                 kv_requests.setdefault(o.tensor, set()).update(k.requests)
-            else:
+            elif not o.on_chip:
                 act_bytes += o.bytes
         mem = system.devices[k.device].memory
         acts[f"{mem}:activations"] = max(acts.get(f"{mem}:activations", 0), act_bytes)

@@ -14,6 +14,8 @@ _CHANNEL_FIELDS = ("reads", "writes", "bytes_read", "bytes_written", "row_hits",
     + tuple(f"{k}_latency_{s}" for k in ("read", "write") for s in _LATENCY_STATS) + ("energy_j",)
 _ENERGY_PARTS = ("activate_j", "read_j", "write_j", "refresh_j", "background_j")
 _KERNEL_FIELDS = ("name", "layer", "device", "start_cycle", "end_cycle")
+#: per-kernel interference figures (format 1.4)
+_INTERFERENCE_FIELDS = ("interference_cycles", "interference_ns", "interference_conflicts", "blocked_cycles")
 _ENERGY_KINDS = ("memory", "compute", "onchip", "communication")
 
 
@@ -128,6 +130,11 @@ def _kernels_section(sf, out):
     out["kernels"] = [{f: _plain(table[f][i]) for f in _KERNEL_FIELDS}
                       for i in range(len(table["name"]))]
     have = set(sf.columns(schema.KERNELS))
+    if _INTERFERENCE_FIELDS[0] in have:           # since 1.4
+        extra = sf.table(schema.KERNELS, columns=["device"] + list(_INTERFERENCE_FIELDS))
+        for row, i in zip(out["kernels"], range(len(out["kernels"]))):
+            row.update({f: _plain(extra[f][i]) for f in _INTERFERENCE_FIELDS})
+        out["interference_by_device"] = _interference_by_device(extra)
     if {"start_ns", "end_ns", "energy_j"} <= have:
         cols = ["name", "device", "start_ns", "end_ns", "energy_j"] + (["busy_ns"] if "busy_ns" in have else [])
         out["kernels_by_kind"] = kernels_by_kind(sf.table(schema.KERNELS, columns=cols))
@@ -156,6 +163,20 @@ def kernels_by_kind(kernels):
              "energy_j": math.fsum(energy[groups[kind, device]])} for kind, device in order]
 
 
+def _interference_by_device(kernels):
+    """[{device, kernels, interference_ns, interference_conflicts, blocked_cycles}] of the devices
+    whose kernels lost time to another device's traffic (format 1.4)."""
+    out = {}
+    for i, device in enumerate(kernels["device"].tolist()):
+        if kernels["interference_ns"][i] or kernels["interference_conflicts"][i] or kernels["blocked_cycles"][i]:
+            d = out.setdefault(device, {"device": device, "kernels": 0, "interference_ns": 0.0,
+                                        "interference_conflicts": 0, "blocked_cycles": 0})
+            d["kernels"] += 1
+            for f in ("interference_ns", "interference_conflicts", "blocked_cycles"):
+                d[f] += _plain(kernels[f][i])
+    return list(out.values())
+
+
 def _kernel_run_section(sf, out):
     """Kernel replays (format 1.1): tokens per second and where the kernel times came from; since
     1.2 also decode throughput, prefill time and energy per token (absent columns read as None)."""
@@ -164,12 +185,15 @@ def _kernel_run_section(sf, out):
     table = _columns(sf, schema.RUN, [c for c in names if c in have])
     out.update({c: (_plain(table[c][0]) if c in table else None) for c in names if c != "kernels"})
     out["kernel_count"] = _plain(table["kernels"][0])
+    if out.get("interference_ns") is not None:
+        out["interference_s"] = out["interference_ns"] * 1e-9
     out["warnings"] = json.loads(sf.attrs.get("warnings", "[]"))
 
 
 def _device_energy_section(sf, out):
     """Kernel replays (1.2): energy by device and by kind."""
-    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY)]
+    have = set(sf.columns(schema.DEVICE_ENERGY))
+    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY) if c in have or c != "busy_ns"]
     table = _columns(sf, schema.DEVICE_ENERGY, names)
     rows = [{c: _plain(table[c][i]) for c in names} for i in range(len(table["device"]))]
     out["device_energy"] = rows
@@ -348,6 +372,24 @@ def _kernel_lines(s, full_kernels):
         for w in s.get("warnings") or ():
             lines.append(f"  warning     {w}")
         devices = s.get("device_energy")
+        if devices and devices[0].get("busy_ns") is not None:
+            run = s["simulated_seconds"]
+            lines += ["", "Devices (busy: time running at least one kernel; links: data in flight)"]
+            lines += _grid(["device", "kind", "busy", "of run"],
+                           [[d["device"], d["kind"], _si(d["busy_ns"] * 1e-9, "s"),
+                             _pct(_ratio(d["busy_ns"] * 1e-9, run))] for d in devices])
+            if s.get("overlap_ns") is not None:
+                lines.append(f"  overlap     {_si(s['overlap_ns'] * 1e-9, 's')} "
+                             f"({_pct(_ratio(s['overlap_ns'] * 1e-9, run))} of the run) with two or more "
+                             f"devices busy at once")
+        if s.get("interference_by_device"):
+            lines += ["", "Interference (time kernels lost to another device's traffic in a shared memory; "
+                          "conflicts it caused; cycles blocked-mode PIM held a channel, per channel)"]
+            lines += _grid(["device", "kernels", "lost", "conflicts", "blocked cycles"],
+                           [[d["device"], _int(d["kernels"]), _si(d["interference_ns"] * 1e-9, "s"),
+                             _int(d["interference_conflicts"]), _int(d["blocked_cycles"])]
+                            for d in s["interference_by_device"]])
+            lines.append(f"  total       {_si(s.get('interference_s') or 0.0, 's')} lost to interference")
         if devices:
             lines += ["", "Energy by device and kind"]
             lines += _grid(["device", "kind"] + list(_ENERGY_KINDS) + ["total"],

@@ -8,7 +8,7 @@ unit or a dtype and the spec (docs/stats-format.md) can be checked against the c
 import numpy as np
 
 FORMAT = "pimdram.stats"
-FORMAT_VERSION = (1, 2)
+FORMAT_VERSION = (1, 4)
 
 #: Group under which every table lives: table `channels` is the group `/tables/channels`.
 TABLES_GROUP = "tables"
@@ -155,6 +155,10 @@ _STANDARD = {
         ("source", _STR, "1"),
         ("channels_simulated", _I64, "count"),
         ("channels_total", _I64, "count"),
+        ("interference_ns", _F64, "ns"),         # since 1.4, as are the three below
+        ("interference_cycles", _I64, "cycle"),
+        ("interference_conflicts", _I64, "count"),
+        ("blocked_cycles", _I64, "cycle"),
     ],
     RUN: [
         ("tokens", _I64, "count"),
@@ -172,6 +176,8 @@ _STANDARD = {
         ("energy_j", _F64, "J"),
         ("energy_per_token_j", _F64, "J"),
         ("overcommitted", _BOOL, "1"),
+        ("overlap_ns", _F64, "ns"),              # since 1.3: time two or more devices (not links) were busy at once
+        ("interference_ns", _F64, "ns"),         # since 1.4: time kernels lost to another device's traffic
     ],
     DEVICE_ENERGY: [
         ("device", _STR, "1"),
@@ -181,6 +187,7 @@ _STANDARD = {
         ("onchip_j", _F64, "J"),
         ("communication_j", _F64, "J"),
         ("total_j", _F64, "J"),
+        ("busy_ns", _F64, "ns"),                 # since 1.3: the union of its kernels' intervals
     ],
     LAYERS: [
         ("layer", _I32, "1"),

@@ -5,6 +5,8 @@
                                                                link is busy for the bytes only
     all-reduce      2 (N - 1) steps of latency + bytes / (N x bandwidth)   (ring over N devices)
     all-gather      N - 1 steps of latency + bytes / (N x bandwidth)
+                    the link is busy for the steps' bytes; their latencies come after, while
+                    the link may carry another collective (NCCL runs several at once)
 
 `bytes` is the tensor (a collective's) or the data moved (a transfer); bandwidth is per link and
 direction. Energy counts every byte that crosses a link: a ring all-reduce sends 2 (N - 1) / N
@@ -23,9 +25,11 @@ def link_timing(kernel, link, system):
     collective = kernel.get("collective")
     if collective is not None:
         n = shape.get("devices") or system.devices[link.between[0]].count
-        duration = collective_ns(collective, nbytes, n, link)
+        # the link is busy while the ring's chunks go out; each step's latency is spent waiting on
+        # the neighbour, while the link carries other traffic (another sub-batch's collective)
+        latency = RING_STEPS[collective](n) * link.latency_us * 1e3 if n > 1 else 0.0
+        duration = collective_ns(collective, nbytes, n, link) - latency
         crossed = RING_STEPS[collective](n) * nbytes
-        latency = 0.0
     else:
         # a transfer holds the link while its bytes go out; they arrive a latency later, while
         # the link carries the next transfer

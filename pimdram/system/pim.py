@@ -35,8 +35,11 @@ FC_OPS = ("gemm", "gemv")
 class PimMemory:
     """A PIM memory of the system (config.system.MemoryPool): its lowering and a cache of runs."""
 
-    def __init__(self, pool, command_log=False):
+    def __init__(self, pool, command_log=False, devices=1):
         self.name = pool.name
+        # PIM devices sharing the memory (one per stack or module): tensor parallelism gives each
+        # its share of every request's KV heads, so a request's KV cache is in one channel of each
+        self.devices = max(1, devices)
         self.spec = pool.spec
         self.channels = pool.channels
         self.command_log = command_log
@@ -60,10 +63,7 @@ class PimMemory:
         pairs); returns KernelTiming. `channels`: how many channels the kernel's work spreads
         over (default: all of the memory's)."""
         C = channels or self.channels
-        if kind == "fc":
-            _, n_in, reuse = shape
-        else:
-            L, d, reuse = shape
+        reuse = shape[2]
         if not loads:
             return KernelTiming(0.0, "model", channels_total=C)
         if symmetry:
@@ -76,28 +76,7 @@ class PimMemory:
         n_sim = sum(s for _, s, _ in reps)
         spec = dataclasses.replace(self.spec, counts=[n_sim] + list(self.spec.counts[1:]))
         engine = Engine(engine_params(spec, self.command_log))
-        programs, ch = [], 0
-        for load, n_ch, _ in reps:
-            if self.mode == "gemv":
-                b = GemvBuilder(spec, engine.node_id, reuse)
-                if kind == "fc":
-                    b.gemv(0, load, n_in)
-                else:
-                    row = 0
-                    for _ in range(load):       # score: K is L x d; context: V^T is d x L
-                        row = b.gemv(0, L, d, row) if kind == "score" else b.gemv(0, d, L, row)
-            else:
-                b = _Builder(spec, engine.node_id, self.mode, reuse)
-                if kind == "fc":
-                    fc_piece(b, load, n_in)
-                elif kind == "layer":
-                    attention_layer(b, load, L, d)
-                else:
-                    for _ in range(load):
-                        attention_piece(b, kind, L, d)
-            for _ in range(n_ch):
-                programs.append((ch, b))
-                ch += 1
+        programs = self._programs(spec, engine, kind, [(load, n_ch) for load, n_ch, _ in reps], shape)
         cols, _ = assemble(spec, programs)
         engine.feed_program(cols["channel"], cols["command"], cols["node"], cols["select"], cols["row"],
                             cols["occupancy"])
@@ -129,6 +108,45 @@ class PimMemory:
         if self.mode == "gemv":
             return (kind, reuse) + (gemv_key(self.spec, L, d) if kind == "score" else gemv_key(self.spec, d, L))
         return attention_key(self.spec, L, d, reuse)
+
+
+    def _programs(self, spec, engine, kind, loads, shape):
+        """(channel, builder) pairs: `loads` ((load, channels) pairs) lowered channel after channel."""
+        if kind == "fc":
+            _, n_in, reuse = shape
+        else:
+            L, d, reuse = shape
+        programs, ch = [], 0
+        for load, n_ch in loads:
+            if self.mode == "gemv":
+                b = GemvBuilder(spec, engine.node_id, reuse)
+                if kind == "fc":
+                    b.gemv(0, load, n_in)
+                else:
+                    row = 0
+                    for _ in range(load):       # score: K is L x d; context: V^T is d x L
+                        row = b.gemv(0, L, d, row) if kind == "score" else b.gemv(0, d, L, row)
+            else:
+                b = _Builder(spec, engine.node_id, self.mode, reuse)
+                if kind == "fc":
+                    fc_piece(b, load, n_in)
+                elif kind == "layer":
+                    attention_layer(b, load, L, d)
+                else:
+                    for _ in range(load):
+                        attention_piece(b, kind, L, d)
+            for _ in range(n_ch):
+                programs.append((ch, b))
+                ch += 1
+        return programs
+
+    def channel_program(self, kind, load, shape):
+        """(one-channel spec, program columns) of one channel carrying `load` of kernel part
+        `kind` (system.interference simulates it beside xPU traffic)."""
+        spec = dataclasses.replace(self.spec, counts=[1] + list(self.spec.counts[1:]))
+        engine = Engine(engine_params(spec))
+        cols, _ = assemble(spec, self._programs(spec, engine, kind, [(load, 1)], shape))
+        return spec, cols
 
 
 def pim_energy(spec, totals, reuse=1):
@@ -177,6 +195,34 @@ def pim_energy(spec, totals, reuse=1):
     return energy(memory=memory, compute=compute, onchip=onchip)
 
 
+def pim_work(pm, k, channels=None):
+    """What a PIM kernel with a lowering simulates: (kind, loads, shape) for PimMemory.run, "fused"
+    (simulated inside its layer's attention_score), or None (no lowering: modelled)."""
+    shape = k.get("shape", {})
+    reuse = max(1, int(k.get("reuse") or shape.get("M", 1)))
+    if k["name"] in ATTENTION_PARTS:
+        lo, hi = k.get("kv_heads", [0, 1])
+        heads = max(1, hi - lo)
+        requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
+        if pm.kv_placement == "request":      # a request's KV heads (on each device) all in one channel
+            split = min(pm.devices, heads)
+            loads = pm.loads(requests * split, -(-heads // split), channels)
+        else:
+            loads = pm.loads(shape.get("instances", requests * heads), channels=channels)
+        if pm.mode != "gemv":
+            if k["name"] != "attention_score":
+                return "fused"
+            return "layer", loads, (shape["N"], shape["K"], reuse)
+        if k["name"] == "attention_score":
+            return "score", loads, (shape["N"], shape["K"], reuse)
+        if k["name"] == "attention_context":
+            return "context", loads, (shape["K"], shape["N"], reuse)
+        return None                           # softmax on a GEMV design: modelled
+    if k["op"] in FC_OPS and "N" in shape:
+        return "fc", pm.loads(shape["N"]), (shape["N"], shape["K"], max(1, shape.get("M", 1)))
+    return None
+
+
 def pim_timing(pm, k, symmetry, channels=None):
     """KernelTiming of a PIM kernel with a lowering, or None (then it is modelled). `channels`:
     how many of the memory's channels its KV cache (or its work) spreads over (default: all).
@@ -186,25 +232,10 @@ def pim_timing(pm, k, symmetry, channels=None):
     buffer moves overlap the other's MACs (lower.attacc.attention_layer). The attention_score
     kernel carries that program's time and energy; its softmax and attention_context take no
     time of their own (source "fused")."""
-    shape = k.get("shape", {})
-    reuse = max(1, int(k.get("reuse") or shape.get("M", 1)))
-    if k["name"] in ATTENTION_PARTS:
-        lo, hi = k.get("kv_heads", [0, 1])
-        heads = max(1, hi - lo)
-        requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
-        if pm.kv_placement == "request":      # a request's KV heads all in one channel
-            loads = pm.loads(requests, heads, channels)
-        else:
-            loads = pm.loads(shape.get("instances", requests * heads), channels=channels)
-        if pm.mode != "gemv":
-            if k["name"] != "attention_score":
-                return KernelTiming(0.0, "fused", channels_total=channels or pm.channels, memory=pm.name)
-            return pm.run("layer", loads, (shape["N"], shape["K"], reuse), symmetry, channels)
-        if k["name"] == "attention_score":
-            return pm.run("score", loads, (shape["N"], shape["K"], reuse), symmetry, channels)
-        if k["name"] == "attention_context":
-            return pm.run("context", loads, (shape["K"], shape["N"], reuse), symmetry, channels)
-        return None                           # softmax on a GEMV design: modelled
-    if k["op"] in FC_OPS and "N" in shape:
-        return pm.run("fc", pm.loads(shape["N"]), (shape["N"], shape["K"], max(1, shape.get("M", 1))), symmetry)
-    return None
+    work = pim_work(pm, k, channels)
+    if work is None:
+        return None
+    if work == "fused":
+        return KernelTiming(0.0, "fused", channels_total=channels or pm.channels, memory=pm.name)
+    kind, loads, shape = work
+    return pm.run(kind, loads, shape, symmetry, None if kind == "fc" else channels)

@@ -34,6 +34,7 @@ from ..replay import ReplayResult
 from ..stats import StatsWriter, schema
 from ..trace.kernels import kernel_at, parse_grow, read_kernel_trace
 from ..trace.source import trace_source
+from .interference import Interference, InterferenceOptions
 from .links import link_timing
 from .pim import PimMemory, pim_timing
 from .schedule import Resources, StepScheduler
@@ -47,15 +48,20 @@ class KernelReplayError(PimdramError):
 
 
 def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True, command_log=False,
-                   overwrite=False, progress=None):
+                   overwrite=False, progress=None, interference=None):
     """Replay kernel trace `trace` on its header's system (or `system`) and write the statistics
     to `output`. Returns a ReplayResult whose summary also holds tokens_per_s and the energy.
 
     command_log: keep the commands of the first PIM memory's kernels (of its simulated channels,
-    each kernel from its start cycle) in table command_log, for `pimdram check`."""
+    each kernel from its start cycle) in table command_log, for `pimdram check`.
+
+    interference: InterferenceOptions; when enabled, xPU kernels that overlap PIM kernels in a
+    shared memory are simulated with them at command level (system.interference) and devices
+    sharing a blocked-mode memory no longer take turns by rule (the engine's blocked mode decides)."""
     try:
         return _replay_kernels(trace, output, system=system, overrides=overrides, symmetry=symmetry,
-                               command_log=command_log, overwrite=overwrite, progress=progress)
+                               command_log=command_log, overwrite=overwrite, progress=progress,
+                               interference=interference)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError, ZeroDivisionError,
             OverflowError) as exc:
         # a trace the validator let through but the model cannot use (hand-edited numbers,
@@ -67,7 +73,8 @@ def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True,
 
 
 def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True, command_log=False,
-                    overwrite=False, progress=None):
+                    overwrite=False, progress=None, interference=None):
+    interference = interference or InterferenceOptions()
     started = time.perf_counter()
     source = trace_source(trace)
     trace = Path(source.name)
@@ -85,13 +92,14 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
     for dev in sys_spec.devices.values():
         pool = sys_spec.memories[dev.memory]
         if dev.kind == "pim" and dev.memory not in pim_mems:
-            pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems)
+            pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems, dev.count)
     # the clock that cycles are counted in: the first PIM memory's, else the first memory's standard
     ref = next(iter(pim_mems.values())).spec if pim_mems else next(iter(sys_spec.memories.values())).spec
     model = header.get("model", {})
     group_size = max(1, int(model.get("heads", 1)) // max(1, int(model.get("kv_heads", 1) or 1)))
 
-    held = Resources(sys_spec, kt.kernels, header["placement"]["regions"])
+    regions = header["placement"]["regions"]
+    held = Resources(sys_spec, kt.kernels, regions, turns=not interference.enabled)
     timer = _Timer(sys_spec, pim_mems, symmetry, group_size, held)
     holds = [held.of(k) for k in kt.kernels]
     scheduler = StepScheduler(holds)
@@ -99,6 +107,7 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
     first = {k["id"]: i for i, k in enumerate(kt.kernels)}
     templates = {t: (kernels, scheduler.plan(kernels, [holds[first[k["id"]]] for k in kernels]), acc.plan(kernels))
                  for t, kernels, _ in kt.templates()}
+    intf = Interference(sys_spec, pim_mems, held, regions, interference) if interference.enabled else None
     runs = kt.step_runs()
     total = sum(count for _, _, count in runs)
     done = 0
@@ -124,6 +133,9 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
                            for x in timings]).reshape(n, len(ENERGY_KINDS))
         fixed_timings = [timings[i] for i in fixed]
         logging = acc.logged is not None        # then every step's PIM commands are logged at its start
+        kinds = intf.kinds(kernels) if intf is not None else None
+        shared = kinds is not None and any(kinds)
+        sigs = [timer.signature(k) for k in kernels] if shared else None
         if not logging:
             acc.add_timings(rows, fixed, fixed_timings, times=count)
         for offset in range(count):
@@ -134,7 +146,17 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
                 lags[members] = x.latency_ns
                 energy[members] = [x.energy[e] for e in ENERGY_KINDS]
                 grown.extend([x] * len(members))
-            starts, ends = scheduler.run(plan, durations, lags)
+            if shared:
+                saved = scheduler.state()
+                starts, ends = scheduler.run(plan, durations, lags)
+                lost, conflicts, blocked = intf.losses(kernels, kinds, sigs, starts, ends)
+                if lost.any():
+                    # second pass: each kernel takes what it lost to the other device's traffic
+                    scheduler.restore(saved)
+                    starts, ends = scheduler.run(plan, durations + lost, lags)
+                acc.add_interference(rows, lost, conflicts, blocked)
+            else:
+                starts, ends = scheduler.run(plan, durations, lags)
             acc.add_step(rows, offset, energy, starts, ends)
             acc.add_timings(rows, grown_rows, grown, starts=starts)
             if logging:
@@ -146,6 +168,8 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
     tables, summary = acc.tables(time.perf_counter() - started, symmetry, ref.command_names,
                                  overcommitted=bool(warnings))
     config = {"system": sys_spec.to_dict(), "symmetry": bool(symmetry)}
+    if interference.enabled:
+        config["interference"] = dataclasses.asdict(interference)
     if pim_mems or command_log:
         config["memory"] = ref.to_dict()      # the memory of command-names / command_log (pimdram check)
     attrs = {

@@ -15,9 +15,10 @@ class Resources:
     ranges cut the memory into, so attention split by KV heads (AttAcc's head groups) runs on
     disjoint partitions at once. A GPU or NPU working in a memory whose PIM design runs in
     blocked mode (IANUS: a PIM macro blocks the NPU's DMA) also holds every partition of that
-    memory: the two take turns."""
+    memory: the two take turns (`turns=False`: they do not; system.interference simulates them
+    together at command level, where the engine's blocked mode makes normal traffic wait)."""
 
-    def __init__(self, system, kernels, regions):
+    def __init__(self, system, kernels, regions, turns=True):
         self.system, self.regions = system, regions
         cuts = {name: {0, m.channels} for name, m in system.memories.items() if m.pim}
         for k in kernels:
@@ -25,7 +26,8 @@ class Resources:
             if dev is not None and dev.kind == "pim" and dev.memory in cuts:
                 cuts[dev.memory].update(self.channels(k))
         self.parts = {m: list(zip(sorted(c), sorted(c)[1:])) for m, c in cuts.items()}
-        self.blocked = {name for name, m in system.memories.items() if m.pim and m.spec.pim.mode == "blocked"}
+        self.blocked = {name for name, m in system.memories.items()
+                        if turns and m.pim and m.spec.pim.mode == "blocked"}
 
     def channels(self, k):
         """[lo, hi) of the channels a kernel on a PIM device works in: its KV cache's; for an
@@ -141,6 +143,14 @@ class StepScheduler:
         waiting = [i for i, p in enumerate(prev) if len(p)]
         return {"res_ptr": res_ptr, "res_idx": res_idx, "users_ptr": ptr,
                 "users_idx": idx, "n_deps": n_deps, "prev": [(i, prev[i]) for i in waiting], "n": n}
+
+    def state(self):
+        """What carries over from one step to the next (restore() puts it back)."""
+        return self.free.copy(), self.previous_ends
+
+    def restore(self, state):
+        free, self.previous_ends = state
+        self.free[:] = free
 
     def run(self, plan, durations, lags=None):
         """Schedule one step of `plan`'s template (each kernel holding its resources for its

@@ -27,6 +27,9 @@ class Accumulator:
         self.commands = np.zeros(n, dtype=np.int64)
         self.sources = [None] * n
         self.channels = np.zeros((n, 2), dtype=np.int64)
+        self.interference = np.zeros(n)             # ns lost to the other device's traffic
+        self.conflicts = np.zeros(n)                 # row-buffer conflicts the other device caused
+        self.blocked = np.zeros(n)                   # cycles blocked-mode PIM held its traffic
         self.steps = {}              # step -> [phase, kernels, start, end, energy]
         self.layers = {}             # layer -> [kernels, start, end, energy]
         self.devices = {}            # device -> energy by kind
@@ -34,6 +37,12 @@ class Accumulator:
         self.logged = logged
         self.log_parts = []          # (start ns, log) of the logged memory's kernels
         self.makespan = 0.0
+        self.busy_union = {}         # device -> ns it ran at least one kernel
+        self.busy_frontier = {}      # device -> time up to which its busy time is counted
+        self.overlap = 0.0           # ns with two or more devices (not links) busy at once
+        self.overlap_frontier = 0.0
+        links = set(kt.header.get("system", {}).get("links") or ())
+        self.is_link = lambda name: name in links
         self.source_counts = dict.fromkeys(_SOURCES, 0)
         self.runs = {first: (phase, tokens) for first, phase, tokens in _run_tokens(kt)}
 
@@ -100,6 +109,40 @@ class Accumulator:
             st[3] = max(st[3], float(ends[sel].max()))
             st[4] += math.fsum(totals[sel])
         self.makespan = max(self.makespan, float(ends.max()))
+        self._add_busy(plan, starts, ends)
+
+    def _add_busy(self, plan, starts, ends):
+        """Each device's busy time (the union of its kernels' intervals) and the time two or more
+        devices are busy at once, counted from where the previous steps' left off."""
+        merged = []
+        for j, name in enumerate(plan["dev_keys"]):
+            sel = plan["dev_idx"] == j
+            lo, hi = _union(starts[sel], ends[sel])
+            frontier = self.busy_frontier.get(name, 0.0)
+            self.busy_union[name] = self.busy_union.get(name, 0.0) + float(
+                np.clip(hi - np.maximum(lo, frontier), 0.0, None).sum())
+            if len(hi):
+                self.busy_frontier[name] = max(frontier, float(hi[-1]))
+            if not self.is_link(name):
+                merged.append((lo, hi))
+        if len(merged) < 2:
+            return
+        times = np.concatenate([x for lo, hi in merged for x in (lo, hi)])
+        delta = np.concatenate([np.full(len(lo), 1) if k == 0 else np.full(len(hi), -1)
+                                for lo, hi in merged for k in (0, 1)])
+        order = np.lexsort((delta, times))          # at equal times, ends before starts
+        times, count = times[order], np.cumsum(delta[order])
+        both = count[:-1] >= 2
+        a = np.maximum(times[:-1][both], self.overlap_frontier)
+        self.overlap += float(np.clip(times[1:][both] - a, 0.0, None).sum())
+        self.overlap_frontier = max(self.overlap_frontier, float(times[-1]))
+
+    def add_interference(self, plan, lost, conflicts, blocked):
+        """One step's interference losses (ns), conflicts and blocked cycles per kernel."""
+        rows = plan["rows"]
+        self.interference[rows] += lost
+        self.conflicts[rows] += conflicts
+        self.blocked[rows] += blocked
 
     def add_timings(self, plan, positions, timings, times=1, starts=None):
         """What the kernels at `positions` of a template got (KernelTiming each), for `times`
@@ -144,6 +187,9 @@ class Accumulator:
             **{f"energy_{kind}_j": self.energy[:, i] for i, kind in enumerate(ENERGY_KINDS)},
             "source": np.asarray([s or "model" for s in self.sources]),
             "channels_simulated": self.channels[:, 0], "channels_total": self.channels[:, 1],
+            "interference_ns": self.interference, "interference_cycles": cyc(self.interference),
+            "interference_conflicts": np.rint(self.conflicts).astype(np.int64),
+            "blocked_cycles": np.rint(self.blocked).astype(np.int64),
         }
         if not len(kt.kernels):
             k_cols = {c: np.zeros(0, dtype=v.dtype) for c, v in k_cols.items()}
@@ -167,6 +213,8 @@ class Accumulator:
             "energy_j": energy,
             "energy_per_token_j": energy / tokens if tokens else math.nan,
             "overcommitted": bool(overcommitted),
+            "overlap_ns": self.overlap,
+            "interference_ns": float(self.interference.sum()),
         }
         total_bytes = int(np.sum(k_cols["bytes"] * self.instances))
         reads = sum(k["bytes_read"] * int(n) for k, n in zip(kt.kernels, self.instances))
@@ -251,6 +299,7 @@ class Accumulator:
             for i, kind in enumerate(ENERGY_KINDS):
                 cols[f"{kind}_j"].append(float(acc[i]))
             cols["total_j"].append(math.fsum(acc))
+            cols["busy_ns"].append(self.busy_union.get(name, 0.0))
         return standard_table(schema.DEVICE_ENERGY, {c: np.asarray(v, dtype=d) for c, d, _ in
                                                      schema.standard_columns(schema.DEVICE_ENERGY)
                                                      for v in [cols[c]]})
@@ -293,6 +342,19 @@ class Accumulator:
             part = dict(log)
             part["cycle"] = np.asarray(part["cycle"]) + self.to_cycles(start)
             table.append(part)
+
+
+def _union(starts, ends):
+    """The union of intervals [starts, ends) as sorted disjoint (lo, hi) arrays."""
+    if not len(starts):
+        return np.zeros(0), np.zeros(0)
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], np.maximum.accumulate(ends[order])
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = s[1:] > e[:-1]
+    first = np.flatnonzero(new)
+    last = np.append(first[1:] - 1, len(s) - 1)
+    return s[first], e[last]
 
 
 def _run_tokens(kt):

@@ -9,8 +9,10 @@ traffic model. docs/systems.md spells out every formula.
 
 Peak and bandwidth are the device group's (a tensor-parallel group of N devices does 1/N of the
 work on each). Occupancy: attention kernels (score, softmax, context) run one thread block per
-request and query head, so a device of `cores` SMs with u blocks of them is busy u / (ceil(u /
-cores) x cores) of its SMs; other kernels fill the device.
+request, query head and tile of 128 new tokens (one tile in decode), so a device of `cores` SMs
+with u blocks of them is busy u / (ceil(u / cores) x cores) of its SMs; other kernels fill the
+device. A device with `split_kv_tokens` (Flash-Decoding) also splits a decode step's cached
+tokens into chunks of that many, a block each.
 """
 import math
 
@@ -18,6 +20,8 @@ from .timing import KernelTiming, energy, joules
 
 PRODUCT_OPS = ("gemm", "gemv", "attention_score", "attention_context")
 ATTENTION_OPS = ("attention_score", "softmax", "attention_context")
+#: query rows per thread block of a tiled attention (FlashAttention-2, Dao 2023: blocks of 128 rows)
+QUERY_TILE_ROWS = 128
 
 
 def xpu_timing(kernel, device, group_size=1):
@@ -42,7 +46,13 @@ def occupancy(kernel, device, group_size=1):
         return 1.0
     lo, hi = kernel.get("kv_heads", [0, 1])
     requests = len(kernel.get("requests", ())) or 1
-    blocks = requests * max(1, hi - lo) * group_size
+    # new tokens per request: a prefill's attention also runs a block per tile of query rows
+    new_tokens = max(1, (kernel.get("reuse") or group_size) // group_size)
+    blocks = requests * max(1, hi - lo) * group_size * math.ceil(new_tokens / QUERY_TILE_ROWS)
+    if device.split_kv_tokens and new_tokens < QUERY_TILE_ROWS:
+        # Flash-Decoding: each instance's cached tokens in chunks, a block each
+        tlo, thi = kernel.get("tokens", [0, 1])
+        blocks *= math.ceil(max(1, thi - tlo) / device.split_kv_tokens)
     per_device = math.ceil(blocks / device.count)
     waves = math.ceil(per_device / device.cores)
     return per_device / (waves * device.cores)
@@ -64,24 +74,29 @@ def onchip_bytes(kernel, tiles):
     A matrix product y[M x N] = x[M x K] . W[K x N] (per instance) blocked in tiles of tm x tn
     outputs reads x once per column of tiles and W once per row of tiles: x ceil(N/tn) + W
     ceil(M/tm) + y. L2 serves the thread-block tiles, L1 the register tiles; registers see three
-    operands per multiply-accumulate. Every other kernel moves its bytes once at each level."""
+    operands per multiply-accumulate. Every other kernel moves its bytes once at each level.
+    On-chip operands (a tiled attention's scores) pass through L1 and registers, not L2."""
     moved = kernel["bytes_read"] + kernel["bytes_written"]
+    kept = sum(o["bytes"] for o in kernel["operands"] if o.get("on_chip"))
     shape = kernel.get("shape", {})
     if kernel["op"] not in PRODUCT_OPS or "M" not in shape:
-        return moved, moved, moved
+        return moved, moved + kept, moved + kept
     reads = [o for o in kernel["operands"] if o["access"] == "read"]
     if len(reads) < 2:
-        return moved, moved, moved
+        return moved, moved + kept, moved + kept
     x, w = reads[0]["bytes"], sum(o["bytes"] for o in reads[1:])
-    y = kernel["bytes_written"]
+    y = sum(o["bytes"] for o in kernel["operands"] if o["access"] == "write")
+    x_l2 = 0 if reads[0].get("on_chip") else x
+    y_l2 = kernel["bytes_written"]
     M, N, K = shape["M"], shape["N"], shape["K"]
 
-    def traffic(tile):
+    def traffic(tile, x, y, everything):
         if tile is None:
-            return moved
+            return everything
         tm, tn = tile
         return x * math.ceil(N / tn) + w * math.ceil(M / tm) + y
 
     instances = shape.get("instances", 1)
     element = x / (M * K * instances) if M * K * instances else 0
-    return traffic(tiles.get("thread_block")), traffic(tiles.get("register")), 3 * M * N * K * instances * element
+    return (traffic(tiles.get("thread_block"), x_l2, y_l2, moved),
+            traffic(tiles.get("register"), x, y, moved + kept), 3 * M * N * K * instances * element)

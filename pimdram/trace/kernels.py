@@ -10,7 +10,7 @@ from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionToo
 from .source import trace_source
 
 FORMAT_NAME = "pimdram.kernel-trace"
-FORMAT_VERSION = (1, 2)
+FORMAT_VERSION = (1, 3)
 
 OPS = ("embedding", "norm", "gemm", "gemv", "elementwise", "attention_score", "softmax", "attention_context",
        "communication")
@@ -418,6 +418,10 @@ def _validate_kernel(k, index, devices, regions, where):
             raise err(f"operand {o['name']}: bytes must be a non-negative integer")
         if "region" in o and o["region"] not in regions:
             raise err(f"operand {o['name']}: region {o['region']!r} is not in the header's placement")
+        if "on_chip" in o and (o["on_chip"] is not True or "region" in o):
+            raise err(f"operand {o['name']}: on_chip must be true and the operand have no region")
+        if o.get("on_chip"):
+            continue
         if o["access"] == "read":
             read += o["bytes"]
         else:
