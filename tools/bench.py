@@ -47,15 +47,22 @@ print(json.dumps(s))
 """
 
 
+def fresh_run(code, *args, what, env=None, cwd=None):
+    """Run the snippet `code` with `args` in a fresh interpreter; the JSON of its last output line.
+    `what` names the run in the error if it fails."""
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_once(trace, memory, workdir, tree=None):
     """One replay in a fresh process; `tree` runs another checkout's pimdram (built in place)."""
     out = Path(workdir) / "bench.h5"
     env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
-    proc = subprocess.run([sys.executable, "-c", RUN_ONE, str(trace), memory, str(out)],
-                          capture_output=True, text=True, env=env, cwd=workdir if tree else None)
-    if proc.returncode != 0:
-        raise SystemExit(f"replay of {trace} on {memory} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return fresh_run(RUN_ONE, trace, memory, out, what=f"replay of {trace} on {memory}", env=env,
+                     cwd=workdir if tree else None)
 
 
 def measure(trace, memory, repeat, workdir, against=None):
@@ -177,11 +184,7 @@ print(json.dumps({k: timed[k] / counts[k] * 1e6 for k in timed}))
 
 
 def api_once(path, memory, mode, batch):
-    proc = subprocess.run([sys.executable, "-c", API_RUN, str(path), memory, mode, str(batch)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"API run {mode} of {path} on {memory} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return fresh_run(API_RUN, path, memory, mode, batch, what=f"API run {mode} of {path} on {memory}")
 
 
 def api(args, traces, workdir):
@@ -212,10 +215,7 @@ def api(args, traces, workdir):
                   f"one at a time {row['single']['requests_per_s'] / 1e6:5.2f} M/s", flush=True)
     calls = []
     for _ in range(args.repeat):
-        proc = subprocess.run([sys.executable, "-c", CALL_RUN], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"per-call run failed:\n{proc.stderr}")
-        calls.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        calls.append(fresh_run(CALL_RUN, what="per-call run"))
     per_call = {k: statistics.median(c[k] for c in calls) for k in calls[0]}
     print()
     print(f"| memory | trace | replay requests/s | MemorySystem, batches of {args.batch} | share of replay | "
@@ -322,10 +322,7 @@ def interference(args):
     runs = {case: [] for case in INTERFERENCE_CASES}
     for r in range(args.repeat):
         for case in (INTERFERENCE_CASES if r % 2 == 0 else INTERFERENCE_CASES[::-1]):
-            proc = subprocess.run([sys.executable, "-c", INTERFERENCE_RUN, *case], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(f"decode step {case} failed:\n{proc.stderr}")
-            runs[case].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            runs[case].append(fresh_run(INTERFERENCE_RUN, *case, what=f"decode step {case}"))
             x = runs[case][-1]
             print(f"{case[0]:14s} interference {case[1]:3s}: {x['seconds'] * 1e3:8.2f} ms simulated, "
                   f"{x['interference_ns'] * 1e-6:6.2f} ms lost; wall gen {x['gen']:.2f} s + replay {x['replay']:.2f} s",
@@ -375,10 +372,7 @@ def generation(args):
     gen, then replay, in one fresh process per run (target: under 60 s and 2 GB)."""
     runs = []
     for _ in range(args.repeat):
-        proc = subprocess.run([sys.executable, "-c", GENERATION_RUN], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"generation failed:\n{proc.stderr}")
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        runs.append(fresh_run(GENERATION_RUN, what="generation"))
     r = runs[0]
     gen = statistics.median(x["gen"] for x in runs)
     rep = statistics.median(x["replay"] for x in runs)
@@ -397,10 +391,7 @@ def pim_step(args):
     then replay (fresh process each run)."""
     runs = []
     for _ in range(args.repeat):
-        proc = subprocess.run([sys.executable, "-c", STEP_RUN], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"decode step failed:\n{proc.stderr}")
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        runs.append(fresh_run(STEP_RUN, what="decode step"))
     r = runs[0]
     gen = statistics.median(x["gen"] for x in runs)
     rep = statistics.median(x["replay"] for x in runs)
@@ -418,10 +409,7 @@ def pim(args):
     for case in PIM_CASES:
         runs = []
         for _ in range(args.repeat):
-            proc = subprocess.run([sys.executable, "-c", PIM_RUN, *map(str, case)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(f"PIM run {case} failed:\n{proc.stderr}")
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            runs.append(fresh_run(PIM_RUN, *case, what=f"PIM run {case}"))
         walls = [r["wall"] for r in runs]
         row = {"design": case[0], "heads": case[1], "context": case[2], "head_dim": case[3], "reuse": case[4],
                "cycles": runs[0]["cycles"], "simulated_us": runs[0]["seconds"] * 1e6,
@@ -459,10 +447,7 @@ def validate(args):
     for form in ("full", "quick"):
         runs = []
         for _ in range(args.repeat):
-            proc = subprocess.run([sys.executable, "-c", VALIDATE_RUN, form], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(f"validate ({form}) failed:\n{proc.stderr}")
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            runs.append(fresh_run(VALIDATE_RUN, form, what=f"validate ({form})"))
         if any(r["rows"] != runs[0]["rows"] for r in runs):
             raise SystemExit(f"validate ({form}): the runs' figures differ (not deterministic)")
         walls = [r["wall"] for r in runs]
@@ -514,11 +499,7 @@ def sweep_speed(args):
         sweep.write_text(yaml.safe_dump(SWEEP_POINTS, sort_keys=False))
         for r in range(args.repeat):
             for jobs in ((1, 2) if r % 2 == 0 else (2, 1)):
-                proc = subprocess.run([sys.executable, "-c", SWEEP_RUN, str(sweep), str(Path(workdir) / "r.csv"),
-                                       str(jobs)], capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise SystemExit(f"sweep on {jobs} workers failed:\n{proc.stderr}")
-                out = json.loads(proc.stdout.strip().splitlines()[-1])
+                out = fresh_run(SWEEP_RUN, sweep, Path(workdir) / "r.csv", jobs, what=f"sweep on {jobs} workers")
                 if out["ok"] != out["points"]:
                     raise SystemExit(f"sweep on {jobs} workers: only {out['ok']} of {out['points']} points ran")
                 runs[jobs].append(out["points"] / out["seconds"])

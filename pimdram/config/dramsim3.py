@@ -99,28 +99,23 @@ class _Reader:
         value = self.values.get((section, key.lower()))
         return None if value is None else value.split("\n")[0]
 
-    def get(self, section, key, default):
+    def _parsed(self, section, key, default, parse):
+        """The key's value through `parse` (None: unparsable, as absent), else `default`, recorded."""
         value = self._raw(section, key)
-        if value is None:
-            self.defaults[key] = default
-            return default
-        return value
-
-    def integer(self, section, key, default):
-        value = self._raw(section, key)
-        n = None if value is None else _strtol(value)
-        if n is None:
-            self.defaults[key] = default
-            return default
-        return n
-
-    def real(self, section, key, default):
-        value = self._raw(section, key)
-        x = None if value is None else _strtod(value)
+        x = None if value is None else parse(value)
         if x is None:
             self.defaults[key] = default
             return default
         return x
+
+    def get(self, section, key, default):
+        return self._parsed(section, key, default, str)
+
+    def integer(self, section, key, default):
+        return self._parsed(section, key, default, _strtol)
+
+    def real(self, section, key, default):
+        return self._parsed(section, key, default, _strtod)
 
     def boolean(self, section, key, default):
         value = self._raw(section, key)

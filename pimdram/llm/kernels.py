@@ -190,11 +190,12 @@ class StepBuilder:
         self.ffn_split = ffn_split
 
     # --- operand helpers -------------------------------------------------------------------
-    def _operand(self, role, dtype, name, access, shape, tensor, mode="write"):
-        return Operand(name, role, access, dtype, tuple(shape), dtype_bytes(dtype, math.prod(shape)), tensor, mode)
+    def _operand(self, role, dtype, name, access, shape, tensor, mode="write", on_chip=False):
+        return Operand(name, role, access, dtype, tuple(shape), dtype_bytes(dtype, math.prod(shape)), tensor, mode,
+                       on_chip=on_chip)
 
-    def _act(self, name, access, shape, tensor, mode="write"):
-        return self._operand("activation", self.w.activation_dtype, name, access, shape, tensor, mode)
+    def _act(self, name, access, shape, tensor, mode="write", on_chip=False):
+        return self._operand("activation", self.w.activation_dtype, name, access, shape, tensor, mode, on_chip)
 
     def _weight(self, name, shape, tensor):
         return self._operand("weight", self.w.weight_dtype, name, "read", shape, tensor)
@@ -352,30 +353,26 @@ class StepBuilder:
                 # a prefill's attention runs in tiles (FlashAttention): its scores and
                 # probabilities stay on chip, one tile at a time
                 tiled = common["phase"] == "prefill"
-
-                def scores(name, access, tensor):
-                    o = self._act(name, access, (R, kvh * g, n, Ntok), tensor)
-                    o.on_chip = tiled
-                    return o
+                sshape = (R, kvh * g, n, Ntok)
                 out.append(Kernel(
                     "attention_score", "attention_score", layer,
                     shape={"M": M, "N": Ntok, "K": d, "instances": inst}, flops=2 * M * Ntok * d * inst,
                     form="gemv" if M == 1 else "gemm",
                     operands=[self._act("q", "read", (R, kvh * g, n, d), qkv),
                               self._kv("k_cache", "read", (R, kvh, Ntok, d), kv_tensor),
-                              scores("scores", "write", sc)],
+                              self._act("scores", "write", sshape, sc, on_chip=tiled)],
                     **tag, **gcommon))
                 out.append(self._elementwise(
                     "softmax", "softmax", layer, inst * M * Ntok, SOFTMAX_FLOPS,
-                    [scores("scores", "read", sc)],
-                    [scores("probs", "write", sc + ".probs")], **tag, **gcommon))
+                    [self._act("scores", "read", sshape, sc, on_chip=tiled)],
+                    [self._act("probs", "write", sshape, sc + ".probs", on_chip=tiled)], **tag, **gcommon))
                 pc = f"{ctx}.p{i}" if token_splits else ctx
                 ctx_parts[i] = kvh
                 out.append(Kernel(
                     "attention_context", "attention_context", layer,
                     shape={"M": M, "N": d, "K": Ntok, "instances": inst}, flops=2 * M * d * Ntok * inst,
                     form="gemv" if M == 1 else "gemm",
-                    operands=[scores("probs", "read", sc + ".probs"),
+                    operands=[self._act("probs", "read", sshape, sc + ".probs", on_chip=tiled),
                               self._kv("v_cache", "read", (R, kvh, Ntok, d), kv_tensor),
                               self._act("context", "write", (R, n, kvh * g * d), pc, mode="partial")],
                     **tag, **gcommon))

@@ -193,7 +193,8 @@ def _kernel_run_section(sf, out):
 def _device_energy_section(sf, out):
     """Kernel replays (1.2): energy by device and by kind."""
     have = set(sf.columns(schema.DEVICE_ENERGY))
-    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY) if c in have or c != "busy_ns"]
+    since_1_3 = {"busy_ns"}                 # absent from 1.2 files
+    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY) if c in have or c not in since_1_3]
     table = _columns(sf, schema.DEVICE_ENERGY, names)
     rows = [{c: _plain(table[c][i]) for c in names} for i in range(len(table["device"]))]
     out["device_energy"] = rows

@@ -27,8 +27,7 @@ def link_timing(kernel, link, system):
         n = shape.get("devices") or system.devices[link.between[0]].count
         # the link is busy while the ring's chunks go out; each step's latency is spent waiting on
         # the neighbour, while the link carries other traffic (another sub-batch's collective)
-        latency = RING_STEPS[collective](n) * link.latency_us * 1e3 if n > 1 else 0.0
-        duration = collective_ns(collective, nbytes, n, link) - latency
+        duration, latency = ring_ns(collective, nbytes, n, link)
         crossed = RING_STEPS[collective](n) * nbytes
     else:
         # a transfer holds the link while its bytes go out; they arrive a latency later, while
@@ -46,8 +45,15 @@ def transfer_ns(nbytes, link, lanes=1):
     return link.latency_us * 1e3 + nbytes / (lanes * link.bandwidth_gbs)
 
 
+def ring_ns(collective, nbytes, devices, link):
+    """(ns the link carries chunks, ns of step latencies) of a ring collective of a `nbytes`
+    tensor over `devices` devices on `link`."""
+    if devices <= 1:
+        return 0.0, 0.0
+    steps = RING_STEPS[collective](devices)
+    return steps * nbytes / (devices * link.bandwidth_gbs), steps * link.latency_us * 1e3
+
+
 def collective_ns(collective, nbytes, devices, link):
     """Nanoseconds of a ring collective of a `nbytes` tensor over `devices` devices on `link`."""
-    if devices <= 1:
-        return 0.0
-    return RING_STEPS[collective](devices) * (link.latency_us * 1e3 + nbytes / (devices * link.bandwidth_gbs))
+    return sum(ring_ns(collective, nbytes, devices, link))

@@ -65,6 +65,7 @@ class Accumulator:
             "layer_keys": [int(x) for x in layer_keys], "layer_idx": layer_idx,
             "layer_count": np.bincount(layer_idx, minlength=len(layer_keys)),
             "dev_keys": dev_keys, "dev_idx": np.asarray([dev_keys.index(d) for d in devices], dtype=np.int64),
+            "dev_rows": [np.flatnonzero(np.asarray(devices) == d) for d in dev_keys],
             "phase": [k["phase"] for k in kernels],
         }
 
@@ -115,8 +116,7 @@ class Accumulator:
         """Each device's busy time (the union of its kernels' intervals) and the time two or more
         devices are busy at once, counted from where the previous steps' left off."""
         merged = []
-        for j, name in enumerate(plan["dev_keys"]):
-            sel = plan["dev_idx"] == j
+        for name, sel in zip(plan["dev_keys"], plan["dev_rows"]):
             lo, hi = _union(starts[sel], ends[sel])
             frontier = self.busy_frontier.get(name, 0.0)
             self.busy_union[name] = self.busy_union.get(name, 0.0) + float(
