@@ -9,7 +9,7 @@ from .claims import CLAIMS, Claim, ValidateError
 
 #: a run's summary figure each metric reads
 _FIGURE = {"throughput": "tokens_per_s", "decode_throughput": "decode_tokens_per_s",
-           "energy_efficiency": "energy_per_token_j"}
+           "energy_efficiency": "energy_per_token_j", "stream_throughput": "stream_tokens_per_s"}
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,9 @@ class Runner:
         path.unlink()
         path.with_suffix(".h5").unlink()
         return {"tokens_per_s": s["tokens_per_s"], "decode_tokens_per_s": s["decode_tokens_per_s"],
-                "energy_per_token_j": s["energy_per_token_j"], "overcommitted": bool(warnings)}
+                "energy_per_token_j": s["energy_per_token_j"], "overcommitted": bool(warnings),
+                "prefill_seconds": s["prefill_seconds"], "simulated_seconds": s["simulated_seconds"],
+                "energy_j": s["energy_j"]}
 
     def claim_row(self, claim, quick, variant=None):
         """One row: the claim, the paper's figure, pimdram's, their ratio, and every point."""
@@ -122,9 +124,11 @@ class Runner:
         for p in (claim.quick_points() if quick else claim.points):
             sys_run, base_run = point_runs(claim, p)
             a, b = self.summary(sys_run), self.summary(base_run)
+            if claim.metric == "stream_throughput":
+                a, b = stream_summary(sys_run, a, p.stream), stream_summary(base_run, b, p.stream)
             points.append({
                 "model": p.model, "batch": p.batch, "prompt": p.prompt, "output": p.output, "phase": p.phase,
-                "context": p.context, "speculation": p.speculation, "layers": p.layers,
+                "context": p.context, "speculation": p.speculation, "layers": p.layers, "stream": p.stream,
                 "system_value": a[figure], "baseline_value": b[figure], "unit": _UNITS[figure],
                 "ratio": point_ratio(claim.metric, a[figure], b[figure]),
                 "overcommitted": [r.system for r, s in ((sys_run, a), (base_run, b)) if s["overcommitted"]],
@@ -141,7 +145,25 @@ class Runner:
         return row
 
 
-_UNITS = {"tokens_per_s": "tokens/s", "decode_tokens_per_s": "tokens/s", "energy_per_token_j": "J/token"}
+_UNITS = {"tokens_per_s": "tokens/s", "decode_tokens_per_s": "tokens/s", "energy_per_token_j": "J/token",
+          "stream_tokens_per_s": "tokens/s"}
+
+
+def stream_summary(run, summary, n):
+    """A run's summary with the tokens/s of `n` copies of its batch queued at time 0 and served as
+    the system's mapping allows: stage-pipelined where prefill and decode run on different devices
+    (at most as many requests in flight as the decode memory holds), else one after another."""
+    from ..config.system import load_system
+    from ..llm.models import load_model
+    from ..serve.pipeline import decode_residency, pipeline_schedule, stage_split, stream_figures, two_stages
+
+    system, model = load_system(run.system), load_model(run.model)
+    times = [stage_split(summary)] * n
+    resident = decode_residency(system, model, run.prompt, run.output)
+    if resident is not None:
+        resident = max(1, resident // run.batch)
+    schedule = pipeline_schedule([0.0] * n, times, pipelined=two_stages(system), max_resident=resident)
+    return dict(summary, stream_tokens_per_s=stream_figures([0.0] * n, [run.batch * run.output] * n, schedule))
 
 
 def point_runs(claim, point):
