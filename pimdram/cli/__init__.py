@@ -20,6 +20,7 @@ COMMANDS = {
     "sweep": "sweep",
     "plot": "plot",
     "validate": "validate",
+    "requests": "requests",
 }
 
 

@@ -1,6 +1,4 @@
 """Inference workloads: requests, phase, speculation length, data types, and the steps they run as."""
-import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +57,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Workload:
-    """What to run: requests (uniform or from a CSV), the phase, speculation length and dtypes.
+    """What to run: requests (uniform or from a request file), the phase, speculation length and dtypes.
 
     phase "prefill" runs the prompts; "decode" runs one decode step with `context` tokens already
     cached per request (default: the prompt length, i.e. the first decode step); "generate" runs
@@ -217,66 +215,12 @@ def _group(entries):
     return tuple(StepGroup(tuple(sorted(ids)), n, c) for (n, c), ids in sorted(groups.items()))
 
 
-MAX_CSV_LINE = 1 << 16
-
-
-def _bounded_lines(f, path):
-    """The lines of text file `f`, each at most MAX_CSV_LINE characters (a file without newlines,
-    such as /dev/zero, would otherwise be read whole)."""
-    number = 0
-    while True:
-        line = f.readline(MAX_CSV_LINE + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_CSV_LINE:
-            raise WorkloadError(f"{path}:{number}: line longer than {MAX_CSV_LINE} characters; expected a CSV of "
-                                "requests")
-        yield line
-
-
 def load_requests_csv(path):
-    """Requests from a CSV with a header naming `arrival`, `prompt_tokens` and `output_tokens`.
+    """Requests of a request file (docs/request-file-format.md: CSV or JSON Lines with `id`,
+    `arrival_s` (or `arrival`), `prompt_tokens`, `output_tokens`). Errors name the file and line."""
+    from ..serve.requests import read_requests
 
-    An `id` column is optional (default: row order). Errors name the file and line.
-    """
-    path = Path(path)
-    try:
-        f = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise WorkloadError(f"{path}: {exc.strerror}") from None
-    with f:
-        reader = csv.DictReader(_bounded_lines(f, path))
-        try:
-            need = ("arrival", "prompt_tokens", "output_tokens")
-            missing = [c for c in need if c not in (reader.fieldnames or [])]
-            if missing:
-                raise WorkloadError(f"{path}:1: missing column(s) {', '.join(missing)}; expected a header with "
-                                    f"{', '.join(need)}")
-            requests, seen = [], set()
-            for row in reader:
-                line = reader.line_num
-                if len(requests) >= MAX_REQUESTS:
-                    raise WorkloadError(f"{path}:{line}: more than {MAX_REQUESTS} requests; at most that many are "
-                                        "supported")
-                try:
-                    arrival = float(row["arrival"])
-                    prompt = int(row["prompt_tokens"])
-                    output = int(row["output_tokens"])
-                    rid = int(row["id"]) if row.get("id") not in (None, "") else len(requests)
-                except (TypeError, ValueError, OverflowError):
-                    raise WorkloadError(f"{path}:{line}: expected numbers in arrival, prompt_tokens, output_tokens") from None
-                if not math.isfinite(arrival):
-                    raise WorkloadError(f"{path}:{line}: arrival must be a finite number of seconds, got {arrival}")
-                if prompt <= 0 or output <= 0 or arrival < 0:
-                    raise WorkloadError(f"{path}:{line}: prompt_tokens and output_tokens must be positive and "
-                                        f"arrival non-negative")
-                if rid in seen:
-                    raise WorkloadError(f"{path}:{line}: duplicate request id {rid}")
-                seen.add(rid)
-                requests.append(Request(rid, prompt, output, arrival))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise WorkloadError(f"{path}:{max(reader.line_num, 1)}: not a CSV of requests ({exc})") from None
-    if not requests:
-        raise WorkloadError(f"{path}: no requests")
-    return tuple(requests)
+    served = read_requests(path)
+    if len(served) > MAX_REQUESTS:
+        raise WorkloadError(f"{path}: {len(served)} requests; at most {MAX_REQUESTS} are supported in one workload")
+    return tuple(Request(r.id, r.prompt_tokens, r.output_tokens, r.arrival_s) for r in served)
