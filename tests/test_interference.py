@@ -62,7 +62,7 @@ def _step(tmp_path, system, **options):
                                      "--prompt-tokens", "256", "--output-tokens", "1", "-o", str(trace)])
         assert r.exit_code == 0, r.output
     out = tmp_path / f"{system}-{'-'.join(f'{k}{v}' for k, v in sorted(options.items()))}.h5"
-    replay_kernels(trace, out, system=system, interference=InterferenceOptions(True, **options) if options else None)
+    replay_kernels(trace, out, system=system, interference=InterferenceOptions(**options), overwrite=True)
     with open_stats(out) as sf:
         run, kernels = sf.table("run"), sf.table("kernels")
         return (float(sf.table("summary")["simulated_seconds"][0]), float(run["interference_ns"][0]),
@@ -84,7 +84,8 @@ def test_sampled_windows_agree_with_whole_overlaps_on_short_overlaps(tmp_path):
 
 
 def test_blocked_mode_loses_more_than_dual_row_buffers_and_only_it_blocks(tmp_path):
-    base, _, _ = _step(tmp_path, "neupims")
+    base, _, _ = _step(tmp_path, "neupims", enabled=False)
+    assert _step(tmp_path, "neupims")[0] == _step(tmp_path, "neupims", full=True)[0]   # on by default, whole
     dual, dual_lost, dual_blocked = _step(tmp_path, "neupims", full=True)
     single, single_lost, single_blocked = _step(tmp_path, "neupims-naive", full=True)
     assert dual_blocked == 0 < single_blocked

@@ -25,9 +25,10 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a config value by dotted path, e.g. controller.read_queue=64 or timing.nCL=20 "
                    "(repeatable).")
-@click.option("--interference/--no-interference", default=False, show_default=True,
+@click.option("--interference/--no-interference", default=True, show_default=True,
               help="Kernel traces: simulate xPU kernels' memory traffic beside the PIM kernels they overlap in a "
-                   "shared memory, at command level (docs/replay.md, Interference).")
+                   "shared memory, at command level (docs/replay.md, Interference); --no-interference: devices "
+                   "that share a memory take turns by rule instead.")
 @click.option("--interference-full/--interference-sampled", "interference_full", default=True, show_default=True,
               help="Simulate every overlap of an xPU and a PIM kernel whole, or in sampled windows (faster; "
                    "under-counts long overlaps: docs/replay.md, Interference).")

@@ -31,7 +31,7 @@ from .pim import pim_work
 class InterferenceOptions:
     """How interference is simulated (pimdram replay --interference, --interference-full/
     --interference-sampled, --interference-window, --interference-windows)."""
-    enabled: bool = False
+    enabled: bool = True
     window_ns: float = 2000.0       # sampled: length of one window
     windows: int = 3                # sampled: windows per overlap (phases spread evenly over it)
     full: bool = True               # simulate every overlap whole (False: sampled windows)
