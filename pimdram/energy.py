@@ -77,6 +77,37 @@ def command_energies(spec):
     }
 
 
+def _refresh_command_energy(spec, command, e):
+    """J of one issue of refresh `command`: per bank, or one IDD5B refresh per power node it covers."""
+    bank = len(spec.levels) - 1
+    if command.scope == bank:
+        return e["refresh_per_bank"]
+    plevel = power_level(spec)
+    nodes = int(np.prod(spec.counts[command.scope + 1:plevel + 1], dtype=np.int64)) if command.scope < plevel else 1
+    return nodes * e["refresh"]
+
+
+def static_power_w(spec):
+    """Watts one channel draws with no access in flight, by the IDD model: precharge standby
+    (IDD2N x VDD) of each power node, and the refresh that keeps its data (the controller's
+    refresh command, once per node of its scope per refresh interval). NaN without currents.
+
+    A system charges it over the whole run, busy or idle (docs/energy.md, "Static power"); the
+    kernels' energies hold no background or refresh of their own, so nothing is counted twice."""
+    try:
+        e = command_energies(spec)
+    except ConfigError:
+        return float("nan")
+    seconds_per_cycle = spec.tck_ns * 1e-9
+    standby = power_nodes_per_channel(spec) * e["precharged_cycle"] / seconds_per_cycle
+    ref = spec.refresh
+    if ref is None:
+        return standby
+    command = spec.commands[ref.command]
+    issues = int(np.prod(spec.counts[1:ref.scope + 1], dtype=np.int64))      # refresh nodes per channel
+    return standby + issues * _refresh_command_energy(spec, command, e) / (ref.interval * seconds_per_cycle)
+
+
 def column_or_row_energy(spec, command, e=None):
     """J of one issue of an activate (per bank it opens), read or write kind command, by the IDD
     model (`command_energies`); 0 for other kinds. For PIM energies stated relative to them."""
@@ -130,8 +161,6 @@ def dram_energy(spec, counts, active_cycles, cycles):
         return {c: nan.copy() for c in COLUMNS}
 
     e = command_energies(spec)
-    bank = len(spec.levels) - 1
-    plevel = power_level(spec)
     zero = np.zeros(n_ch)
     activate, read, write, refresh = zero.copy(), zero.copy(), zero.copy(), zero.copy()
     for c in spec.commands:
@@ -144,12 +173,8 @@ def dram_energy(spec, counts, active_cycles, cycles):
         elif c.kind in ("write", "write_precharge"):
             write += k * e["write"]
         elif c.kind == "refresh":
-            if c.scope == bank:
-                refresh += k * e["refresh_per_bank"]
-            else:
-                # IDD5B is the current of one device refreshing all its banks: one per power node
-                nodes = int(np.prod(spec.counts[c.scope + 1:plevel + 1], dtype=np.int64)) if c.scope < plevel else 1
-                refresh += k * nodes * e["refresh"]
+            # IDD5B is the current of one device refreshing all its banks: one per power node
+            refresh += k * _refresh_command_energy(spec, c, e)
     background = active * e["active_cycle"] + (node_cycles - active) * e["precharged_cycle"]
     total = activate + read + write + refresh + background
     return {"activate_j": activate, "read_j": read, "write_j": write, "refresh_j": refresh,

@@ -244,7 +244,8 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
     assert any(line.split()[:2] == ["nvlink", "link"] for line in text.splitlines())
     assert "Devices" not in text                   # 1.2: no busy times
     # 1.3: each device's busy time and the overlap, as shares of the run's 9.6 us
-    busy = standard_table("device_energy", dict(energy_cols, busy_ns=np.array([7200.0, 960.0])))
+    busy_cols = dict(energy_cols, busy_ns=np.array([7200.0, 960.0]))
+    busy = Table(busy_cols, {c: {"device": "1", "kind": "1", "busy_ns": "ns"}.get(c, "J") for c in busy_cols})
     path = make_stats(tmp_path / "v13.h5", extra_tables={"run": Table(dict(new, overlap_ns=[2400.0]),
                                                                       dict(units, overlap_ns="ns")),
                                                          "device_energy": busy})
@@ -254,6 +255,26 @@ def test_kernel_replay_figures_of_format_1_1_and_1_2(tmp_path):
     assert ["gpu", "gpu", "7.2", "µs", "75.0%"] in [line.split() for line in lines]
     assert ["nvlink", "link", "960", "ns", "10.0%"] in [line.split() for line in lines]
     assert any(line.split()[:4] == ["overlap", "2.4", "µs", "(25.0%"] for line in lines)
+    # 1.5: static power per device (and memory) over the run, in the totals
+    static = standard_table("device_energy", dict(
+        busy_cols, device=np.array(["gpu", "nvlink", "hbm"]), kind=np.array(["gpu", "link", "memory"]),
+        **{c: np.append(v, 0.0) for c, v in busy_cols.items() if c not in ("device", "kind", "total_j")},
+        static_w=np.array([100.0, 0.0, 5.0]), static_j=np.array([9.6e-4, 0.0, 4.8e-5]),
+        total_j=np.array([0.29096, 0.01, 4.8e-5])))
+    path = make_stats(tmp_path / "v15.h5", extra_tables={
+        "run": Table(dict(new, overlap_ns=[2400.0], interference_ns=[0.0], static_power_w=[105.0],
+                          static_energy_j=[1.008e-3]),
+                     dict(units, overlap_ns="ns", interference_ns="ns", static_power_w="W", static_energy_j="J")),
+        "device_energy": static})
+    data = json.loads(run("report", path, "--json").output)
+    assert (data["static_power_w"], data["static_energy_j"]) == (105.0, 1.008e-3)
+    assert data["device_energy"][2]["static_j"] == 4.8e-5
+    lines = run("report", path).output.splitlines()
+    assert ["gpu", "gpu", "7.2", "µs", "75.0%", "100", "W"] in [line.split() for line in lines]
+    assert not any(line.split()[:2] == ["hbm", "memory"] and "%" in line for line in lines)  # not a device
+    assert any(line.split()[:2] == ["hbm", "memory"] and line.split()[-4:] == ["48", "µJ", "48", "µJ"]
+               for line in lines)
+    assert any("static 1.01 mJ (105 W over the run)" in line for line in lines)
 
 
 def test_request_replay_report_labels_accesses_and_their_size(tmp_path):

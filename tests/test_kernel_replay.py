@@ -209,9 +209,10 @@ def test_devices_sharing_a_blocked_pim_memory_take_turns():
 TINY_SYSTEM = {
     "name": "tiny", "description": "one device whose fixed cost bounds every kernel",
     "memories": {"hbm": {"standard": "hbm3_5.2gbps", "stacks": 1, "channels_per_stack": 16,
-                         "banks_per_channel": 64, "rows_per_bank": 16384, "row_bytes": 1024}},
+                         "banks_per_channel": 64, "rows_per_bank": 16384, "row_bytes": 1024,
+                         "static_power_w_per_stack": 5}},
     "devices": {"gpu": {"kind": "gpu", "memory": "hbm", "peak_tflops": 1, "bandwidth_gbs": 100,
-                        "kernel_overhead_us": 10,
+                        "kernel_overhead_us": 10, "static_power_w": 20,
                         "energy": {"memory_pj_per_byte": 10, "mac_pj": 1, "l2_pj_per_byte": 0,
                                    "l1_pj_per_byte": 0, "register_pj_per_byte": 0}}},
     "mapping": {"policy": "gpu-only", "xpu": "gpu"},
@@ -244,7 +245,9 @@ def test_a_decode_step_on_a_tiny_system_by_hand(tmp_path):
     # output projection 16,384, residuals 128 x 2, FFN 65,536 x 2, activation 512 = 205,240;
     # embedding 128, final norm 896, LM head 256,000
     flops = 2 * 205_240 + 128 + 896 + 256_000
-    assert s["energy_j"] == pytest.approx(moved * 10e-12 + flops / 2 * 1e-12)
+    # static: the GPU's 20 W and the memory's 5 W over the 290 us: 7.25 mJ
+    assert s["static_power_w"] == 25.0 and s["static_energy_j"] == pytest.approx(25.0 * 290e-6)
+    assert s["energy_j"] == pytest.approx(moved * 10e-12 + flops / 2 * 1e-12 + 7.25e-3)
     assert s["energy_per_token_j"] == pytest.approx(s["energy_j"] / 2)
 
 

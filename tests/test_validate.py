@@ -76,7 +76,9 @@ def _overhead_bound_a100(tmp_path, name, microseconds):
     path = tmp_path / f"{name}.yaml"
     # a mapping merges into the base's by kind, so every kind the base names is set here
     kinds = ", ".join(f"{k}: {microseconds}" for k in ("default", "norm", "elementwise", "softmax", "embedding"))
-    path.write_text(f"base: a100\nname: {name}\ndevices:\n  gpu:\n    kernel_overhead_us: {{{kinds}}}\n")
+    # no static power (the board's idle watts): energy is the kernels' bytes and FLOPs alone
+    path.write_text(f"base: a100\nname: {name}\ndevices:\n  gpu:\n    kernel_overhead_us: {{{kinds}}}\n"
+                    f"    static_power_w: 0\n")
     return str(path)
 
 
@@ -100,6 +102,13 @@ def test_a_claim_worked_out_by_hand(tmp_path):
     assert row["ratio"] == pytest.approx(2.0 / 2.5)
     assert erow["pimdram"] == pytest.approx(1.0) and erow["points"][0]["unit"] == "J/token"
     assert run_claims([speed]) == [row]        # deterministic
+    # an alternative that sets a system figure on both systems: 1 kW of static power per GPU adds
+    # 1000 W x 16 ms = 16 J to the fast system's token and 32 J to the slow one's
+    dynamic = erow["points"][0]["system_value"]
+    static = energy.vary({"overrides": (("devices.gpu.static_power_w", 1000),)})
+    (srow,) = run_claims([static])
+    assert srow["points"][0]["system_value"] == pytest.approx(dynamic + 16.0)
+    assert srow["points"][0]["baseline_value"] == pytest.approx(dynamic + 32.0)
 
 
 def test_every_claim_in_quick_form_through_the_cli():
@@ -136,3 +145,10 @@ def test_list_names_every_claim():
     result = CliRunner().invoke(cli, ["validate", "--list"])
     assert result.exit_code == 0
     assert [line.split()[0] for line in result.output.splitlines()] == [c.name for c in CLAIMS]
+
+
+def test_a_system_override_alternative_is_named_by_its_key():
+    from pimdram.validate.runner import _variant_text
+    assert _variant_text({"batch": 128}) == "batch=128"
+    assert _variant_text({"overrides": (("devices.gpu.static_power_w", 103),), "output": 256}) == \
+        "devices.gpu.static_power_w=103, output=256"

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..energy import streaming_pj_per_byte
+from ..energy import static_power_w, streaming_pj_per_byte
 from ..errors import ConfigError
 from . import find_config, load_yaml
 from .files import relative_to
@@ -66,6 +66,7 @@ class MemoryPool:
     rows_per_bank: int
     row_bytes: int
     spec: object = field(default=None, compare=False, repr=False)   # config.memory.MemorySpec
+    static_power_w_per_stack: float = 0.0   # W drawn over the whole run (standby and refresh)
 
     @property
     def channels(self):
@@ -76,6 +77,11 @@ class MemoryPool:
         return self.channels * self.banks_per_channel * self.rows_per_bank * self.row_bytes
 
     @property
+    def static_power_w(self):
+        """W the whole memory draws whether or not it is accessed (every stack)."""
+        return self.static_power_w_per_stack * self.stacks
+
+    @property
     def peak_bandwidth(self):
         """Bytes/s of every channel streaming (the standard's peak per channel x channels)."""
         return self.spec.peak_bandwidth / self.spec.n_channels * self.channels
@@ -84,6 +90,8 @@ class MemoryPool:
         d = {"standard": self.standard, "pim": self.pim, "stacks": self.stacks, "channels_per_stack":
              self.channels_per_stack, "channels": self.channels, "banks_per_channel": self.banks_per_channel,
              "rows_per_bank": self.rows_per_bank, "row_bytes": self.row_bytes, "capacity_bytes": self.capacity}
+        if math.isfinite(self.static_power_w_per_stack):     # NaN (no IDD currents) is derived again on reading
+            d["static_power_w_per_stack"] = self.static_power_w_per_stack
         if self.pim and self.spec.pim.options:
             d["options"] = dict(self.spec.pim.options)
         d["config"] = copy.deepcopy(self.spec.raw)
@@ -128,6 +136,7 @@ class Device:
     energy: DeviceEnergy = DeviceEnergy()
     tensor_parallel: bool = False
     derived: bool = False               # peak and bandwidth derived from a PIM design
+    static_power_w: float = 0.0         # per device: drawn over the whole run, busy or idle (its memory's apart)
 
     @property
     def peak_flops(self):
@@ -162,6 +171,8 @@ class Device:
             d["energy"] = self.energy.to_dict()
         if self.tensor_parallel:
             d["tensor_parallel"] = True
+        if self.static_power_w:
+            d["static_power_w"] = self.static_power_w
         return d
 
 
@@ -414,8 +425,13 @@ def _memories(msec, overrides, embedded):
         config = s.get("config", None, types=dict) if embedded else None
         s.get("source")
         spec = _memory_spec(s, standard, pim, choices, overrides if pim else None, config)
+        static = s.number("static_power_w_per_stack", default=None, minimum=0, maximum=MAX_RATE)
+        if static is None:
+            # the standard's IDD model: standby and refresh of every channel of a stack
+            static = static_power_w(spec) * geometry["channels_per_stack"]
         s.done()
-        memories[key] = MemoryPool(name=key, standard=standard, pim=pim, spec=spec, **geometry)
+        memories[key] = MemoryPool(name=key, standard=standard, pim=pim, spec=spec,
+                                   static_power_w_per_stack=float(static), **geometry)
     if not memories:
         raise msec.error("", "at least one memory is needed")
     msec.done()
@@ -487,7 +503,8 @@ def _devices(dsec, memories, embedded):
             raise s.error("efficiency", "renamed: use utilization: {compute: ...} (and bandwidth:)")
         count = s.number("count", default=1, positive=True, integer=True, maximum=MAX_DEVICES)
         common = dict(name=key, kind=kind, count=count, memory=memory,
-                      tensor_parallel=s.get("tensor_parallel", False, types=bool))
+                      tensor_parallel=s.get("tensor_parallel", False, types=bool),
+                      static_power_w=float(s.number("static_power_w", default=0.0, minimum=0, maximum=MAX_RATE)))
         if kind == "pim":
             devices[key] = _pim_device(s, memories[memory], common, embedded)
         else:

@@ -193,8 +193,8 @@ def _kernel_run_section(sf, out):
 def _device_energy_section(sf, out):
     """Kernel replays (1.2): energy by device and by kind."""
     have = set(sf.columns(schema.DEVICE_ENERGY))
-    since_1_3 = {"busy_ns"}                 # absent from 1.2 files
-    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY) if c in have or c not in since_1_3]
+    later = {"busy_ns", "static_w", "static_j"}     # since 1.3 and 1.5: absent from older files
+    names = [c for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY) if c in have or c not in later]
     table = _columns(sf, schema.DEVICE_ENERGY, names)
     rows = [{c: _plain(table[c][i]) for c in names} for i in range(len(table["device"]))]
     out["device_energy"] = rows
@@ -364,7 +364,9 @@ def _kernel_lines(s, full_kernels):
                   + (f", {_int(s['kernels_fused'])} fused" if s.get("kernels_fused") else "")
                   + ("" if s.get("symmetry") is False else "; symmetric channels simulated once"),
                   f"  energy      {_si(s['energy_j'], 'J')}"
-                  + (f", {_si(s['energy_per_token_j'], 'J')} per token" if s.get("energy_per_token_j") else "")]
+                  + (f", {_si(s['energy_per_token_j'], 'J')} per token" if s.get("energy_per_token_j") else "")
+                  + (f"; static {_si(s['static_energy_j'], 'J')} ({_si(s['static_power_w'], 'W')} over the run)"
+                     if s.get("static_energy_j") is not None else "")]
         if s.get("decode_tokens"):
             lines.append(f"  decode      {_int(s['decode_tokens'])} tokens in {_si(s['decode_seconds'], 's')}: "
                          f"{_num(s['decode_tokens_per_s'])} tokens/s")
@@ -375,10 +377,13 @@ def _kernel_lines(s, full_kernels):
         devices = s.get("device_energy")
         if devices and devices[0].get("busy_ns") is not None:
             run = s["simulated_seconds"]
-            lines += ["", "Devices (busy: time running at least one kernel; links: data in flight)"]
-            lines += _grid(["device", "kind", "busy", "of run"],
+            static = devices[0].get("static_w") is not None
+            lines += ["", "Devices (busy: time running at least one kernel; links: data in flight"
+                          + ("; static: power drawn idle or busy" if static else "") + ")"]
+            lines += _grid(["device", "kind", "busy", "of run"] + (["static"] if static else []),
                            [[d["device"], d["kind"], _si(d["busy_ns"] * 1e-9, "s"),
-                             _pct(_ratio(d["busy_ns"] * 1e-9, run))] for d in devices])
+                             _pct(_ratio(d["busy_ns"] * 1e-9, run))] + ([_si(d["static_w"], "W")] if static else [])
+                            for d in devices if d["kind"] != "memory"])
             if s.get("overlap_ns") is not None:
                 lines.append(f"  overlap     {_si(s['overlap_ns'] * 1e-9, 's')} "
                              f"({_pct(_ratio(s['overlap_ns'] * 1e-9, run))} of the run) with two or more "
@@ -392,10 +397,13 @@ def _kernel_lines(s, full_kernels):
                             for d in s["interference_by_device"]])
             lines.append(f"  total       {_si(s.get('interference_s') or 0.0, 's')} lost to interference")
         if devices:
-            lines += ["", "Energy by device and kind"]
-            lines += _grid(["device", "kind"] + list(_ENERGY_KINDS) + ["total"],
+            static = devices[0].get("static_j") is not None          # 1.5: static power over the run
+            lines += ["", "Energy by device and kind" + (" (static: static power x the run, idle or busy)"
+                                                         if static else "")]
+            lines += _grid(["device", "kind"] + list(_ENERGY_KINDS) + (["static"] if static else []) + ["total"],
                            [[d["device"], d["kind"]] + [_si(d[f"{k}_j"], "J") for k in _ENERGY_KINDS]
-                            + [_si(d["total_j"], "J")] for d in devices])
+                            + ([_si(d["static_j"], "J")] if static else []) + [_si(d["total_j"], "J")]
+                            for d in devices])
         used = {n: c for n, c in s["commands"].items() if c}
         if used:
             lines += ["", "PIM memory commands (all channels)"]

@@ -8,7 +8,7 @@ unit or a dtype and the spec (docs/stats-format.md) can be checked against the c
 import numpy as np
 
 FORMAT = "pimdram.stats"
-FORMAT_VERSION = (1, 4)
+FORMAT_VERSION = (1, 5)
 
 #: Group under which every table lives: table `channels` is the group `/tables/channels`.
 TABLES_GROUP = "tables"
@@ -178,6 +178,8 @@ _STANDARD = {
         ("overcommitted", _BOOL, "1"),
         ("overlap_ns", _F64, "ns"),              # since 1.3: time two or more devices (not links) were busy at once
         ("interference_ns", _F64, "ns"),         # since 1.4: time kernels lost to another device's traffic
+        ("static_power_w", _F64, "W"),           # since 1.5: every device's and memory's static power
+        ("static_energy_j", _F64, "J"),          # since 1.5: static power x the run's makespan (in energy_j)
     ],
     DEVICE_ENERGY: [
         ("device", _STR, "1"),
@@ -188,6 +190,8 @@ _STANDARD = {
         ("communication_j", _F64, "J"),
         ("total_j", _F64, "J"),
         ("busy_ns", _F64, "ns"),                 # since 1.3: the union of its kernels' intervals
+        ("static_w", _F64, "W"),                 # since 1.5: static power (idle or busy)
+        ("static_j", _F64, "J"),                 # since 1.5: static_w x the run's makespan (in total_j)
     ],
     LAYERS: [
         ("layer", _I32, "1"),

@@ -36,7 +36,8 @@ class Metric:
 
 METRICS = (
     Metric("tokens_per_s", "1/s", "float64", "run", "tokens_per_s", "tokens produced per second of simulated time"),
-    Metric("energy_j", "J", "float64", "summary", "energy_j", "energy of every kernel on every device and link"),
+    Metric("energy_j", "J", "float64", "summary", "energy_j",
+           "energy of every kernel on every device and link, and every device's and memory's static energy"),
     Metric("energy_per_token_j", "J", "float64", "run", "energy_per_token_j", "energy_j / tokens"),
     Metric("simulated_seconds", "s", "float64", "summary", "simulated_seconds", "simulated time of the run"),
     Metric("decode_tokens_per_s", "1/s", "float64", "run", "decode_tokens_per_s",
@@ -49,6 +50,8 @@ METRICS = (
     Metric("energy_compute_j", "J", "float64", "device_energy", "compute_j", "arithmetic energy"),
     Metric("energy_onchip_j", "J", "float64", "device_energy", "onchip_j", "on-chip buffer and cache energy"),
     Metric("energy_communication_j", "J", "float64", "device_energy", "communication_j", "link energy"),
+    Metric("energy_static_j", "J", "float64", "device_energy", "static_j",
+           "static power of every device and memory over the run, idle ones included"),
     Metric("bytes_read", "B", "int64", "summary", "bytes_read", "bytes the kernels read"),
     Metric("bytes_written", "B", "int64", "summary", "bytes_written", "bytes the kernels wrote"),
     Metric("bandwidth", "B/s", "float64", "summary", "bandwidth", "(bytes_read + bytes_written) / simulated_seconds"),

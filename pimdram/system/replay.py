@@ -38,7 +38,7 @@ from .interference import Interference, InterferenceOptions
 from .links import link_timing
 from .pim import PimMemory, pim_timing
 from .schedule import Resources, StepScheduler
-from .tables import Accumulator
+from .tables import Accumulator, static_powers
 from .timing import ENERGY_KINDS
 from .xpu import xpu_timing
 
@@ -166,7 +166,7 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
                 progress(done, total)
     warnings = list(header.get("warnings", []))
     tables, summary = acc.tables(time.perf_counter() - started, symmetry, ref.command_names,
-                                 overcommitted=bool(warnings))
+                                 overcommitted=bool(warnings), static=static_powers(sys_spec))
     config = {"system": sys_spec.to_dict(), "symmetry": bool(symmetry)}
     if interference.enabled:
         config["interference"] = dataclasses.asdict(interference)

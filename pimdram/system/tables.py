@@ -166,8 +166,10 @@ class Accumulator:
     def to_cycles(self, ns):
         return int(math.ceil(ns / self.tck - 1e-9))
 
-    def tables(self, wall, symmetry, command_names, overcommitted):
-        """(tables by name, summary dict)."""
+    def tables(self, wall, symmetry, command_names, overcommitted, static=None):
+        """(tables by name, summary dict). `static`: {name: (kind, W)} of every device group and
+        memory that draws static power (`static_powers`), charged over the makespan."""
+        static = static or {}
         kt = self.kt
         cyc = np.vectorize(self.to_cycles, otypes=[np.int64])
         first_start = np.where(np.isfinite(self.first_start), self.first_start, 0.0)
@@ -200,7 +202,9 @@ class Accumulator:
         tokens, decode_tokens, step_tokens = self._tokens(wl)
         seconds = self.makespan * 1e-9
         decode_s = self._span("decode")
-        energy = math.fsum(k_cols["energy_j"])
+        static_w = math.fsum(w for _, w in static.values())
+        static_j = static_w * seconds
+        energy = math.fsum(k_cols["energy_j"]) + static_j
         run = {
             "tokens": tokens, "tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
             "kernels": int(self.instances.sum()),
@@ -215,6 +219,8 @@ class Accumulator:
             "overcommitted": bool(overcommitted),
             "overlap_ns": self.overlap,
             "interference_ns": float(self.interference.sum()),
+            "static_power_w": static_w,
+            "static_energy_j": static_j,
         }
         total_bytes = int(np.sum(k_cols["bytes"] * self.instances))
         reads = sum(k["bytes_read"] * int(n) for k, n in zip(kt.kernels, self.instances))
@@ -235,7 +241,7 @@ class Accumulator:
         tables[schema.RUN] = standard_table(schema.RUN, {c: np.array([v]) for c, v in run.items()})
         tables[schema.LAYERS] = self._layer_table()
         tables[schema.STEPS] = self._step_table(step_tokens)
-        tables[schema.DEVICE_ENERGY] = self._device_energy(kt.header["system"])
+        tables[schema.DEVICE_ENERGY] = self._device_energy(kt.header["system"], static, seconds)
         summary = {c: v[0].item() for c, v in summary_cols.items()}
         summary.update(run)
         return tables, summary
@@ -288,17 +294,25 @@ class Accumulator:
         return standard_table(schema.STEPS, {c: np.asarray(v, dtype=d) for c, d, _ in
                                              schema.standard_columns(schema.STEPS) for v in [cols[c]]})
 
-    def _device_energy(self, system):
-        """Energy by device (or link) and kind, one row per device or link that ran a kernel."""
+    def _device_energy(self, system, static, seconds):
+        """Energy by device (or link, or memory) and kind: one row per device or link that ran a
+        kernel, then per device or memory that ran none but draws static power (idle devices pay
+        it too), each with its static power over the run's `seconds`."""
         kinds = {**{n: d.get("kind", "") for n, d in system["devices"].items()},
                  **{n: "link" for n in (system.get("links") or {})}}
         cols = {c: [] for c, _, _ in schema.standard_columns(schema.DEVICE_ENERGY)}
-        for name, acc in self.devices.items():
+        zero = np.zeros(len(ENERGY_KINDS))
+        rows = dict(self.devices)
+        rows.update({name: zero for name in static if name not in rows})
+        for name, acc in rows.items():
+            kind, watts = static.get(name, (kinds.get(name, ""), 0.0))
             cols["device"].append(name)
-            cols["kind"].append(kinds.get(name, ""))
-            for i, kind in enumerate(ENERGY_KINDS):
-                cols[f"{kind}_j"].append(float(acc[i]))
-            cols["total_j"].append(math.fsum(acc))
+            cols["kind"].append(kind)
+            for i, k in enumerate(ENERGY_KINDS):
+                cols[f"{k}_j"].append(float(acc[i]))
+            cols["static_w"].append(watts)
+            cols["static_j"].append(watts * seconds)
+            cols["total_j"].append(math.fsum(acc) + watts * seconds)
             cols["busy_ns"].append(self.busy_union.get(name, 0.0))
         return standard_table(schema.DEVICE_ENERGY, {c: np.asarray(v, dtype=d) for c, d, _ in
                                                      schema.standard_columns(schema.DEVICE_ENERGY)
@@ -342,6 +356,18 @@ class Accumulator:
             part = dict(log)
             part["cycle"] = np.asarray(part["cycle"]) + self.to_cycles(start)
             table.append(part)
+
+
+def static_powers(system):
+    """{row name: (kind, W)} of a system's static power: each device group (count x its
+    static_power_w) and each memory that draws any (`kind` "memory"; named "<memory> (memory)"
+    where a device or link has its name). Each is charged over the whole run, whether it ran or not."""
+    out = {name: (d.kind, d.count * d.static_power_w) for name, d in system.devices.items()}
+    taken = set(out) | set(system.links)
+    for name, m in system.memories.items():
+        if m.static_power_w != 0:        # 0: counted elsewhere (a GPU board's idle power holds its HBM)
+            out[name if name not in taken else f"{name} (memory)"] = ("memory", m.static_power_w)
+    return out
 
 
 def _union(starts, ends):

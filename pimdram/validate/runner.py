@@ -25,6 +25,7 @@ class Run:
     speculation: int
     layers: int
     overcommit: bool
+    overrides: tuple = ()      # (key, value) pairs set on the system
 
 
 def select_claims(names):
@@ -105,7 +106,9 @@ class Runner:
         warnings = []
         workload = Workload.uniform(run.batch, run.prompt, run.output, phase=run.phase, context=run.context,
                                     speculation=run.speculation)
-        trace = generate_kernel_trace(run.model, run.system, workload, layers=run.layers,
+        from ..config.system import load_system
+        system = load_system(run.system, dict(run.overrides)) if run.overrides else run.system
+        trace = generate_kernel_trace(run.model, system, workload, layers=run.layers,
                                       allow_overcommit=run.overcommit, warn=warnings.append)
         path = self.workdir / f"run{len(self.results)}.jsonl"
         trace.write(path)
@@ -170,7 +173,16 @@ def point_runs(claim, point):
     """The (system, baseline) runs of one of a claim's points."""
     phase = "decode" if point.phase == "mean-decode" else point.phase
     return tuple(Run(point.model, system, point.batch, point.prompt, point.output, phase, point.context,
-                     point.speculation, point.layers, claim.overcommit) for system in (claim.system, claim.baseline))
+                     point.speculation, point.layers, claim.overcommit, tuple(claim.overrides))
+                 for system in (claim.system, claim.baseline))
+
+
+def _variant_text(alternative):
+    """`key=value, ...` of an assumption's alternative (a system override as its dotted key)."""
+    parts = []
+    for k, v in alternative.items():
+        parts.extend(f"{key}={value}" for key, value in v) if k == "overrides" else parts.append(f"{k}={v}")
+    return ", ".join(parts)
 
 
 def run_claims(names=None, quick=False, sensitivity=False, progress=None):
@@ -185,7 +197,7 @@ def run_claims(names=None, quick=False, sensitivity=False, progress=None):
         if sensitivity:
             for a in c.assumptions:
                 for alt in a.alternatives:
-                    jobs.append((c.vary(alt), ", ".join(f"{k}={v}" for k, v in alt.items())))
+                    jobs.append((c.vary(alt), _variant_text(alt)))
     with tempfile.TemporaryDirectory(prefix="pimdram-validate-") as work:
         runner = Runner(work, progress)
         runner.plan([c for c, _ in jobs], quick)
