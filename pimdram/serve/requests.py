@@ -45,7 +45,7 @@ def _lines(f, path):
             return
         number += 1
         if len(line) > MAX_LINE:
-            raise WorkloadError(f"{path}:{number}: line longer than {MAX_LINE} characters; not a request file")
+            raise WorkloadError(f"{path}:{number}: line longer than {MAX_LINE} characters; not a request or histogram file")
         yield number, line
 
 
@@ -299,7 +299,7 @@ def generate_requests(count, rate=math.inf, arrivals="poisson", lengths="sharegp
     if isinstance(lengths, tuple):
         p, o = lengths
         if not (0 < p <= MAX_TOKENS and 0 < o <= MAX_TOKENS):
-            raise WorkloadError(f"fixed lengths must be positive, got {p}:{o}")
+            raise WorkloadError(f"fixed lengths must be between 1 and {MAX_TOKENS} tokens, got {p}:{o}")
         prompts, outputs = np.full(count, p), np.full(count, o)
     elif isinstance(lengths, str) and lengths in LENGTHS:
         s = LENGTHS[lengths]
