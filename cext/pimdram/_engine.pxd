@@ -232,5 +232,5 @@ cdef class Engine:
 
     # The simulation's functions take the Engine as their first argument and live in the parts
     # _engine.pyx includes (Cython allows include only at module level): _engine_timing.pxi,
-    # _engine_schedule.pxi, _engine_refresh.pxi, _engine_pim.pxi, _engine_stats.pxi,
-    # _engine_api.pxi.
+    # _engine_schedule.pxi, _engine_tick.pxi, _engine_refresh.pxi, _engine_pim.pxi,
+    # _engine_stats.pxi, _engine_api.pxi.

@@ -10,10 +10,10 @@ tables that are updated only where a timing row says.
 
 This file holds the Engine class: its construction from plain data and its Python API. The
 simulation itself is in the included parts, one concern each, as functions of the Engine:
-_engine_timing.pxi (timing tables), _engine_schedule.pxi (bank state, queues, scheduling, the
-main loop), _engine_refresh.pxi, _engine_pim.pxi (PIM command programs), _engine_stats.pxi
-(statistics and the command log) and _engine_api.pxi (request records, completions and advancing
-to a cycle for pimdram.MemorySystem).
+_engine_timing.pxi (timing tables), _engine_schedule.pxi (bank state, queues, issuing, the main
+loop), _engine_tick.pxi (the per-channel tick: candidates and schedulers), _engine_refresh.pxi,
+_engine_pim.pxi (PIM command programs), _engine_stats.pxi (statistics and the command log) and
+_engine_api.pxi (request records, completions and advancing to a cycle for pimdram.MemorySystem).
 """
 import numpy as np
 cimport cython
@@ -82,6 +82,7 @@ cdef int _raise_pending() except -1:
 include "_engine_stats.pxi"
 include "_engine_timing.pxi"
 include "_engine_schedule.pxi"
+include "_engine_tick.pxi"
 include "_engine_refresh.pxi"
 include "_engine_pim.pxi"
 include "_engine_api.pxi"
