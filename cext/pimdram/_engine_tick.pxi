@@ -2,17 +2,20 @@
 # cycle, and the schedulers choosing among the banks whose cycle has come.
 
 
-cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int NL) noexcept nogil:
+cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, int NL,
+                               bint fresh, bint PLAIN) noexcept nogil:
     """The next command bank `b` wants and the earliest cycle it is legal (cached lower bound
     when that is still in the future). When that cycle is t or earlier, the command is in
     cand_cmd, cand_slot, cand_prev (the slot's list predecessor) and cand_col (is a column
-    command) of the bank."""
+    command) of the bank. `fresh`: the cached cycle, if a candidate is cached, is exact (no
+    command issued on the channel since it was computed). PLAIN (a constant): the engine is
+    eager (FR-FCFS, no active buffer)."""
     cdef int bi = ch * self.n_banks + b
     cdef int qi = bi * 2 + lst
     cdef int s, prev, cmd, orow, hits
     cdef bint is_col = False
     cdef int64_t r
-    if self.leave_at_activate and self.bank_active[bi] >= 0 and (
+    if not PLAIN and self.leave_at_activate and self.bank_active[bi] >= 0 and (
             not self.bank_blocked[bi] or (self.bank_blocked[bi] == BLOCK_REFRESH
                                           and self.open_row[bi] == self.s_row[self.bank_active[bi]])):
         # an active request is served in either mode, and before a refresh closes its row
@@ -23,8 +26,10 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     if self.cand_ready[bi] > t:
         # ready times only grow while the bank's candidate is unchanged: still not legal
         return self.cand_ready[bi]
-    self.n_evals += 1
     cmd = self.cand_cmd[bi]
+    if cmd >= 0 and fresh:
+        return self.cand_ready[bi]
+    self.n_evals += 1
     if cmd >= 0:
         # same candidate as last time: only its ready cycle needs a fresh look
         r = _bank_ready_n(self, ch, cmd, b, NL)
@@ -35,7 +40,8 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     prev = -1
     if orow >= 0:
         hits = self.q_hits[qi]
-        if self.scheduler == SCHED_FCFS or (self.scheduler == SCHED_ROUND_ROBIN and self.s_row[s] == orow):
+        if not PLAIN and (self.scheduler == SCHED_FCFS or (self.scheduler == SCHED_ROUND_ROBIN
+                                                           and self.s_row[s] == orow)):
             is_col = self.s_row[s] == orow
         elif hits > 0 and not (self.row_hit_cap > 0 and self.served[bi] >= self.row_hit_cap
                                and self.q_count[qi] > hits):
@@ -105,23 +111,44 @@ cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) no
 
 cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
     """One cycle of channel `ch` (_tick_in, specialised for the common organisations: the
-    words of a bank mask and the levels above a bank become constants there)."""
+    words of a bank mask and the levels above a bank become constants there, and for eager
+    engines, whose tick then has no code for the other schedulers, PIM or the active buffer)."""
+    if self.eager:
+        _tick_eager(self, ch, t)
+    else:
+        _tick_general(self, ch, t)
+
+
+cdef void _tick_eager(Engine self, int ch, int64_t t) noexcept nogil:
     cdef int MW = self.mask_words
     cdef int NL = self.n_levels
     if MW == 1 and NL == 4:
-        _tick_in(self, ch, t, 1, 4)
+        _tick_in(self, ch, t, 1, 4, True)
     elif MW == 1 and NL == 3:
-        _tick_in(self, ch, t, 1, 3)
+        _tick_in(self, ch, t, 1, 3, True)
     elif MW == 1 and NL == 5:
-        _tick_in(self, ch, t, 1, 5)
+        _tick_in(self, ch, t, 1, 5, True)
     else:
-        _tick_in(self, ch, t, MW, NL)
+        _tick_in(self, ch, t, MW, NL, True)
 
 
-cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexcept nogil:
+cdef void _tick_general(Engine self, int ch, int64_t t) noexcept nogil:
+    cdef int MW = self.mask_words
+    cdef int NL = self.n_levels
+    if MW == 1 and NL == 4:
+        _tick_in(self, ch, t, 1, 4, False)
+    elif MW == 1 and NL == 3:
+        _tick_in(self, ch, t, 1, 3, False)
+    elif MW == 1 and NL == 5:
+        _tick_in(self, ch, t, 1, 5, False)
+    else:
+        _tick_in(self, ch, t, MW, NL, False)
+
+
+cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint PLAIN) noexcept nogil:
     """One cycle of channel `ch`: refresh, read/write mode, then schedule among the banks whose
     cached ready cycle has come (the pending set and this cycle's wheel slot only). MW =
-    self.mask_words, NL = self.n_levels."""
+    self.mask_words, NL = self.n_levels, PLAIN = self.eager (constants)."""
     cdef int64_t w = CYCLE_NEVER
     cdef int64_t r, seq
     cdef int nb = self.n_banks
@@ -137,6 +164,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
     cdef uint64_t bits, bit, anyp = 0
     cdef uint64_t rmask[8]
     cdef uint64_t keep[8]          # banks to look at again next cycle
+    cdef uint64_t fr[8]            # banks whose cached ready cycle is exact (eager)
     cdef uint64_t* pm = &self.pend[ch * MW]
     cdef uint64_t* bm = &self.busy_mask[ch * MW]
     cdef uint64_t* wl
@@ -150,14 +178,14 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
 
     # PIM program and normal traffic take turns when both have a command ready: the program
     # goes first unless it issued in the previous tick of the channel
-    if self.pim_mode:
+    if not PLAIN and self.pim_mode:
         pim_first = self.p_pos[ch] < self.p_end[ch] and not self.pim_yield[ch]
         if pim_first:
             pim_used = _pim_step(self, ch, t, used, &w)
             used |= pim_used
 
     # read/write mode (queue mode without bank queues)
-    if self.bank_queue > 0:
+    if not PLAIN and self.bank_queue > 0:
         lst = 0
     else:
         lst = self.drain[ch]
@@ -191,7 +219,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
         rmask[mw] &= bm[mw]
         keep[mw] = rmask[mw]
 
-    if self.scheduler == SCHED_ROUND_ROBIN:
+    if not PLAIN and self.scheduler == SCHED_ROUND_ROBIN:
         # per-bank first-ready, banks in round-robin order, no priority of column over row
         # commands; with separate buses a second command may go on the other bus
         # the set banks from rr_next up, then those below it (bit by bit, not bank by bank)
@@ -215,7 +243,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                     b = lo + __builtin_ctzll(bits)
                     bits &= bits - 1
                     bit = (<uint64_t>1) << (b & 63)
-                    r = _candidate(self, ch, b, lst, t, NL)
+                    r = _candidate(self, ch, b, lst, t, NL, False, False)
                     if r > t:
                         keep[mw] &= ~bit
                         if r < CYCLE_NEVER:
@@ -241,7 +269,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
             if stop:
                 break
     else:
-        if self.scheduler == SCHED_FCFS:
+        if not PLAIN and self.scheduler == SCHED_FCFS:
             # only the bank holding the oldest request may issue
             for mw in range(MW):
                 keep[mw] = 0
@@ -263,11 +291,14 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                 rmask[oldest_bank >> 6] = (<uint64_t>1) << (oldest_bank & 63)
                 keep[oldest_bank >> 6] = rmask[oldest_bank >> 6]
         for mw in range(MW):
+            # exact since the previous tick's end, unless this tick's refresh step issued
+            fr[mw] = self.fresh[ch * MW + mw] if (PLAIN and not used) else 0
+        for mw in range(MW):
             bits = rmask[mw]
             while bits:
                 b = mw * 64 + __builtin_ctzll(bits)
                 bits &= bits - 1
-                r = _candidate(self, ch, b, lst, t, NL)
+                r = _candidate(self, ch, b, lst, t, NL, (fr[mw] >> (b & 63)) & 1, PLAIN)
                 if r > t:
                     keep[mw] &= ~((<uint64_t>1) << (b & 63))
                     if r < CYCLE_NEVER:
@@ -278,7 +309,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                     continue
                 s = self.cand_slot[base + b]
                 seq = self.s_seq[s]
-                if self.leave_at_activate and self.bank_active[base + b] == s:
+                if not PLAIN and self.leave_at_activate and self.bank_active[base + b] == s:
                     seq -= (<int64_t>1) << 62   # Ramulator serves its active buffer first
                 if self.cand_col[base + b]:
                     if best_col < 0 or seq < best_col_seq:
@@ -300,23 +331,65 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL) noexce
                 _issue(self, ch, best_row_cmd, self.bank_node[best_row], best_row, best_row_s, -1, t)
                 used |= 1 << self.cmd_bus[best_row_cmd]
 
-    if self.pim_mode:
+    if not PLAIN and self.pim_mode:
         if self.p_pos[ch] < self.p_end[ch] and not pim_first:
             pim_used = _pim_step(self, ch, t, used, &w)
             used |= pim_used
         self.pim_yield[ch] = pim_used != 0
 
-    # ready banks that did not issue, and banks whose state changed, are looked at next
-    # cycle; so is the whole channel after an issue (queue counts, mode and oldest request
-    # may have changed)
-    for mw in range(MW):
-        pm[mw] = (pm[mw] | keep[mw]) & bm[mw]
-        anyp |= pm[mw]
-    if anyp or used:
-        w = t + 1
-    elif self.wheel_occ[ch]:
-        w = imin(w, _wheel_next(self, ch, t))
-    if self.bank_queue > 0 and (self.rq_count[ch] > 0 or self.wq_count[ch] > 0):
+    if PLAIN:
+        anyp = _settle(self, ch, t, lst, keep, MW, NL)
+        if anyp or _mode_flip_due(self, ch):
+            w = t + 1
+        elif self.wheel_occ[ch]:
+            w = imin(w, _wheel_next(self, ch, t))
+    else:
+        # ready banks that did not issue, and banks whose state changed, are looked at next
+        # cycle; so is the whole channel after an issue (queue counts, mode and oldest request
+        # may have changed)
+        for mw in range(MW):
+            pm[mw] = (pm[mw] | keep[mw]) & bm[mw]
+            anyp |= pm[mw]
+        if anyp or used:
+            w = t + 1
+        elif self.wheel_occ[ch]:
+            w = imin(w, _wheel_next(self, ch, t))
+    if not PLAIN and self.bank_queue > 0 and (self.rq_count[ch] > 0 or self.wq_count[ch] > 0):
         if _move_one(self, ch):
             w = t + 1
     self.wake[ch] = w
+
+
+cdef inline uint64_t _settle(Engine self, int ch, int64_t t, int lst, uint64_t* keep, int MW,
+                            int NL) noexcept nogil:
+    """End of an eager tick (FR-FCFS): the ready banks that did not issue (`keep`) and the banks
+    whose state changed are evaluated now, after this cycle's issues. Those ready next cycle are
+    looked at then (their cycle exact: `fresh`), the others are filed on the wheel at their
+    cycle, so the next cycle is ticked only for them (or for a flip of the read/write mode).
+    Returns whether any bank is ready next cycle."""
+    cdef uint64_t* pm = &self.pend[ch * MW]
+    cdef uint64_t* bm = &self.busy_mask[ch * MW]
+    cdef uint64_t bits, lost, nxt, anyp = 0
+    cdef int mw, b, base = ch * self.n_banks
+    cdef int64_t r
+    for mw in range(MW):
+        lost = keep[mw] & ~pm[mw]       # ready, not issued, state unchanged: same candidate
+        bits = (pm[mw] | keep[mw]) & bm[mw]
+        nxt = 0
+        while bits:
+            b = mw * 64 + __builtin_ctzll(bits)
+            bits &= bits - 1
+            if (lost >> (b & 63)) & 1:
+                self.n_evals += 1
+                r = _bank_ready_n(self, ch, self.cand_cmd[base + b], b, NL)
+                self.cand_ready[base + b] = r
+            else:
+                r = _candidate(self, ch, b, lst, t, NL, False, True)
+            if r <= t + 1:
+                nxt |= (<uint64_t>1) << (b & 63)
+            elif r < CYCLE_NEVER:
+                _wheel_put(self, ch, b, r, t, MW)
+        pm[mw] = nxt
+        self.fresh[ch * MW + mw] = nxt
+        anyp |= nxt
+    return anyp
