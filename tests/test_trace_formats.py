@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pimdram.trace.requests as requests_module
 from pimdram.errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 from pimdram.trace.requests import (
     BINARY_MAGIC,
@@ -212,6 +213,22 @@ def test_text_chunks_of_any_size_concatenate_to_the_reference(tmp_path, trace, c
     assert 1 <= chunks[-1].n_requests <= chunk_size
     arrival, address, is_write = reference_parse(text, format)
     assert_requests(RequestChunk.concatenate(chunks), arrival, address, is_write)
+    assert opened.bytes_read == len(text.encode())
+    assert opened.sha256() == hashlib.sha256(text.encode()).hexdigest()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trace=text_traces(), chunk_size=st.integers(1, 25), first_block=st.integers(1, 40),
+       block_size=st.integers(1, 120))
+def test_text_blocks_growing_from_a_small_first_block_read_the_same_requests(
+        tmp_path, monkeypatch, trace, chunk_size, first_block, block_size):
+    # the first block is smaller than the others (the first chunk is ready sooner)
+    monkeypatch.setattr(requests_module, "_FIRST_BLOCK", first_block)
+    format, text = trace
+    path = write_text(tmp_path, "g.trace", text)
+    opened = open_request_trace(path, chunk_size=chunk_size, block_size=block_size)
+    arrival, address, is_write = reference_parse(text, format)
+    assert_requests(RequestChunk.concatenate(list(opened)), arrival, address, is_write)
     assert opened.bytes_read == len(text.encode())
     assert opened.sha256() == hashlib.sha256(text.encode()).hexdigest()
 

@@ -35,6 +35,10 @@ FORMATS = ("dramsim3", "ramulator", "binary")
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_BLOCK_SIZE = 8 << 20
+#: the first block read of a text trace: the first chunk (65,536 requests in a replay, about
+#: 1.5 MB of text) is ready after reading this much, not a whole block; the later blocks have
+#: the block size
+_FIRST_BLOCK = 2 << 20
 _HASH_BLOCK = 8 << 20
 #: the longest text line (a request line is a few dozen bytes; /dev/zero or a binary file
 #: given as text would otherwise grow the read block without limit)
@@ -144,7 +148,7 @@ class RequestTrace:
     def _iter_text(self):
         parser = _parse.TextParser(_TEXT_FORMAT_CODES[self.format])
         digest = hashlib.sha256()
-        block = bytearray(self._block_size)
+        block = bytearray(min(self._block_size, _FIRST_BLOCK))
         filled = 0          # bytes of block holding file data
         n_requests = 0
         columns = _empty_columns(self.chunk_size)
@@ -187,6 +191,11 @@ class RequestTrace:
                                      f"(no newline), expected request lines like {_EXAMPLE_LINE[self.format]}")
                 block[:carry] = block[end:filled]
                 filled = carry
+                if len(block) < self._block_size:
+                    # after the small first block, the full one (its carried head copied over)
+                    grown = bytearray(self._block_size)
+                    grown[:carry] = block[:carry]
+                    block = grown
         if n:
             yield RequestChunk(*(column[:n] for column in columns))
             n_requests += n
