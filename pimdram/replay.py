@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import output_path
+from ._atomic import one_run, output_path
 from ._engine import SCHEDULERS, Engine, latency_bin_edges
 from .config.files import names_a_file
 from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
@@ -199,6 +199,7 @@ class ReplayResult:
     summary: dict
 
 
+@one_run
 def replay_requests(trace, memory, output, *, trace_format="auto", overrides=None, command_log=False,
                     overwrite=False, progress=None, seed=0, chunk_size=REPLAY_CHUNK_SIZE):
     """Replay request trace `trace` on memory `memory` (preset name, YAML path or MemorySpec) and

@@ -124,6 +124,60 @@ def test_the_library_refuses_the_same_outputs(tmp_path):
         _atomic.output_path("")
 
 
+
+GEN_SMALL = ["gen", "--model", "gpt2", "--system", "pim-only", "--batch", 1, "--prompt-tokens", 16,
+             "--output-tokens", 2, "--layers", 1]
+
+
+@pytest.mark.parametrize("args", [["replay", EXAMPLE, "-m", "hbm2_2gbps"], GEN_SMALL, ["config", "import", "x.ini"]],
+                         ids=["replay", "gen", "config-import"])
+def test_a_trailing_slash_or_a_dash_is_not_a_file_name(tmp_path, args):
+    # Path("out/") is "out" and "-" would be a file named "-": both wrote a file the user did not mean
+    result = invoke(*args, "-o", f"{tmp_path}/out/")
+    assert result.exit_code == 2 and f"{tmp_path}/out/ names a directory; give a file name" in result.output
+    result = invoke(*args, "-o", "-")
+    assert result.exit_code == 2 and "not to standard output" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_output_name_too_long_is_one_line(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("model: gpt2\nsystem: dgx-a100\nbatch: 1\nprompt_tokens: 8\noutput_tokens: 2\n")
+    out = tmp_path / ("x" * 300 + ".csv")
+    line = one_error_line(invoke("sweep", sweep, "-o", out, "-j", 1))
+    assert line.endswith("cannot write there: File name too long")
+
+
+def test_a_base_file_read_by_the_run_is_never_its_output(tmp_path):
+    # the output check knew only the files named on the command line, not those they name (base:)
+    base = tmp_path / "mem.yaml"
+    shutil.copy(ROOT / "configs" / "dram" / "hbm2_2gbps.yaml", base)
+    child = tmp_path / "child.yaml"
+    child.write_text("base: mem.yaml\nname: child\n")
+    before = base.read_bytes()
+    line = one_error_line(invoke("replay", EXAMPLE, "-m", child, "-o", base, "--overwrite"))
+    assert line == f"Error: {base} is also an input of this run ({base}); write the output to another file"
+    assert base.read_bytes() == before
+    with pytest.raises(OutputError, match="also an input"):       # the library's entry point too
+        replay_requests(EXAMPLE, str(child), base, overwrite=True)
+    assert base.read_bytes() == before
+    # outside a run, a file read earlier is no longer an input
+    assert _atomic.output_path(base, overwrite=True) == base
+
+
+@pytest.mark.parametrize("cache, message", [
+    ("/dev/null", "Error: /dev/null: cannot be the sweep's cache directory: /dev/null is not a directory"),
+    ("{tmp}/s.csv", "Error: {tmp}/s.csv: the cache directory cannot be the results table; give another --cache"),
+    ("{tmp}/f/cache", "Error: {tmp}/f/cache: cannot be the sweep's cache directory: {tmp}/f is not a directory"),
+])
+def test_a_sweep_cache_that_cannot_be_one_is_refused_before_any_point(tmp_path, cache, message):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("model: gpt2\nsystem: dgx-a100\nbatch: 1\nprompt_tokens: 8\noutput_tokens: 2\n")
+    (tmp_path / "f").write_text("a file")
+    result = invoke("sweep", sweep, "-o", tmp_path / "s.csv", "--cache", cache.format(tmp=tmp_path), "-j", 1)
+    assert one_error_line(result) == message.format(tmp=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "s.yaml"]
+
 def test_a_stale_temporary_of_a_dead_process_is_removed_and_a_live_ones_kept(tmp_path):
     out = tmp_path / "out.h5"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -439,6 +493,7 @@ def test_a_kernel_with_a_trillion_instances_is_one_error(tmp_path):
 def test_a_seed_beyond_64_bits_is_refused_before_the_run(tmp_path):
     result = invoke("replay", EXAMPLE, "-m", "hbm2_2gbps", "--seed", 2**70, "-o", tmp_path / "x.h5")
     assert result.exit_code == 2 and "is not in the range 0<=x<=9223372036854775807" in result.output
+
 
 
 def test_duplicate_yaml_keys_are_an_error(tmp_path):

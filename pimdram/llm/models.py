@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..config import Section, find_config, load_yaml
+from .._atomic import note_input
 from ..errors import ConfigError
 
 FFN_KINDS = ("plain", "gated")
@@ -249,6 +250,7 @@ def load_hf_config(path):
     (num_local_experts / num_experts, num_experts_per_tok) and tie_word_embeddings.
     """
     path = Path(path)
+    note_input(path)
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_JSON_BYTES + 1)

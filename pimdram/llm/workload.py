@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._atomic import note_input
 from ..errors import WorkloadError
 
 # bits per element; int4 packs two elements per byte
@@ -241,6 +242,7 @@ def load_requests_csv(path):
     An `id` column is optional (default: row order). Errors name the file and line.
     """
     path = Path(path)
+    note_input(path)
     try:
         f = open(path, newline="", encoding="utf-8")
     except OSError as exc:

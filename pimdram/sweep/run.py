@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._atomic import atomic_output, output_path
+from .._atomic import atomic_output, output_path, writing
 from .._version import __version__
-from ..errors import OutputExistsError, PimdramError
+from ..errors import OutputError, OutputExistsError, PimdramError
 from .point import Resolver, error_text, point_hash, run_point
 from .results import (METRICS, STATUS_FAILED, STATUS_OK, build_frame, read_results, results_kind,
                       write_results)
@@ -46,6 +46,22 @@ class PointCache:
     def __init__(self, directory):
         self.directory = Path(directory)
 
+    def check(self, output):
+        """Refuse, before any point runs, a cache that cannot be one: a file, a device, the results
+        table itself, or a directory below a file."""
+        d = self.directory
+        if _same_path(d, output):
+            raise OutputError(f"{d}: the cache directory cannot be the results table; give another --cache")
+        for ancestor in [d, *d.absolute().parents]:
+            try:
+                if ancestor.exists():
+                    if not ancestor.is_dir():
+                        raise OutputError(f"{d}: cannot be the sweep's cache directory: {ancestor} is not a "
+                                          "directory")
+                    break
+            except OSError as exc:
+                raise OutputError(f"{d}: cannot be the sweep's cache directory: {exc.strerror or exc}") from None
+
     def _path(self, key):
         return self.directory / key[:2] / f"{key}.json"
 
@@ -63,11 +79,19 @@ class PointCache:
 
     def put(self, key, metrics):
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
         record = {"format": CACHE_FORMAT, "format_version": list(CACHE_VERSION), "point": key,
                   "generated_by": f"pimdram {__version__}", "metrics": metrics}
         with atomic_output(path, "w", encoding="utf-8") as f:
             json.dump(record, f)
+
+
+def _same_path(a, b):
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def default_cache(output):
@@ -91,11 +115,15 @@ def run_sweep(sweep, output, *, executor=None, cache="default", resume=False, ov
         sweep = load_sweep(sweep)
     output = Path(output)
     results_kind(output)
-    if output.exists() and not (overwrite or resume):
+    # checked whole (a name too long, a directory, a device, an input) before it is looked at
+    try:
+        output_path(output, overwrite=overwrite or resume, inputs=[sweep.path] if sweep.path else ())
+    except OutputExistsError:
         raise OutputExistsError(f"{output} exists; pass --resume to finish that sweep or --overwrite to "
-                                "replace it")
-    output_path(output, overwrite=True, inputs=[sweep.path] if sweep.path else ())
+                                "replace it") from None
     store = PointCache(default_cache(output) if cache == "default" else cache) if cache is not None else None
+    if store is not None:
+        store.check(output)
     previous = _previous(output) if resume and output.exists() else {}
 
     points = sweep.points()
