@@ -496,6 +496,60 @@ def test_a_seed_beyond_64_bits_is_refused_before_the_run(tmp_path):
 
 
 
+@pytest.fixture(scope="module")
+def logged_stats(tmp_path_factory):
+    """A small request replay with its command log."""
+    out = tmp_path_factory.mktemp("logged") / "log.h5"
+    trace = out.parent / "t.dramsim3"
+    trace.write_text("".join(EXAMPLE.read_text().splitlines(keepends=True)[:500]))
+    assert invoke("replay", trace, "-m", "hbm2_2gbps", "--command-log", "-o", out).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_float_options_refuse_nan_and_infinity(tmp_path, logged_stats, value):
+    # "nan" passes click.FloatRange (every comparison with it is false) and reached int(): a traceback
+    for slack in (value, "1e308"):        # 1e308 refresh intervals overflowed int() as well
+        result = invoke("check", logged_stats, "--refresh-slack", slack)
+        assert result.exit_code == 2 and "Invalid value for '--refresh-slack'" in result.output
+        assert "Traceback" not in result.output
+    result = invoke("plot", "timeline", logged_stats, "--window", f"0:{value}", "-o", tmp_path / "t.png")
+    assert result.exit_code == 2 and "Invalid value for '--window'" in result.output
+    trace = tmp_path / "k.jsonl"
+    assert invoke(*GEN_SMALL, "-o", trace).exit_code == 0
+    result = invoke("replay", trace, "--interference", "--interference-sampled", "--interference-window", value,
+                    "-o", tmp_path / "k.h5")
+    assert result.exit_code == 2 and "Invalid value for '--interference-window'" in result.output
+    assert not (tmp_path / "k.h5").exists() and not (tmp_path / "t.png").exists()
+
+
+def test_the_checker_refuses_a_slack_it_cannot_count():
+    spec = load_memory("hbm2_2gbps")
+    from pimdram.check import LogChecker
+    for slack in (float("nan"), float("inf"), 0.5, True):
+        with pytest.raises(ValueError, match="refresh_slack"):
+            LogChecker(spec, refresh_slack=slack)
+
+
+@pytest.mark.parametrize("only", ["", ",,,", " , "])
+def test_an_empty_only_is_an_error_not_everything(tmp_path, only):
+    # an empty --only kept every kernel: a trace of what was not asked for
+    line = one_error_line(invoke(*GEN_SMALL, "--only", only, "-o", tmp_path / "k.jsonl"))
+    assert line == "Error: --only names no kernel kind; give kinds, ops or kernel names, comma-separated"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_refuses_a_text_axis_and_an_image_too_large(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("model: gpt2\nsystem: dgx-a100\nbatch: [1, 2]\nprompt_tokens: 8\noutput_tokens: 2\n")
+    table = tmp_path / "s.csv"
+    assert invoke("sweep", sweep, "-o", table, "--no-cache", "-j", 1).exit_code == 0
+    line = one_error_line(invoke("plot", "throughput", table, "--y", "status", "-o", tmp_path / "a.png"))
+    assert line == "Error: column 'status' (for --y) holds text, not numbers; choose a numeric column"
+    result = invoke("plot", "throughput", table, "--dpi", 10**8, "-o", tmp_path / "a.png")
+    assert result.exit_code == 2 and "is not in the range 10<=x<=1200" in result.output
+    assert not (tmp_path / "a.png").exists() and leftovers(tmp_path) == []
+
 def test_duplicate_yaml_keys_are_an_error(tmp_path):
     text = (ROOT / "configs" / "dram" / "hbm2_2gbps.yaml").read_text()
     lines = text.splitlines()

@@ -1,10 +1,24 @@
 """Options shared by several pimdram commands, defined once."""
 import functools
+import math
 import os
 import sys
 from pathlib import Path
 
 import click
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses NaN and infinity ("nan" passes any range check: every
+    comparison with it is false)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
 
 
 def output_file(ctx, param, value):
