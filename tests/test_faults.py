@@ -365,6 +365,7 @@ def test_a_pending_signal_stops_the_publish(tmp_path):
     assert out.read_text() == "keep" and leftovers(tmp_path) == []
 
 
+
 # --- numbers, in every section, from a file and from --set ---------------------------------------
 
 BAD_MEMORY_VALUES = [
@@ -647,6 +648,64 @@ def test_an_idle_gap_of_thirty_million_cycles_is_not_a_stall(tmp_path):
         # the second read arrives at cycle 30,000,000 and hits the open row: nCL + nBL/2 later it is done
         assert result.summary["requests"] == 2 and 30_000_000 < result.summary["cycles"] < 30_000_100
 
+
+
+def test_a_request_ten_trillion_cycles_in_is_counted_not_a_crash(tmp_path):
+    # the bandwidth series' bin was an int: at 10**13 cycles it wrapped and wrote outside the series
+    trace = tmp_path / "late.dramsim3"
+    trace.write_text("0x0 READ 0\n0x40 READ 10000000000000\n")
+    result = pimdram("replay", trace, "-m", "hbm2_2gbps", "--set", "controller.refresh=none", "-o", tmp_path / "l.h5")
+    assert result.returncode == 0, result.stderr
+    with open_stats(tmp_path / "l.h5") as s:
+        assert s.summary()["requests"] == 2 and 10**13 < s.summary()["cycles"] < 10**13 + 100
+
+
+@pytest.mark.parametrize("cycle", [2**60 + 1, 2**62, 2**63 - 1])
+def test_an_arrival_beyond_the_engines_range_is_a_line_error(tmp_path, cycle):
+    # at 2**62 (the engine's "no event") a request was a false stall at cycle 20; past 2**60 time
+    # plus a latency could overflow
+    trace = tmp_path / "far.dramsim3"
+    trace.write_text(f"0x0 READ 0\n0x40 READ {cycle}\n")
+    line = one_error_line(invoke("replay", trace, "-m", "hbm2_2gbps", "-o", tmp_path / "f.h5"))
+    assert line == (f"Error: {trace}:2: arrival cycle {cycle} is beyond the latest cycle the simulator counts, "
+                    "expected a cycle of at most 2**60")
+    with pytest.raises(TraceError, match="beyond the latest cycle"):
+        write_binary_trace(tmp_path / "far.bin", [0, cycle], [0, 64], [0, 0])
+    assert leftovers(tmp_path) == []
+
+
+def test_memory_system_arguments_are_checked_where_they_enter():
+    from pimdram import MemorySystem
+    from pimdram.errors import UsageError
+    ms = MemorySystem("hbm2_2gbps")
+    # a float address was truncated, NaN made the host clock NaN, strings failed deep inside
+    for call, message in [
+            (lambda: ms.send(1.5), "the address must be a whole number, got 1.5"),
+            (lambda: ms.send("0x100"), "must be a whole number"),
+            (lambda: ms.send(64, is_write="yes"), "is_write must be True or False"),
+            (lambda: ms.send(64, size=-1), "size must lie in 0..2**63-1"),
+            (lambda: ms.tick(float("nan")), "tick(n): n must be a whole number, got nan"),
+            (lambda: ms.tick(1.5), "must be a whole number"),
+            (lambda: ms.tick(2**70), "is beyond the latest the engine counts, 2**60"),
+            (lambda: ms.run_until(2**61), "at most 2**60"),
+            (lambda: ms.send_batch([64, 128], arrival=[0, 2**61]), "arrival: values must lie in"),
+            (lambda: ms.send_batch([0.5, 64]), "addresses: expected whole numbers"),
+            (lambda: ms.send_batch(np.zeros((2, 2), np.uint64)), "expected one value per request"),
+            (lambda: ms.send_batch([64], is_write=[2]), "is_write: values must lie in 0..1")]:
+        with pytest.raises(UsageError) as info:
+            call()
+        assert message in str(info.value)
+    assert ms.cycle == 0 and ms.host_cycle == 0 and ms.outstanding == 0
+    for kwargs, message in [({"clock_ratio": float("nan")}, "finite positive number"),
+                            ({"clock_ratio": float("inf")}, "finite positive number"),
+                            ({"clock_ratio": "2"}, "finite positive number"),
+                            ({"clock_ratio": 1e300}, "must lie in 1e-6..1e6"),
+                            ({"host_clock_ghz": float("nan")}, "finite positive number"),
+                            ({"overrides": ["controller.read_queue=8"]}, "overrides: expected a mapping")]:
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            MemorySystem("hbm2_2gbps", **kwargs)
+    with pytest.raises(UsageError, match="on_complete must be a function"):
+        MemorySystem("hbm2_2gbps", on_complete=5)
 
 def test_a_valid_large_nrc_is_not_a_stall(tmp_path):
     trace = tmp_path / "conflicts.dramsim3"
