@@ -137,15 +137,28 @@ def temp_path_for(path):
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     remove_stale_temps(path)
+    # a signal raised between the file's creation and the caller's try/finally would leave it
+    # behind: it waits until the name is known, and is raised here with the file removed
+    with _signals.held():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot create a file in {directory}: {_strerror(exc)}") from None
+        try:
+            os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        result = Path(tmp)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot create a file in {directory}: {_strerror(exc)}") from None
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return Path(tmp)
+        _signals.check()
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return result
 
 
 def remove_stale_temps(path):

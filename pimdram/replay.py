@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _signals
 from ._atomic import one_run, output_path
 from ._engine import SCHEDULERS, Engine, latency_bin_edges
 from .config.files import names_a_file
@@ -236,6 +237,7 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
                                              {c: u for c, _, u in cols}, attrs={"names": spec.command_names})
             expander = CommandLogExpander(engine, spec)
         for decoded, n_req, bytes_read in prefetched(reader, engine, spec):
+            _signals.check()      # a signal recorded where it could not be raised stops the run here
             requests += n_req
             engine.feed_decoded(decoded)
             engine.run(False)

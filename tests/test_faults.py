@@ -366,6 +366,85 @@ def test_a_pending_signal_stops_the_publish(tmp_path):
 
 
 
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("method", ["write", "seek"])
+def test_a_signal_inside_hdf5s_file_callbacks_waits_for_the_next_step(tmp_path, signum, code, method):
+    """HDF5 calls the stats file's GuardedFile from C, also where no deferred() section covers it
+    (an h5py object freed as an exception unwinds). A signal raised in there became h5py's
+    "Exception ignored", and closing the file then crashed the process (seen as SIGSEGV in about
+    one run in eight when a --command-log replay was stopped). Here the signal arrives inside the
+    callback every time; it must stop the run at its next step, cleanly."""
+    out = tmp_path / "out.h5"
+    out.write_text("keep")
+    # the signal arrives in the first call outside the writer's deferred() sections
+    script = f"""
+import os, sys
+from pimdram import _signals
+from pimdram.stats.diskfile import GuardedFile
+real = GuardedFile.{method}
+_signals.called_back_from_c("<string>")     # this replacement is called from C as the method is
+def {method}(self, *args):
+    if _signals._depth == 0 and _signals.pending() is None:
+        os.kill(os.getpid(), {int(signum)})
+    return real(self, *args)
+GuardedFile.{method} = {method}
+from pimdram.cli import main
+main(sys.argv[1:])
+"""
+    result = subprocess.run([sys.executable, "-c", script, "replay", str(EXAMPLE), "-m", "hbm2_2gbps",
+                             "--command-log", "-o", str(out), "--overwrite"], capture_output=True, timeout=120)
+    assert result.returncode == code, result.stderr.decode()[-2000:]
+    assert result.stderr.decode().splitlines() == [f"pimdram: interrupted by {signal.Signals(signum).name}"]
+    assert out.read_text() == "keep" and leftovers(tmp_path) == []
+
+
+def _signalled_run(tmp_path, patch, args):
+    """Run pimdram in a subprocess after `patch` (Python source run first, with os, sys, signal
+    imported) and return the CompletedProcess."""
+    script = f"import os, signal, sys\n{patch}\nfrom pimdram.cli import main\nmain(sys.argv[1:])\n"
+    return subprocess.run([sys.executable, "-c", script] + [str(a) for a in args], capture_output=True,
+                          timeout=120)
+
+
+def test_a_signal_as_a_temporary_file_is_made_leaves_no_file(tmp_path):
+    # the temporary existed before the code that removes it had its name: a signal in between left it
+    out = tmp_path / "k.jsonl"
+    out.write_text("keep")
+    patch = """
+import tempfile
+real = tempfile.mkstemp
+def mkstemp(*args, **kwargs):
+    made = real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return made
+tempfile.mkstemp = mkstemp
+"""
+    result = _signalled_run(tmp_path, patch, GEN_SMALL + ["-o", out, "--overwrite"])
+    assert result.returncode == 143, result.stderr.decode()[-2000:]
+    assert result.stderr.decode().splitlines() == ["pimdram: interrupted by SIGTERM"]
+    assert out.read_text() == "keep" and leftovers(tmp_path) == []
+
+
+def test_a_signal_while_a_dask_cluster_starts_is_one_line(tmp_path):
+    # interrupted half-built, the LocalCluster was left to Dask's exit handler, which failed with a
+    # traceback after the "interrupted" line
+    pytest.importorskip("distributed")
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("model: gpt2\nsystem: dgx-a100\nbatch: 1\nprompt_tokens: 8\noutput_tokens: 2\n")
+    patch = """
+import distributed
+real = distributed.Nanny.__init__
+def __init__(self, *args, **kwargs):     # a worker of the cluster is made, not started
+    real(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)
+distributed.Nanny.__init__ = __init__
+"""
+    result = _signalled_run(tmp_path, patch, ["sweep", sweep, "-o", tmp_path / "s.csv", "--executor", "dask",
+                                              "-j", 1])
+    assert result.returncode == 130, result.stderr.decode()[-2000:]
+    assert result.stderr.decode().splitlines() == ["pimdram: interrupted by SIGINT"]
+    assert not (tmp_path / "s.csv").exists() and leftovers(tmp_path) == []
+
 # --- numbers, in every section, from a file and from --set ---------------------------------------
 
 BAD_MEMORY_VALUES = [
