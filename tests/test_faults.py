@@ -717,6 +717,56 @@ def test_an_empty_or_malformed_kernel_trace_is_not_asked_for_memory(tmp_path):
         invoke("replay", junk, "-o", tmp_path / "x.h5"))
 
 
+
+def _small_kernel_trace(tmp_path):
+    import json
+    path = tmp_path / "k.jsonl"
+    assert invoke(*GEN_SMALL, "-o", path).exit_code == 0
+    lines = path.read_text().splitlines()
+    return path, json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda h, ks: ks[3].update(step=10**9), ":5: 'step' 1000000000 is not the first step of a run of template 0"),
+    (lambda h, ks: ks[3].update(kv_heads=[12, 0]), ":5: 'kv_heads' must be [lo, hi] with 0 <= lo <= hi"),
+    (lambda h, ks: ks[3].update(tokens=[-1, 5]), ":5: 'tokens' must be [lo, hi] with 0 <= lo <= hi"),
+    (lambda h, ks: ks[3].update(requests=[77]), ":5: request 77 is not one of the header's workload.requests"),
+    (lambda h, ks: ks[3]["operands"][0].update(dtype="fp7"), "dtype must be one of fp32, fp16, bf16, int8, int4"),
+    (lambda h, ks: ks[3]["operands"][0].update(shape=[1, -1]), "shape must be a list of non-negative integers"),
+    (lambda h, ks: h.update(version=[True, False]), "header version must be [major, minor]"),
+], ids=["step", "kv_heads", "tokens", "requests", "dtype", "operand-shape", "bool-version"])
+def test_hand_edited_kernel_fields_the_validator_skipped_are_errors(tmp_path, edit, message):
+    # each was accepted; a kernel's step outside the header's steps doubled tokens/s
+    import json
+    path, header, kernels = _small_kernel_trace(tmp_path)
+    edit(header, kernels)
+    path.write_text("".join(json.dumps(x) + "\n" for x in [header] + kernels))
+    line = one_error_line(invoke("replay", path, "-o", tmp_path / "x.h5"))
+    assert message in line, line
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_damaged_stats_file_is_one_line_for_every_reader(tmp_path, logged_stats):
+    # a corrupt heap inside an HDF5 file was h5py's RuntimeError, a traceback, in report and plot
+    damaged = tmp_path / "d.h5"
+    data = bytearray(logged_stats.read_bytes())
+    at = data.find(b"HEAP")
+    data[at:at + 4] = b"JUNK"
+    damaged.write_bytes(bytes(data))
+    for args in (["report", damaged], ["report", damaged, "--json"], ["check", damaged],
+                 ["plot", "latency", damaged, "-o", tmp_path / "l.png"]):
+        line = one_error_line(invoke(*args))
+        assert line.startswith(f"Error: {damaged}: damaged or incomplete HDF5 file ("), (args, line)
+    long = tmp_path / ("z" * 300 + ".h5")
+    assert one_error_line(invoke("report", long)) == f"Error: {long}: cannot read (File name too long)"
+
+
+def test_a_binary_file_as_a_sweep_table_is_one_line(tmp_path):
+    table = tmp_path / "s.csv"
+    table.write_bytes(bytes(range(256)) * 8)
+    line = one_error_line(invoke("plot", "throughput", table, "-o", tmp_path / "t.png"))
+    assert line == f"Error: {table}: not UTF-8 text at byte 128; not a pimdram.sweep-results table"
+
 # --- idle gaps and true stalls ------------------------------------------------------------------
 
 def test_an_idle_gap_of_thirty_million_cycles_is_not_a_stall(tmp_path):
