@@ -767,6 +767,28 @@ def test_a_binary_file_as_a_sweep_table_is_one_line(tmp_path):
     line = one_error_line(invoke("plot", "throughput", table, "-o", tmp_path / "t.png"))
     assert line == f"Error: {table}: not UTF-8 text at byte 128; not a pimdram.sweep-results table"
 
+
+@pytest.mark.parametrize("key", ["tie_word_embeddings", "attention_bias", "mlp_bias"])
+def test_a_config_json_flag_written_as_text_is_an_error_not_true(tmp_path, key):
+    # bool("false") is True: "tie_word_embeddings": "false" tied the embeddings
+    import json
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "llama", "hidden_size": 512, "num_hidden_layers": 2,
+                                  "num_attention_heads": 8, "intermediate_size": 1024, "vocab_size": 1000,
+                                  key: "false"}))
+    line = one_error_line(invoke("model", "show", config))
+    assert line == f"Error: {config}: {key} must be true or false, got 'false'"
+
+
+def test_a_non_finite_override_in_a_sweep_file_is_refused_before_any_point(tmp_path):
+    # NaN ran the points, then reached the table's JSON metadata: a traceback after the whole sweep
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("model: gpt2\nsystem: dgx-attacc\nbatch: 1\nprompt_tokens: 8\noutput_tokens: 2\n"
+                     "set.mapping.head_groups: .nan\n")
+    line = one_error_line(invoke("sweep", sweep, "-o", tmp_path / "s.csv", "--no-cache", "-j", 1))
+    assert line == f"Error: {sweep}: set.mapping.head_groups: expected a finite number, got nan"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
 # --- idle gaps and true stalls ------------------------------------------------------------------
 
 def test_an_idle_gap_of_thirty_million_cycles_is_not_a_stall(tmp_path):
