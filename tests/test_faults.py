@@ -789,6 +789,28 @@ def test_a_non_finite_override_in_a_sweep_file_is_refused_before_any_point(tmp_p
     assert line == f"Error: {sweep}: set.mapping.head_groups: expected a finite number, got nan"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
 
+
+def test_a_broken_sweep_cache_costs_a_rerun_not_the_sweep(tmp_path):
+    # a cache entry with text for a metric was a traceback after every point had run; a directory in
+    # an entry's place failed the sweep at the first point
+    import json
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("model: gpt2\nsystem: dgx-a100\nbatch: [1, 2]\nprompt_tokens: 8\noutput_tokens: 2\n")
+    assert invoke("sweep", sweep, "-o", tmp_path / "a.csv", "-j", 1).exit_code == 0
+    entries = sorted((tmp_path / ".pimdram-cache").rglob("*.json"))
+    assert len(entries) == 2
+    record = json.loads(entries[0].read_text())
+    record["metrics"]["tokens_per_s"] = "fast"
+    entries[0].write_text(json.dumps(record))
+    entries[1].unlink()
+    entries[1].mkdir()
+    result = invoke("sweep", sweep, "-o", tmp_path / "b.csv", "-j", 1)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    warnings_ = [line for line in result.output.splitlines() if line.startswith("Warning: the sweep cache is not kept")]
+    assert len(warnings_) == 1 and "is a directory" in warnings_[0]
+    assert "2 points (2 run, 0 failed, 0 from the cache)" in result.output
+
 # --- idle gaps and true stalls ------------------------------------------------------------------
 
 def test_an_idle_gap_of_thirty_million_cycles_is_not_a_stall(tmp_path):
