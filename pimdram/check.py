@@ -68,6 +68,7 @@ Counting
 MemorySpec from the resolved config stored in the file (`spec_from_resolved`).
 """
 import heapq
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -735,6 +736,9 @@ class LogChecker:
     `feed(columns)` each chunk in order, then `result()`."""
 
     def __init__(self, spec, max_examples=10, refresh=True, refresh_slack=9):
+        if isinstance(refresh_slack, bool) or not (isinstance(refresh_slack, (int, float))
+                                                    and math.isfinite(refresh_slack) and 1 <= refresh_slack <= 1e6):
+            raise ValueError(f"refresh_slack must be a number of refresh intervals in 1..1e6, got {refresh_slack!r}")
         self.spec = spec
         self.max_examples = max(0, int(max_examples))
         self.out = _Collector(None, max_examples)

@@ -20,8 +20,8 @@ cimport cython
 cimport numpy as cnp
 
 from pimdram._types cimport (cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t, uint64_t,
-                             CYCLE_NEVER, KIND_ACTIVATE, KIND_PRECHARGE, KIND_READ, KIND_WRITE,
-                             KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH)
+                             CYCLE_NEVER, MAX_CYCLE, KIND_ACTIVATE, KIND_PRECHARGE, KIND_READ,
+                             KIND_WRITE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH)
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove
 
@@ -497,6 +497,10 @@ cdef class Engine:
         cdef bint sized = size is not None
         if w.shape[0] != n or arr.shape[0] != n:
             raise ValueError("address, is_write and arrival must have equal lengths")
+        if n and np.asarray(arr).max() > MAX_CYCLE:
+            # beyond it, times meet CYCLE_NEVER ("no event") and overflow: a wrong stall or a crash
+            raise ValueError(f"arrival cycle {int(np.asarray(arr).max())} is beyond the latest cycle the engine "
+                             f"counts, 2**60")
         if sized:
             sz = np.ascontiguousarray(size, dtype=np.int64)
             if sz.shape[0] != n:
@@ -789,6 +793,8 @@ cdef class Engine:
         self._check_track()
         if cycle < self.now:
             raise ValueError(f"cannot go back in time: at cycle {self.now}, asked for {cycle}")
+        if cycle > MAX_CYCLE:
+            raise ValueError(f"cycle {cycle} is beyond the latest cycle the engine counts, 2**60")
         with nogil:
             rc = _advance(self, cycle)
         self._raise_for(rc)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_output
+from .._atomic import atomic_output, note_input
 from ..errors import WorkloadError
 
 FORMAT_NAME = "pimdram-requests"
@@ -109,6 +109,7 @@ def read_requests(path):
     """The requests of a request file (CSV, or JSON Lines when the first non-blank character is
     '{'), in file order. Errors name the file and line."""
     path = Path(path)
+    note_input(path)
     try:
         f = open(path, newline="", encoding="utf-8")
     except OSError as exc:
@@ -242,6 +243,7 @@ def read_histogram(path):
     """(prompt_tokens, output_tokens, weight) rows of a length histogram: CSV with columns
     prompt_tokens, output_tokens and count (a joint histogram; weights need not sum to 1)."""
     path = Path(path)
+    note_input(path)
     try:
         f = open(path, newline="", encoding="utf-8")
     except OSError as exc:

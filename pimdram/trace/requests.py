@@ -438,7 +438,8 @@ def _describe_text_error(parser, format, line, token):
         return (f"arrival cycle {token!r} is not a non-negative decimal integer",
                 f"a cycle number, as in {example}")
     if code == codes.ARRIVAL_TOO_LARGE:
-        return f"arrival cycle {token} does not fit in 63 bits", f"a cycle of at most {_INT64_MAX}"
+        return (f"arrival cycle {token} is beyond the latest cycle the simulator counts",
+                "a cycle of at most 2**60")
     if code == codes.ARRIVAL_DECREASES:
         return (f"arrival cycle {token} is earlier than the previous request's "
                 f"{parser.last_arrival}",
@@ -477,6 +478,11 @@ class _ArrivalOrder:
                 return (i, f"arrival cycle {arrival[i]} given but the first request has none (-1)",
                         "an arrival cycle on every request or on none")
             return None
+        bad = np.flatnonzero(arrival > _parse.MAX_ARRIVAL_CYCLE)
+        if len(bad):
+            i = int(bad[0])
+            return (i, f"arrival cycle {arrival[i]} is beyond the latest cycle the simulator counts",
+                    "a cycle of at most 2**60")
         bad = np.flatnonzero(arrival < 0)
         if len(bad):
             i = int(bad[0])
