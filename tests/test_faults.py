@@ -761,6 +761,24 @@ def test_a_damaged_stats_file_is_one_line_for_every_reader(tmp_path, logged_stat
     assert one_error_line(invoke("report", long)) == f"Error: {long}: cannot read (File name too long)"
 
 
+def test_damage_inside_a_columns_data_is_an_error_not_a_wrong_number(tmp_path, logged_stats):
+    # every numeric column with rows carries a Fletcher-32 checksum: a flipped byte in its data
+    # (which HDF5's own structures do not cover) fails the read instead of giving another number
+    import h5py
+
+    with h5py.File(logged_stats, "r") as f:
+        ds = f["tables/summary/cycles"]
+        assert ds.fletcher32 and ds.shape[0] == 1
+        offset = ds.id.get_chunk_info(0).byte_offset
+    damaged = tmp_path / "d.h5"
+    data = bytearray(logged_stats.read_bytes())
+    data[offset] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    for args in (["report", damaged], ["report", damaged, "--json"]):
+        line = one_error_line(invoke(*args))
+        assert line.startswith(f"Error: {damaged}: damaged or incomplete HDF5 file ("), (args, line)
+
+
 def test_a_binary_file_as_a_sweep_table_is_one_line(tmp_path):
     table = tmp_path / "s.csv"
     table.write_bytes(bytes(range(256)) * 8)
