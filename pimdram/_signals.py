@@ -107,13 +107,7 @@ def held():
 def deferred():
     """A section a signal must not break into: the signal is raised at its end. Python runs
     signal handlers on the main thread only, so on other threads this does nothing."""
-    global _depth
-    if threading.current_thread() is not threading.main_thread():
+    with held():
         yield
-        return
-    _depth += 1
-    try:
-        yield
-    finally:
-        _depth -= 1
-    check()
+    if threading.current_thread() is threading.main_thread():
+        check()

@@ -37,6 +37,15 @@ class ServedRequest:
 
 # --- reading ----------------------------------------------------------------------------------------
 
+def _open_input(path):
+    """Text file `path`, opened for reading and recorded as an input of the run."""
+    note_input(path)
+    try:
+        return open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise WorkloadError(f"{path}: {exc.strerror or exc}") from None
+
+
 def _lines(f, path):
     number = 0
     while True:
@@ -109,11 +118,7 @@ def read_requests(path):
     """The requests of a request file (CSV, or JSON Lines when the first non-blank character is
     '{'), in file order. Errors name the file and line."""
     path = Path(path)
-    note_input(path)
-    try:
-        f = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise WorkloadError(f"{path}: {exc.strerror or exc}") from None
+    f = _open_input(path)
     try:
         with f:
             requests = _read(_lines(f, path), path)
@@ -243,11 +248,7 @@ def read_histogram(path):
     """(prompt_tokens, output_tokens, weight) rows of a length histogram: CSV with columns
     prompt_tokens, output_tokens and count (a joint histogram; weights need not sum to 1)."""
     path = Path(path)
-    note_input(path)
-    try:
-        f = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise WorkloadError(f"{path}: {exc.strerror or exc}") from None
+    f = _open_input(path)
     rows = []
     with f:
         header = None
