@@ -70,6 +70,10 @@ def test_only_attention_for_microbenchmarks(tmp_path):
     assert "softmax" in {by_id[d]["name"] for d in ctx["deps"]}
 
 
+# tests/data/llm/requests.csv in decode: one new token against prompts 128, 256, 128
+CONTEXTS = [[129, 2], [257, 1]]
+
+
 def test_requests_csv_and_dtypes(tmp_path):
     out = tmp_path / "r.jsonl"
     r = run("gen", "--model", "gpt2", "--system", "dgx-a100", "--requests", DATA / "requests.csv",
@@ -78,8 +82,15 @@ def test_requests_csv_and_dtypes(tmp_path):
     t = read_kernel_trace(out)
     assert t.header["workload"]["dtypes"] == {"weights": "int4", "activations": "fp16", "kv_cache": "int8"}
     assert len(t.header["workload"]["requests"]) == 3
-    # two distinct prompt lengths: one attention kernel per shape group
-    assert len([k for k in t.kernels if k["name"] == "attention_score" and k["layer"] == 0]) == 2
+    # two distinct prompt lengths, one ragged attention kernel (a paged kernel's single launch):
+    # each request's one new token against its cached prompt, GPT-2's 12 heads of 64
+    scores = [k for k in t.kernels if k["name"] == "attention_score" and k["layer"] == 0]
+    assert len(scores) == 1
+    s = scores[0]
+    assert s["contexts"] == CONTEXTS and s["shape"] == {"M": 1, "N": CONTEXTS[-1][0], "K": 64, "instances": 36}
+    assert s["flops"] == 2 * 64 * 12 * sum(t * n for t, n in CONTEXTS)
+    # int8 K cache: a byte per element, each request's tokens once
+    assert s["operands"][1]["bytes"] == 12 * 64 * sum(t * n for t, n in CONTEXTS)
 
 
 def test_existing_output_needs_overwrite(tmp_path):

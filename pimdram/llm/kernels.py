@@ -92,6 +92,7 @@ class Kernel:
     kv_heads: tuple = None         # [lo, hi) of the KV heads an attention kernel covers
     tokens: tuple = None           # [lo, hi) of the cached token positions it covers
     reuse: int = None              # attention: query rows per KV head and request (g · new tokens)
+    contexts: tuple = None         # ragged attention: ((tokens, requests), ...) when its requests' token counts differ
     device: str = None
     deps: list = field(default_factory=list)
     prev_deps: list = field(default_factory=list)   # positions of kernels of the previous step it waits for
@@ -140,6 +141,8 @@ class Kernel:
             d["tokens"] = list(self.tokens)
         if self.reuse is not None:
             d["reuse"] = self.reuse
+        if self.contexts is not None:
+            d["contexts"] = [list(c) for c in self.contexts]
         if self.requests:
             d["requests"] = list(self.requests)
         d["flops"] = self.flops
@@ -324,58 +327,79 @@ class StepBuilder:
         ctx = L + "context" + gs
         ctx_parts = {}
         all_parts = self.attention_parts(layer)
-        for grp in groups:
-            n, c = grp.new_tokens, grp.context
-            R = len(grp.requests)
-            total = c + n
-            gcommon = dict(common, requests=grp.requests)
+        for n, members in _attention_sets(groups):
             for part in parts:
                 i = all_parts.index(part)
                 plo, phi = max(part.kv_heads[0], hlo), min(part.kv_heads[1], hhi)
                 kvh = phi - plo
-                tlo, thi = max(part.tokens[0], 0), min(part.tokens[1], total)
-                if thi <= tlo or kvh <= 0:
+                if kvh <= 0:
                     continue
+                # per group of requests: (requests, cached + new tokens in the part, new tokens it stores)
+                rows = []
+                for c, reqs in members:
+                    tlo, thi = max(part.tokens[0], 0), min(part.tokens[1], c + n)
+                    if thi > tlo:
+                        rows.append((reqs, thi - tlo, max(0, thi - max(tlo, c))))
+                if not rows:
+                    continue
+                tlo = max(part.tokens[0], 0)
+                thi = tlo + max(t for _, t, _ in rows)
+                requests = tuple(sorted(r for reqs, _, _ in rows for r in reqs))
+                R = len(requests)
+                lengths = {}
+                for reqs, t, _ in rows:
+                    lengths[t] = lengths.get(t, 0) + len(reqs)
+                ragged = len(lengths) > 1
                 tag = dict(kv_heads=(plo, phi), tokens=(tlo, thi), reuse=g * n)
+                gcommon = dict(common, requests=requests)
                 kv_tensor = f"{sb}L{layer}.kv.p{i}{gs}"
-                new_lo, new_hi = max(tlo, c), min(thi, total)
-                if new_hi > new_lo:  # this part stores some of the new tokens
-                    nt = new_hi - new_lo
+                stored = [(len(reqs), new) for reqs, _, new in rows if new > 0]
+                if stored:  # this part stores some of the new tokens
+                    if len({new for _, new in stored}) == 1:
+                        Rn, nt = sum(k for k, _ in stored), stored[0][1]
+                        shape = (Rn, nt, 2, kvh, d)
+                    else:    # requests store different numbers of tokens here: laid end to end
+                        shape = (1, sum(k * new for k, new in stored), 2, kvh, d)
                     out.append(self._elementwise(
-                        "kv_cache_append", "elementwise", layer, 2 * R * nt * kvh * d, 0,
-                        [self._act("kv", "read", (R, nt, 2, kvh, d), qkv, mode="partial")],
-                        [self._kv("kv_cache", "write", (R, nt, 2, kvh, d), kv_tensor, mode="append")],
+                        "kv_cache_append", "elementwise", layer, 2 * math.prod(shape[:2]) * kvh * d, 0,
+                        [self._act("kv", "read", shape, qkv, mode="partial")],
+                        [self._kv("kv_cache", "write", shape, kv_tensor, mode="append")],
                         **tag, **gcommon))
-                Ntok = thi - tlo
+                Ntok = max(lengths)
+                total_tokens = sum(t * k for t, k in lengths.items())   # summed over the requests
                 M = g * n
                 inst = R * kvh
-                sc = f"{L}scores.r{grp.requests[0]}.p{i}{gs}"
+                # a ragged kernel (requests with different contexts, one launch as a paged
+                # attention kernel runs them) lays its requests' tokens end to end in its shapes
+                per = (1, total_tokens) if ragged else (R, Ntok)
+                extra = dict(contexts=tuple(sorted(lengths.items()))) if ragged else {}
+                sc = f"{L}scores.r{requests[0]}.p{i}{gs}"
                 # a prefill's attention runs in tiles (FlashAttention): its scores and
                 # probabilities stay on chip, one tile at a time
                 tiled = common["phase"] == "prefill"
-                sshape = (R, kvh * g, n, Ntok)
+                sshape = (per[0], kvh * g, n, per[1])
                 out.append(Kernel(
                     "attention_score", "attention_score", layer,
-                    shape={"M": M, "N": Ntok, "K": d, "instances": inst}, flops=2 * M * Ntok * d * inst,
+                    shape={"M": M, "N": Ntok, "K": d, "instances": inst}, flops=2 * M * total_tokens * d * kvh,
                     form="gemv" if M == 1 else "gemm",
                     operands=[self._act("q", "read", (R, kvh * g, n, d), qkv),
-                              self._kv("k_cache", "read", (R, kvh, Ntok, d), kv_tensor),
+                              self._kv("k_cache", "read", (per[0], kvh, per[1], d), kv_tensor),
                               self._act("scores", "write", sshape, sc, on_chip=tiled)],
-                    **tag, **gcommon))
+                    **extra, **tag, **gcommon))
                 out.append(self._elementwise(
-                    "softmax", "softmax", layer, inst * M * Ntok, SOFTMAX_FLOPS,
+                    "softmax", "softmax", layer, kvh * M * total_tokens, SOFTMAX_FLOPS,
                     [self._act("scores", "read", sshape, sc, on_chip=tiled)],
-                    [self._act("probs", "write", sshape, sc + ".probs", on_chip=tiled)], **tag, **gcommon))
+                    [self._act("probs", "write", sshape, sc + ".probs", on_chip=tiled)], **extra, **tag, **gcommon))
                 pc = f"{ctx}.p{i}" if token_splits else ctx
                 ctx_parts[i] = kvh
                 out.append(Kernel(
                     "attention_context", "attention_context", layer,
-                    shape={"M": M, "N": d, "K": Ntok, "instances": inst}, flops=2 * M * d * Ntok * inst,
+                    shape={"M": M, "N": d, "K": Ntok, "instances": inst}, flops=2 * M * d * total_tokens * kvh,
                     form="gemv" if M == 1 else "gemm",
                     operands=[self._act("probs", "read", sshape, sc + ".probs", on_chip=tiled),
-                              self._kv("v_cache", "read", (R, kvh, Ntok, d), kv_tensor),
+                              self._kv("v_cache", "read", (per[0], kvh, per[1], d), kv_tensor),
                               self._act("context", "write", (R, n, kvh * g * d), pc, mode="partial")],
-                    **tag, **gcommon))
+                    **extra, **tag, **gcommon))
         if token_splits:
             # partial results of token slices are rescaled by their softmax sums and added
             n_parts = len({p.tokens for p in parts})
@@ -431,6 +455,17 @@ class StepBuilder:
             k.split = (part, 2)
             out.append(k)
         return out
+
+
+def _attention_sets(groups):
+    """The step's groups by new tokens: (n, [(context, requests), ...]) in order. The requests of
+    one set share an attention kernel (per KV-cache part) whatever their contexts: a paged
+    attention kernel (vLLM's, FlashAttention's variable-length one, AttAcc's per-request heads
+    on the channels) serves a batch of mixed lengths in one launch."""
+    sets = {}
+    for grp in groups:
+        sets.setdefault(grp.new_tokens, []).append((grp.context, grp.requests))
+    return sorted(sets.items())
 
 
 def expert_loads(tokens, experts, top_k):

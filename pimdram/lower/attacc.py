@@ -491,28 +491,46 @@ def attention_layer(b, n_inst, L, d):
     docstring), so that one head's softmax and buffer traffic overlap the other's MACs. A
     kernel replay that runs a layer's attention as one PIM kernel gets AttAcc's overlap from it;
     attention_piece runs the three parts apart instead."""
+    rows = 2 * n_inst * b.rows_per_gemv(L, d) if n_inst else 0
+    if rows > b.spec.rows:        # before the list of instances is made (a hand-edited count may be huge)
+        raise ValueError(f"{n_inst} instances of {L} tokens x {d} need {rows} rows per bank in a channel; the "
+                         f"memory has {b.spec.rows}")
+    attention_instances(b, [L] * n_inst, d)
+
+
+def attention_instances(b, lengths, d):
+    """attention_layer over instances of their own contexts `lengths` (a ragged batch: the
+    requests of one channel at different lengths), in the order given, paired the same way: the
+    softmax and buffer moves of instance i overlap the MACs of instance i + 1 and the other way
+    round. Instance i's K and V take rows one after the other from row 0."""
+    n_inst = len(lengths)
     if n_inst == 0:
         return
     m, ch = b.mode, 0
-    rows = b.rows_per_gemv(L, d)
-    k_row = lambda i: 2 * i * rows          # noqa: E731 -- K of instance i, then its V
-    v_row = lambda i: (2 * i + 1) * rows    # noqa: E731
-    if 2 * n_inst * rows > b.spec.rows:
-        raise ValueError(f"{n_inst} instances of {L} tokens x {d} need {2 * n_inst * rows} rows per bank in a "
-                         f"channel; the memory has {b.spec.rows}")
+    rows = [b.rows_per_gemv(L, d) for L in lengths]
+    first = [0]
+    for r in rows:
+        first.append(first[-1] + 2 * r)
+    k_row = lambda i: first[i]                 # noqa: E731 -- K of instance i, then its V
+    v_row = lambda i: first[i] + rows[i]       # noqa: E731
+    if first[-1] > b.spec.rows:
+        what = f"{n_inst} instances of {lengths[0]} tokens" if len(set(lengths)) == 1 else \
+            f"{n_inst} instances of {min(lengths)}-{max(lengths)} tokens"
+        raise ValueError(f"{what} x {d} need {first[-1]} rows per bank in a channel; the memory has {b.spec.rows}")
     half = lambda n: n // 2                 # noqa: E731 -- MVGB goes over the second half of the blocks
     wrgb = lambda: b.moves("WRGB", _wrgb(m, d))                   # noqa: E731
-    sfm = lambda: b.moves("SFM", 1, b.softmax_cycles(L))          # noqa: E731
+    sfm = lambda L: b.moves("SFM", 1, b.softmax_cycles(L))        # noqa: E731
     i = 0
     while i + 1 < n_inst:
-        b.gemv(ch, L, d, k_row(i), _share(wrgb(), lambda n: 0), lead=wrgb())
-        b.gemv(ch, L, d, k_row(i + 1), _with_first(sfm(), _share(b.mvgb(L), half)))
-        b.context_gemv(ch, L, d, v_row(i), _with_first(sfm(), _share(b.mvgb(L), half)))
-        b.context_gemv(ch, L, d, v_row(i + 1))
+        L0, L1 = lengths[i], lengths[i + 1]
+        b.gemv(ch, L0, d, k_row(i), _share(wrgb(), lambda n: 0), lead=wrgb())
+        b.gemv(ch, L1, d, k_row(i + 1), _with_first(sfm(L0), _share(b.mvgb(L0), half)))
+        b.context_gemv(ch, L0, d, v_row(i), _with_first(sfm(L1), _share(b.mvgb(L1), half)))
+        b.context_gemv(ch, L1, d, v_row(i + 1))
         i += 2
     if i < n_inst:
-        b.gemv(ch, L, d, k_row(i), lead=wrgb())
-        b.context_gemv(ch, L, d, v_row(i), lead=sfm() + b.mvgb(L))
+        b.gemv(ch, lengths[i], d, k_row(i), lead=wrgb())
+        b.context_gemv(ch, lengths[i], d, v_row(i), lead=sfm(lengths[i]) + b.mvgb(lengths[i]))
     b.flush(ch)
 
 

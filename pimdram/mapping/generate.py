@@ -319,6 +319,7 @@ def _structure(kernels):
     """What makes two steps' kernels the same up to their numbers."""
     return tuple((k.name, k.op, k.layer, k.phase, k.device, k.link, k.form, k.sub_batch, k.expert, k.kv_heads,
                   k.requests, k.reuse, k.collective, tuple(k.deps), tuple(k.prev_deps),
+                  None if k.contexts is None else tuple(n for _, n in k.contexts),
                   tuple((o.name, o.role, o.access, o.dtype, o.region, len(o.shape)) for o in k.operands))
                  for k in kernels)
 
@@ -330,6 +331,8 @@ def _numbers(k):
         out[f"shape.{name}"] = v
     if k.tokens is not None:
         out["tokens.hi"] = k.tokens[1]
+    for i, (tokens, _) in enumerate(k.contexts or ()):
+        out[f"contexts.{i}"] = tokens
     for i, o in enumerate(k.operands):
         out[f"operands.{i}.bytes"] = o.bytes
         for j, v in enumerate(o.shape):

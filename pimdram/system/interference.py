@@ -24,7 +24,7 @@ import numpy as np
 
 from .._engine import Engine
 from ..replay import engine_params
-from .pim import pim_work
+from .pim import Ragged, pim_work
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +245,10 @@ class Interference:
         fraction of the program's run alone)."""
         lo, hi = self.held.channels(pk)
         kind, loads, shape = pim_work(pm, pk, hi - lo)
-        load = max(n for n, _ in loads)
+        if isinstance(loads, Ragged):     # the channel with the most tokens to go through
+            load = tuple(max(loads, key=sum))
+        else:
+            load = max(n for n, _ in loads)
         key = (pm.name, kind, load, shape)
         if key not in self.programs:
             spec, program = pm.channel_program(kind, load, shape)

@@ -21,7 +21,7 @@ import numpy as np
 from .._engine import Engine
 from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
-from ..lower.attacc import _Builder, attention_key, attention_layer, attention_piece, fc_piece
+from ..lower.attacc import _Builder, attention_instances, attention_key, attention_layer, attention_piece, fc_piece
 from ..lower.generic import GemvBuilder, gemv_key
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
@@ -71,12 +71,41 @@ class PimMemory:
         else:
             reps = [(n, m, 1) for n, m in loads]
         key = (kind, tuple((n, s) for n, s, _ in reps), self._program_key(kind, shape))
+        return self._simulate(key, kind, reps, C, reuse,
+                              lambda spec, engine: self._programs(spec, engine, kind, [(n, s) for n, s, _ in reps],
+                                                                  shape))
+
+    def run_lengths(self, kind, lengths, shape, symmetry, channels=None):
+        """Like run, for a ragged kernel: `lengths[c]` lists the contexts of the instances channel c
+        carries, in order (channel_lengths); `shape` is (d, reuse). Channels with equal lists are
+        simulated once (`symmetry`)."""
+        C = channels or self.channels
+        d, reuse = shape
+        if not lengths:
+            return KernelTiming(0.0, "model", channels_total=C)
+        counts = {}
+        for lst in lengths:
+            t = tuple(lst)
+            counts[t] = counts.get(t, 0) + 1
+        if symmetry:
+            reps = [(t, 1, m) for t, m in counts.items()]
+        else:
+            reps = [(tuple(lst), 1, 1) for lst in lengths]
+        key = (kind, "ragged", tuple(t for t, _, _ in reps), d, reuse) if symmetry else \
+            (kind, "ragged-all", tuple(t for t, _, _ in reps), d, reuse)
+        return self._simulate(key, kind, reps, C, reuse,
+                              lambda spec, engine: self._length_programs(spec, engine, kind, [t for t, _, _ in reps],
+                                                                         d, reuse))
+
+    def _simulate(self, key, kind, reps, C, reuse, programs_of):
+        """Simulate the representative channels `reps` ((load, simulated channels, multiplicity)
+        triples) whose programs `programs_of(spec, engine)` builds; remembered under `key`."""
         if key in self.cache:
             return dataclasses.replace(self.cache[key], source="reused")
         n_sim = sum(s for _, s, _ in reps)
         spec = dataclasses.replace(self.spec, counts=[n_sim] + list(self.spec.counts[1:]))
         engine = Engine(engine_params(spec, self.command_log))
-        programs = self._programs(spec, engine, kind, [(load, n_ch) for load, n_ch, _ in reps], shape)
+        programs = programs_of(spec, engine)
         cols, _ = assemble(spec, programs)
         engine.feed_program(cols["channel"], cols["command"], cols["node"], cols["select"], cols["row"],
                             cols["occupancy"])
@@ -98,6 +127,20 @@ class PimMemory:
         self.cache[key] = timing
         return timing
 
+    def _length_programs(self, spec, engine, kind, lists, d, reuse):
+        """(channel, builder) pairs: channel i runs the instances of contexts `lists[i]`."""
+        programs = []
+        for ch, lengths in enumerate(lists):
+            if self.mode == "gemv":
+                b = GemvBuilder(spec, engine.node_id, reuse)
+                row = 0
+                for L in lengths:       # score: K is L x d; context: V^T is d x L
+                    row = b.gemv(0, L, d, row) if kind == "score" else b.gemv(0, d, L, row)
+            else:
+                b = _Builder(spec, engine.node_id, self.mode, reuse)
+                attention_instances(b, list(lengths), d)
+            programs.append((ch, b))
+        return programs
 
     def _program_key(self, kind, shape):
         """What the kernel's programs depend on besides the loads: equal keys, equal programs (the
@@ -142,10 +185,15 @@ class PimMemory:
 
     def channel_program(self, kind, load, shape):
         """(one-channel spec, program columns) of one channel carrying `load` of kernel part
-        `kind` (system.interference simulates it beside xPU traffic)."""
+        `kind` (system.interference simulates it beside xPU traffic); for a ragged kernel `load`
+        is the channel's tuple of instance contexts and `shape` (d, reuse)."""
         spec = dataclasses.replace(self.spec, counts=[1] + list(self.spec.counts[1:]))
         engine = Engine(engine_params(spec))
-        cols, _ = assemble(spec, self._programs(spec, engine, kind, [(load, 1)], shape))
+        if isinstance(load, tuple):
+            programs = self._length_programs(spec, engine, kind, [load], *shape)
+        else:
+            programs = self._programs(spec, engine, kind, [(load, 1)], shape)
+        cols, _ = assemble(spec, programs)
         return spec, cols
 
 
@@ -195,14 +243,50 @@ def pim_energy(spec, totals, reuse=1):
     return energy(memory=memory, compute=compute, onchip=onchip)
 
 
+class Ragged(list):
+    """The loads of a ragged attention kernel: per channel, the contexts of its instances."""
+
+
+def channel_lengths(pm, k, heads, channels=None):
+    """Ragged(per channel of the kernel's spread, the contexts of the instances it carries in
+    order). The kernel's requests are taken in the order of its `contexts` (ascending length),
+    each as its KV heads (instances), or under the `request` KV placement as `split` units of
+    its heads; units go round robin over the channels, as uniform kernels' do (PimMemory.loads)."""
+    C = channels or pm.channels
+    per_request = [t for t, n in k["contexts"] for _ in range(n)]
+    if pm.kv_placement == "request":
+        split = min(pm.devices, heads)
+        group = -(-heads // split)
+    else:
+        split, group = heads, 1
+    lists = [[] for _ in range(min(C, len(per_request) * split))]
+    j = 0
+    for t in per_request:
+        for _ in range(split):
+            lists[j % C].extend([t] * group)
+            j += 1
+    return Ragged(lists)
+
+
 def pim_work(pm, k, channels=None):
-    """What a PIM kernel with a lowering simulates: (kind, loads, shape) for PimMemory.run, "fused"
-    (simulated inside its layer's attention_score), or None (no lowering: modelled)."""
+    """What a PIM kernel with a lowering simulates: (kind, loads, shape) for PimMemory.run (or
+    for a ragged attention kernel (kind, Ragged lists, (d, reuse)) for PimMemory.run_lengths),
+    "fused" (simulated inside its layer's attention_score), or None (no lowering: modelled)."""
     shape = k.get("shape", {})
     reuse = max(1, int(k.get("reuse") or shape.get("M", 1)))
     if k["name"] in ATTENTION_PARTS:
         lo, hi = k.get("kv_heads", [0, 1])
         heads = max(1, hi - lo)
+        if k.get("contexts"):
+            if k["name"] == "softmax":
+                return "fused" if pm.mode != "gemv" else None
+            if pm.mode != "gemv" and k["name"] != "attention_score":
+                return "fused"
+            lists = channel_lengths(pm, k, heads, channels)
+            d = shape["K"] if k["name"] == "attention_score" else shape["N"]
+            if pm.mode != "gemv":
+                return "layer", lists, (d, reuse)
+            return ("score" if k["name"] == "attention_score" else "context"), lists, (d, reuse)
         requests = len(k.get("requests", [])) or max(1, shape.get("instances", heads) // heads)
         if pm.kv_placement == "request":      # a request's KV heads (on each device) all in one channel
             split = min(pm.devices, heads)
@@ -238,4 +322,6 @@ def pim_timing(pm, k, symmetry, channels=None):
     if work == "fused":
         return KernelTiming(0.0, "fused", channels_total=channels or pm.channels, memory=pm.name)
     kind, loads, shape = work
+    if isinstance(loads, Ragged):
+        return pm.run_lengths(kind, loads, shape, symmetry, channels)
     return pm.run(kind, loads, shape, symmetry, None if kind == "fc" else channels)

@@ -45,14 +45,19 @@ def occupancy(kernel, device, group_size=1):
     if not device.cores or kernel["op"] not in ATTENTION_OPS:
         return 1.0
     lo, hi = kernel.get("kv_heads", [0, 1])
-    requests = len(kernel.get("requests", ())) or 1
     # new tokens per request: a prefill's attention also runs a block per tile of query rows
     new_tokens = max(1, (kernel.get("reuse") or group_size) // group_size)
-    blocks = requests * max(1, hi - lo) * group_size * math.ceil(new_tokens / QUERY_TILE_ROWS)
-    if device.split_kv_tokens and new_tokens < QUERY_TILE_ROWS:
-        # Flash-Decoding: each instance's cached tokens in chunks, a block each
-        tlo, thi = kernel.get("tokens", [0, 1])
-        blocks *= math.ceil(max(1, thi - tlo) / device.split_kv_tokens)
+    per_request = max(1, hi - lo) * group_size * math.ceil(new_tokens / QUERY_TILE_ROWS)
+    tlo, thi = kernel.get("tokens", [0, 1])
+    # (cached tokens, requests) of the kernel: one pair, or a ragged kernel's `contexts`
+    lengths = kernel.get("contexts") or [(max(1, thi - tlo), len(kernel.get("requests", ())) or 1)]
+    blocks = 0
+    for tokens, requests in lengths:
+        chunks = 1
+        if device.split_kv_tokens and new_tokens < QUERY_TILE_ROWS:
+            # Flash-Decoding: each instance's cached tokens in chunks, a block each
+            chunks = math.ceil(max(1, tokens) / device.split_kv_tokens)
+        blocks += requests * per_request * chunks
     per_device = math.ceil(blocks / device.count)
     waves = math.ceil(per_device / device.cores)
     return per_device / (waves * device.cores)
@@ -90,13 +95,26 @@ def onchip_bytes(kernel, tiles):
     y_l2 = kernel["bytes_written"]
     M, N, K = shape["M"], shape["N"], shape["K"]
 
+    # a ragged attention kernel: per request N (score) or K (context) is its own token count
+    lengths = kernel.get("contexts")
+    requests = sum(n for _, n in lengths) if lengths else 1
+
     def traffic(tile, x, y, everything):
         if tile is None:
             return everything
         tm, tn = tile
+        if lengths and kernel["op"] == "attention_score":
+            # x (the queries) is read once per column tile of each request's own N
+            return sum(x * n / requests * math.ceil(t / tn) for t, n in lengths) + w * math.ceil(M / tm) + y
         return x * math.ceil(N / tn) + w * math.ceil(M / tm) + y
 
     instances = shape.get("instances", 1)
+    macs = M * N * K * instances
     element = x / (M * K * instances) if M * K * instances else 0
+    if lengths:
+        # ragged: the MACs are the FLOPs' half (each request at its own length), x's elements its shape's
+        macs = kernel["flops"] // 2
+        elements = math.prod(reads[0].get("shape") or [0])
+        element = x / elements if elements else 0
     return (traffic(tiles.get("thread_block"), x_l2, y_l2, moved),
-            traffic(tiles.get("register"), x, y, moved + kept), 3 * M * N * K * instances * element)
+            traffic(tiles.get("register"), x, y, moved + kept), 3 * macs * element)

@@ -10,7 +10,7 @@ from ..errors import FileFormatError, TraceError, VersionTooNewError, VersionToo
 from .source import trace_source
 
 FORMAT_NAME = "pimdram.kernel-trace"
-FORMAT_VERSION = (1, 3)
+FORMAT_VERSION = (1, 4)
 
 OPS = ("embedding", "norm", "gemm", "gemv", "elementwise", "attention_score", "softmax", "attention_context",
        "communication")
@@ -286,6 +286,8 @@ def _grow_targets(k):
     out.update({f"shape.{n}": v for n, v in k["shape"].items()})
     if isinstance(k.get("tokens"), list) and len(k["tokens"]) == 2:
         out["tokens.hi"] = k["tokens"][1]
+    for i, c in enumerate(k.get("contexts") or ()):
+        out[f"contexts.{i}"] = c[0]
     for i, o in enumerate(k["operands"]):
         out[f"operands.{i}.bytes"] = o["bytes"]
         for j, v in enumerate(o.get("shape") or []):
@@ -317,6 +319,8 @@ def parse_grow(k):
             out.append(("shape", parts[1], None, v))
         elif parts[0] == "tokens":
             out.append(("tokens", None, None, v))
+        elif parts[0] == "contexts":
+            out.append(("contexts", int(parts[1]), None, v))
         elif parts[2] == "bytes":
             out.append(("bytes", int(parts[1]), None, v))
         else:
@@ -343,6 +347,10 @@ def kernel_at(k, offset, parsed=None):
             shape[a] += d
         elif where == "tokens":
             out["tokens"] = [k["tokens"][0], k["tokens"][1] + d]
+        elif where == "contexts":
+            if out.get("contexts") is k.get("contexts"):
+                out["contexts"] = [list(c) for c in k["contexts"]]
+            out["contexts"][a][0] += d
         else:
             if ops is None:
                 ops = out["operands"] = list(k["operands"])
@@ -424,6 +432,20 @@ def _validate_kernel(k, index, devices, regions, where, request_ids=None):
     for key in ("kv_heads", "tokens"):
         if key in k and not _is_range(k[key]):
             raise err(f"'{key}' must be [lo, hi] with 0 <= lo <= hi, got {k[key]!r}")
+    if "contexts" in k:
+        c = k["contexts"]
+        if not (k["op"] in ("attention_score", "softmax", "attention_context") and isinstance(c, list) and len(c) >= 2
+                and all(isinstance(p, list) and len(p) == 2 and all(_is_int(x) and x > 0 for x in p) for p in c)
+                and all(a[0] < b[0] for a, b in zip(c, c[1:]))):
+            raise err(f"'contexts' must be [[tokens, requests], ...] (two or more, tokens ascending, all positive) "
+                      f"on an attention kernel, got {c!r}"[:300])
+        if sum(p[1] for p in c) != len(k.get("requests") or ()):
+            raise err(f"'contexts' counts {sum(p[1] for p in c)} requests; the kernel serves "
+                      f"{len(k.get('requests') or ())}")
+        if "N" in k["shape"] and max(p[0] for p in c) != k["shape"]["N" if k["op"] == "attention_score" else "K"] \
+                and k["op"] != "softmax":
+            raise err("the longest of 'contexts' must be the kernel's shape "
+                      + ("N" if k["op"] == "attention_score" else "K"))
     if "requests" in k:
         if not (isinstance(k["requests"], list) and all(_is_int(r) for r in k["requests"])):
             raise err(f"'requests' must be a list of request ids, got {k['requests']!r}"[:300])
