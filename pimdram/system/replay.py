@@ -85,6 +85,48 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
     kt = read_kernel_trace(source)
     header = kt.header
     sys_spec = system_of(trace, header, system, overrides)
+    acc, ref, pim_mems, tables, summary = _simulate(kt, sys_spec, trace, symmetry, command_log, progress,
+                                                    interference, started)
+    warnings = list(header.get("warnings", []))
+    config = {"system": sys_spec.to_dict(), "symmetry": bool(symmetry)}
+    if interference.enabled:
+        config["interference"] = dataclasses.asdict(interference)
+    if pim_mems or command_log:
+        config["memory"] = ref.to_dict()      # the memory of command-names / command_log (pimdram check)
+    attrs = {
+        schema.ATTR_CONFIG: yaml.dump(config, Dumper=SafeDumper, sort_keys=False),
+        schema.ATTR_TRACE_SHA256: kt.sha256,
+        schema.ATTR_TRACE_PATH: str(trace),
+        schema.ATTR_SEED: 0,
+        schema.ATTR_COMMAND_NAMES: ref.command_names,
+        schema.ATTR_LEVELS: list(ref.levels),
+        "description": f"kernel trace {trace.name} on {sys_spec.name}",
+        "warnings": json.dumps(warnings),
+    }
+    with StatsWriter(output, attrs, overwrite=overwrite, inputs=inputs) as writer:
+        for name, table in tables.items():
+            writer.write_table(name, table)
+        if command_log:
+            # without PIM kernels (every kernel modelled) the log is empty: there was nothing to
+            # issue, and `pimdram check` says so rather than that no log was kept
+            acc.write_command_log(writer, ref)
+    return ReplayResult(Path(output), summary)
+
+
+def simulate_kernel_trace(kt, system=None, overrides=None, symmetry=True, interference=None):
+    """The summary of replaying KernelTrace `kt` (in memory) on its header's system or `system`,
+    as replay_kernels computes it, without reading or writing files (the serving step timer's
+    path)."""
+    interference = interference or InterferenceOptions()
+    sys_spec = system if system is not None and not overrides and not isinstance(system, (str, Path)) \
+        else system_of("kernel trace", kt.header, system, overrides)
+    return _simulate(kt, sys_spec, "kernel trace", symmetry, False, None, interference, time.perf_counter())[4]
+
+
+def _simulate(kt, sys_spec, trace, symmetry, command_log, progress, interference, started):
+    """Time and schedule every step of `kt` on `sys_spec`: (accumulator, clock memory spec, PIM
+    memories, tables, summary)."""
+    header = kt.header
     missing = sorted({k["device"] for k in kt.kernels} - set(sys_spec.devices) - set(sys_spec.links))
     if missing:
         raise KernelReplayError(f"{trace}: kernels run on {', '.join(missing)}, which system "
@@ -165,32 +207,9 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
             done += 1
             if progress is not None and (done % 64 == 0 or done == total):
                 progress(done, total)
-    warnings = list(header.get("warnings", []))
     tables, summary = acc.tables(time.perf_counter() - started, symmetry, ref.command_names,
-                                 overcommitted=bool(warnings), static=static_powers(sys_spec))
-    config = {"system": sys_spec.to_dict(), "symmetry": bool(symmetry)}
-    if interference.enabled:
-        config["interference"] = dataclasses.asdict(interference)
-    if pim_mems or command_log:
-        config["memory"] = ref.to_dict()      # the memory of command-names / command_log (pimdram check)
-    attrs = {
-        schema.ATTR_CONFIG: yaml.dump(config, Dumper=SafeDumper, sort_keys=False),
-        schema.ATTR_TRACE_SHA256: kt.sha256,
-        schema.ATTR_TRACE_PATH: str(trace),
-        schema.ATTR_SEED: 0,
-        schema.ATTR_COMMAND_NAMES: ref.command_names,
-        schema.ATTR_LEVELS: list(ref.levels),
-        "description": f"kernel trace {trace.name} on {sys_spec.name}",
-        "warnings": json.dumps(warnings),
-    }
-    with StatsWriter(output, attrs, overwrite=overwrite, inputs=inputs) as writer:
-        for name, table in tables.items():
-            writer.write_table(name, table)
-        if command_log:
-            # without PIM kernels (every kernel modelled) the log is empty: there was nothing to
-            # issue, and `pimdram check` says so rather than that no log was kept
-            acc.write_command_log(writer, ref)
-    return ReplayResult(Path(output), summary)
+                                 overcommitted=bool(header.get("warnings")), static=static_powers(sys_spec))
+    return acc, ref, pim_mems, tables, summary
 
 
 class _Timer:
