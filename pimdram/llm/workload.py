@@ -25,6 +25,8 @@ class Request:
     prompt: int       # prompt tokens
     output: int       # tokens to generate
     arrival: float = 0.0   # seconds; carried into the trace for the replay to honour
+    cached: int = 0        # prompt tokens already in the KV cache when the prefill runs (a chunked
+                           # prefill's later chunk: it processes prompt - cached tokens against them)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,9 @@ class Workload:
             if r.prompt <= 0 or r.output <= 0:
                 raise WorkloadError(f"request {r.id}: prompt and output tokens must be positive, "
                                     f"got prompt={r.prompt}, output={r.output}")
+            if not 0 <= r.cached < r.prompt:
+                raise WorkloadError(f"request {r.id}: cached prompt tokens must be at least 0 and fewer than the "
+                                    f"prompt's {r.prompt}, got {r.cached}")
             if r.prompt > MAX_CONTEXT or r.output > MAX_OUTPUT:
                 raise WorkloadError(f"request {r.id}: at most {MAX_CONTEXT} prompt and {MAX_OUTPUT} output tokens "
                                     f"are supported, got prompt={r.prompt}, output={r.output}")
@@ -168,7 +173,7 @@ class Workload:
         """The forward passes of the workload, in order."""
         out = []
         if self.phase in ("prefill", "generate"):
-            out.append(Step(0, "prefill", _group([(r.id, r.prompt, 0) for r in self.requests])))
+            out.append(Step(0, "prefill", _group([(r.id, r.prompt - r.cached, r.cached) for r in self.requests])))
         if self.phase == "decode":
             out.append(Step(0, "decode", _group([(r.id, self.speculation, self.decode_context(r))
                                                  for r in self.requests])))

@@ -28,7 +28,7 @@ ALL_TOKENS = (0, 1 << 62)
 
 
 def generate_kernel_trace(model, system, workload, layers=None, only=None, allow_overcommit=False,
-                          warn=None, progress=None):
+                          warn=None, progress=None, place_selected=False):
     """The kernel trace of `workload` on `system` (names, paths or specs) as a KernelTrace.
 
     `layers` keeps the kernels of the first N decoder layers (plus embedding and LM head);
@@ -38,6 +38,12 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
     `warnings` and passed to `warn`, a callable taking the text). `progress(done, total)` is
     called as the work advances: one unit per run of steps that share their kernels (a prefill,
     a run of decode steps whose context grows), one for placement and one for the records.
+
+    `place_selected`: build and place only the first `layers` layers (with `allow_overcommit`;
+    the serving step timer's path): the regions keep the channels the whole model's placement
+    gives them (a KV cache's channels come from its KV heads, weights spread over every channel),
+    only their rows differ, and rows do not enter a kernel's timing; the capacity check is the
+    caller's.
     """
     model = load_model(model)
     system = load_system(system)
@@ -48,13 +54,15 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
     if layers is not None and layers > model.layers:
         raise WorkloadError(f"--layers {layers} exceeds the {model.layers} layers of {model.name}")
     only = check_only(only)
+    if place_selected and not allow_overcommit:
+        raise WorkloadError("placing only the selected layers skips the capacity check: pass allow_overcommit")
     _fits_at_all(model, system, workload, allow_overcommit)
 
     runs = list(_runs(workload.steps(), _token_bounds(system)))
     total = len(runs) + 2
     report = progress if progress is not None else (lambda done, total: None)
     parts = _attention_parts(model, system)
-    steps = _StepKernels(model, system, workload, parts)
+    steps = _StepKernels(model, system, workload, parts, layers if place_selected else None)
     linker, selection = Linker(system), Selection(layers, only)
     templates, placed = [], []
     for i, run in enumerate(runs):
@@ -205,7 +213,7 @@ def _device_on_memory(system, kernel, parts):
 class _StepKernels:
     """The kernels of one step, mapped to devices (before linking)."""
 
-    def __init__(self, model, system, workload, parts):
+    def __init__(self, model, system, workload, parts, layers=None):
         self.system, self.workload, self.parts = system, workload, parts
         opts = system.options
         groups = attacc_head_groups(system, model, workload.batch, opts.get("head_groups", 1)) \
@@ -214,7 +222,8 @@ class _StepKernels:
         if opts.get("ffn_coprocessing"):
             wbytes = workload.bytes("weight", 1)
             split = lambda M, K, N: ffn_pim_columns(system, M, K, N, wbytes)      # noqa: E731
-        self.builder = StepBuilder(model, workload, attention_parts=parts, head_groups=groups, ffn_split=split)
+        self.builder = StepBuilder(model, workload, attention_parts=parts, layers=layers, head_groups=groups,
+                                   ffn_split=split)
         self.batches, self.owner = _sub_batches(system, workload)
 
     def __call__(self, step):
@@ -233,8 +242,9 @@ class _StepKernels:
                 order.append(((-1 if k.name == "embedding" else (1 << 30) if k.layer is None else k.layer),
                               len(order), k))
         kernels = [k for _, _, k in sorted(order, key=lambda t: (t[0], t[2].sub_batch or 0, t[1]))]
+        live = step.live_batch
         for k in kernels:
-            k.device = device_for(system, k, step.live_batch, self.workload.speculation)
+            k.device = device_for(system, k, live, self.workload.speculation)
             if k.kv_heads is not None:
                 k.device = _device_on_memory(system, k, self.parts(k.layer))
             if k.split is not None and k.split[0] == 1:       # FF co-processing: the PIM's columns

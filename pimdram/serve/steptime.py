@@ -1,27 +1,39 @@
-"""Step times for the scheduler from kernel replay: each step's kernel trace is generated and
-replayed on the system, and results with equal inputs are reused.
+"""Step times for the scheduler from kernel replay: each step's kernels are generated and
+replayed on the system (pimdram.mapping + pimdram.system), never taken from a fitted model.
 
-Two composition rules make a stream affordable; both are stated here and in docs/serving.md,
-and both are checked while the stream runs (`StepTimer.checks`):
+A served stream has thousands of steps, each with its own mix of contexts. Three composition
+rules make it affordable; docs/serving.md states them, and `StepTimer.checks` records, for the
+first step of each phase and every `check_every`-th step, the composed time against the step
+replayed without any of them (every layer, contexts as they are, every distinct PIM channel
+simulated):
 
-- Context granularity. A decode request's cached tokens are rounded up to a multiple of
-  `granularity` (default: the KV block size) before the step is replayed, so that steps whose
-  contexts differ by less than a block share one replay. Rounding up can only lengthen a step.
-- Layers. With `layers="extrapolate"`, a step is replayed with its first one and two decoder
-  layers and the time (and energy) of all L layers is t1 + (L - 1)(t2 - t1): exact when every
-  layer repeats the same kernels on the same devices, as in the presets. The first step of each
-  phase is also replayed whole and the two compared.
+1. Context granularity. Every request's cached tokens (and a prefill's new tokens) are rounded
+   up to a multiple of `granularity` (default 16, a KV block) before the step is built, so that
+   steps whose contexts differ by less than a block share one replay (exact memo on the
+   rounded step). Rounding up can only lengthen a step.
+2. Layers. With `layers="extrapolate"` (the default), a step is built with its first one and two
+   decoder layers and its time (and energy) for L layers is t1 + (L - 1)(t2 - t1): exact when
+   every layer repeats the same kernels on the same devices, as in the presets. When the first
+   step of a phase shows otherwise, the timer replays every layer from then on.
+3. Ragged PIM attention. A channel holding n attention instances of contexts L1..Ln takes
+   sum_i t(n, Li) / n, where t(n, L) is a simulated channel of n instances all of context L
+   (reused across steps); the kernel takes its slowest channel (PimMemory.run_lengths with
+   composition "instances").
 
-Every `check_every`-th step (and the first of each phase) is also replayed exactly (unrounded
-contexts, all layers); the relative error of the composed time is recorded.
+Kernel timings, PIM simulations and the shares of rule 3 persist across steps
+(system.SimulationState).
 """
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
+from ..config.system import load_system
+from ..errors import WorkloadError
 from ..llm.models import load_model
 from ..llm.workload import Request, Workload
+from ..system.interference import InterferenceOptions
+
+#: memoised steps kept before the memo is emptied (bounds memory on long streams)
+MEMO_LIMIT = 200_000
 
 
 @dataclass
@@ -30,27 +42,39 @@ class Check:
     phase: str
     composed_s: float
     exact_s: float
+    composed_j: float = math.nan
+    exact_j: float = math.nan
 
     @property
     def error(self):
+        """Relative error of the composed time against the exact one."""
         return (self.composed_s - self.exact_s) / self.exact_s if self.exact_s else 0.0
 
 
 class StepTimer:
-    """`timer(phase, groups)` -> (seconds, joules) of one step on `system` (scheduler.serve's
-    step_time)."""
+    """`timer(phase, groups)` -> (seconds, joules) of one step on `system`; `groups` are
+    (new_tokens, context, count) triples (scheduler.serve's step_time). A prefill group with a
+    context is a chunk of a prompt whose first `context` tokens are cached."""
 
-    def __init__(self, model, system, granularity=16, layers="all", check_every=0, workdir=None, dtype="fp16"):
+    def __init__(self, model, system, granularity=16, layers="extrapolate", check_every=0, dtype="fp16",
+                 composition="instances", interference=True):
+        from ..system import SimulationState
+
         self.model = load_model(model)
-        self.system = system
-        self.granularity = max(1, int(granularity))
+        self.system = load_system(system)
+        if isinstance(granularity, bool) or not isinstance(granularity, int) or granularity < 1:
+            raise WorkloadError(f"granularity must be a positive whole number of tokens, got {granularity!r}")
+        self.granularity = granularity
         if layers not in ("all", "extrapolate"):
-            raise ValueError("layers must be 'all' or 'extrapolate'")
+            raise WorkloadError(f"layers must be 'all' or 'extrapolate', got {layers!r}")
         self.layers = layers
+        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 0:
+            raise WorkloadError(f"check_every must be a whole number of steps (0: first steps only), got {check_every!r}")
         self.check_every = check_every
         self.dtype = dtype
-        self._tmp = tempfile.TemporaryDirectory(prefix="pimdram-serve-") if workdir is None else None
-        self.workdir = Path(workdir) if workdir is not None else Path(self._tmp.name)
+        self.interference = InterferenceOptions(enabled=bool(interference))
+        self.state = SimulationState(composition)
+        self.exact_state = SimulationState("exact")
         self.memo = {}
         self.checks = []
         self.replays = 0
@@ -58,77 +82,86 @@ class StepTimer:
         self._phases_checked = set()
 
     def close(self):
-        if self._tmp is not None:
-            self._tmp.cleanup()
+        """Nothing is held outside memory; kept for callers that close what they open."""
 
     def __call__(self, phase, groups):
         index = self.steps
         self.steps += 1
-        key_groups = self.representative(phase, groups)
-        key = (phase, key_groups)
+        groups = tuple(groups)
+        rep = self.representative(phase, groups)
+        key = (phase, rep)
         if key not in self.memo:
-            self.memo[key] = self._composed(phase, key_groups)
-        seconds, joules = self.memo[key]
-        if phase not in self._phases_checked or (self.check_every and index % self.check_every == 0):
-            first = phase not in self._phases_checked
-            self._phases_checked.add(phase)
-            exact, _ = self._replay(phase, groups, None)
-            self.checks.append(Check(index, phase, seconds, exact))
-            if first and self.layers == "extrapolate" and abs(seconds - exact) > 1e-9 * exact and key_groups == groups:
-                # the layers do not repeat exactly on this system: replay every layer from here on
-                self.layers = "all"
+            if len(self.memo) >= MEMO_LIMIT:
                 self.memo.clear()
-                seconds, joules = self.memo.setdefault(key, self._composed(phase, key_groups))
+            self.memo[key] = self._composed(phase, rep)
+        seconds, joules = self.memo[key]
+        first = phase not in self._phases_checked
+        if first or (self.check_every and index % self.check_every == 0):
+            self._phases_checked.add(phase)
+            exact_s, exact_j = self._replay(phase, groups, None, exact=True)
+            if first and self.layers == "extrapolate":
+                whole_s, whole_j = self._replay(phase, rep, None)
+                t, _ = self.memo[key]
+                if abs(t - whole_s) > 1e-9 * whole_s:
+                    # the layers do not repeat exactly on this system: every layer from here on
+                    self.layers = "all"
+                    self.memo.clear()
+                    self.memo[key] = seconds, joules = whole_s, whole_j
+            self.checks.append(Check(index, phase, seconds, exact_s, joules, exact_j))
         return seconds, joules
 
     def representative(self, phase, groups):
-        """The step replayed in place of `groups`: a decode step as its requests all at their mean
-        context rounded up to the granularity; a prefill with each prompt rounded up to it."""
+        """The step replayed in place of `groups`: every context (and a prefill's new tokens)
+        rounded up to the granularity, equal groups merged, sorted."""
         g = self.granularity
-        if phase == "prefill":
-            return tuple(sorted(_merge((_round_up(n, g), c, k) for n, c, k in groups)))
-        count = sum(k for _, _, k in groups)
-        new = max(n for n, _, _ in groups)
-        mean = sum(c * k for _, c, k in groups) / count
-        return ((new, _round_up(math.ceil(mean), g), count),)
+        counts = {}
+        for n, c, k in groups:
+            key = (_round_up(n, g) if phase == "prefill" else n, _round_up(c, g))
+            counts[key] = counts.get(key, 0) + k
+        return tuple((n, c, k) for (n, c), k in sorted(counts.items()))
 
     def _composed(self, phase, groups):
         if self.layers == "all":
             return self._replay(phase, groups, None)
-        t1, e1 = self._replay(phase, groups, 1)
         L = self.model.layers
+        t1, e1 = self._replay(phase, groups, 1)
         if L == 1:
             return t1, e1
         t2, e2 = self._replay(phase, groups, 2)
         return t1 + (L - 1) * (t2 - t1), e1 + (L - 1) * (e2 - e1)
 
-    def _replay(self, phase, groups, layers):
+    def _workload(self, phase, groups):
+        requests, i = [], 0
+        news = {n for n, _, _ in groups}
+        if phase == "decode" and len(news) > 1:
+            raise WorkloadError(f"a decode step's requests must process equal numbers of new tokens, got {sorted(news)}")
+        for n, c, k in groups:
+            for _ in range(k):
+                if phase == "prefill":     # n prompt tokens, the first c of them cached (a later chunk)
+                    requests.append(Request(i, c + n, 2, cached=c))
+                else:                      # n new tokens against c cached ones (context = prompt)
+                    requests.append(Request(i, c, 2))
+                i += 1
+        return Workload(tuple(requests), phase=phase, speculation=next(iter(news)) if phase == "decode" else 1,
+                        weight_dtype=self.dtype, activation_dtype=self.dtype, kv_cache_dtype=self.dtype)
+
+    def _replay(self, phase, groups, layers, exact=False):
+        """(seconds, joules) of one step of `groups` built with its first `layers` layers (None:
+        all). `exact`: the whole model placed and every distinct PIM channel simulated."""
         from ..mapping import generate_kernel_trace
         from ..system import simulate_kernel_trace
 
-        requests, i = [], 0
-        for n, c, k in groups:
-            for _ in range(k):
-                # prefill: n prompt tokens; decode: one token against c cached ones (context = prompt)
-                requests.append(Request(i, n if phase == "prefill" else c, 2))
-                i += 1
-        wl = Workload(tuple(requests), phase=phase, weight_dtype=self.dtype, activation_dtype=self.dtype,
-                      kv_cache_dtype=self.dtype)
-        trace = generate_kernel_trace(self.model, self.system, wl, layers=layers, allow_overcommit=True)
-        s = simulate_kernel_trace(trace, self.system)
+        wl = self._workload(phase, groups)
+        trace = generate_kernel_trace(self.model, self.system, wl, layers=layers, allow_overcommit=True,
+                                      place_selected=not exact)
+        s = simulate_kernel_trace(trace, self.system, interference=self.interference,
+                                  state=self.exact_state if exact else self.state)
         self.replays += 1
         return s["simulated_seconds"], s["energy_j"]
 
 
 def _round_up(x, g):
     return -(-x // g) * g
-
-
-def _merge(triples):
-    counts = {}
-    for n, c, k in triples:
-        counts[(n, c)] = counts.get((n, c), 0) + k
-    return [(n, c, k) for (n, c), k in counts.items()]
 
 
 def error_summary(checks):

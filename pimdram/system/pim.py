@@ -48,6 +48,9 @@ class PimMemory:
         # AttAcc's variant, the generic GEMV lowering, or none (then the kernels are modelled)
         self.mode = lowering["mode"] if lowering.get("mapping") == "attacc" else lowering.get("mapping")
         self.kv_placement = lowering.get("kv_cache", "head")
+        # how run_lengths times a ragged kernel: "exact" or "instances" (SimulationState)
+        self.composition = "exact"
+        self.shares = {}          # (kind, n, program key) -> one instance's share of a uniform channel
 
     def loads(self, units, group=1, channels=None):
         """(load, channels) pairs: `units` groups of `group` instances round robin over `channels`
@@ -87,6 +90,8 @@ class PimMemory:
         for lst in lengths:
             t = tuple(lst)
             counts[t] = counts.get(t, 0) + 1
+        if self.composition == "instances":
+            return self._composed(kind, counts, d, reuse, C)
         if symmetry:
             reps = [(t, 1, m) for t, m in counts.items()]
         else:
@@ -96,6 +101,34 @@ class PimMemory:
         return self._simulate(key, kind, reps, C, reuse,
                               lambda spec, engine: self._length_programs(spec, engine, kind, [t for t, _, _ in reps],
                                                                          d, reuse))
+
+    def _composed(self, kind, counts, d, reuse, C):
+        """A ragged kernel composed from uniform runs (the serving step timer's rule, stated in
+        docs/serving.md): a channel holding n instances of contexts L1..Ln takes
+        sum_i t(n, Li) / n, where t(n, L) is a simulated channel of n instances all of context L
+        (run, reused across kernels); the kernel takes its slowest channel, its energy and
+        commands are the channels' sums of the same shares."""
+        slowest = 0.0
+        energy_sum = dict.fromkeys(energy(), 0.0)
+        per_command = np.zeros(len(self.spec.commands))
+        share = self.shares
+        for lengths, mult in counts.items():
+            n = len(lengths)
+            t_channel = 0.0
+            for L in lengths:
+                key = (kind, n, self._program_key(kind, (L, d, reuse)))   # equal keys, equal programs
+                if key not in share:
+                    u = self.run(kind, [(n, 1)], (L, d, reuse), True, 1)
+                    share[key] = (u.duration_ns / n, {k: v / n for k, v in u.energy.items()},
+                                  np.asarray(u.per_command, dtype=float) / n)
+                t, e, c = share[key]
+                t_channel += t
+                for k, v in e.items():
+                    energy_sum[k] += v * mult
+                per_command += c * mult
+            slowest = max(slowest, t_channel)
+        return KernelTiming(slowest, "composed", energy_sum, int(round(per_command.sum())), 0, C, per_command,
+                            self.name)
 
     def _simulate(self, key, kind, reps, C, reuse, programs_of):
         """Simulate the representative channels `reps` ((load, simulated channels, multiplicity)

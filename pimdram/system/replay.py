@@ -113,17 +113,33 @@ def _replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True
     return ReplayResult(Path(output), summary)
 
 
-def simulate_kernel_trace(kt, system=None, overrides=None, symmetry=True, interference=None):
+class SimulationState:
+    """What kernel replays of one system share when run one after another in memory (the serving
+    step timer): the PIM memories with their simulation caches and the kernels' timings, so that
+    a kernel simulated for one step is reused in the next. `composition`: how a ragged PIM
+    attention kernel is timed, "exact" (every distinct channel simulated) or "instances" (each
+    channel composed from uniform runs, PimMemory.run_lengths)."""
+
+    def __init__(self, composition="exact"):
+        if composition not in ("exact", "instances"):
+            raise ValueError("composition must be 'exact' or 'instances'")
+        self.composition = composition
+        self.pim_mems = None
+        self.timings = {}
+
+
+def simulate_kernel_trace(kt, system=None, overrides=None, symmetry=True, interference=None, state=None):
     """The summary of replaying KernelTrace `kt` (in memory) on its header's system or `system`,
     as replay_kernels computes it, without reading or writing files (the serving step timer's
-    path)."""
+    path). `state`: a SimulationState shared by replays on the same system."""
     interference = interference or InterferenceOptions()
     sys_spec = system if system is not None and not overrides and not isinstance(system, (str, Path)) \
         else system_of("kernel trace", kt.header, system, overrides)
-    return _simulate(kt, sys_spec, "kernel trace", symmetry, False, None, interference, time.perf_counter())[4]
+    return _simulate(kt, sys_spec, "kernel trace", symmetry, False, None, interference, time.perf_counter(),
+                     state)[4]
 
 
-def _simulate(kt, sys_spec, trace, symmetry, command_log, progress, interference, started):
+def _simulate(kt, sys_spec, trace, symmetry, command_log, progress, interference, started, state=None):
     """Time and schedule every step of `kt` on `sys_spec`: (accumulator, clock memory spec, PIM
     memories, tables, summary)."""
     header = kt.header
@@ -131,11 +147,16 @@ def _simulate(kt, sys_spec, trace, symmetry, command_log, progress, interference
     if missing:
         raise KernelReplayError(f"{trace}: kernels run on {', '.join(missing)}, which system "
                                 f"{sys_spec.name!r} does not have")
-    pim_mems = {}
-    for dev in sys_spec.devices.values():
-        pool = sys_spec.memories[dev.memory]
-        if dev.kind == "pim" and dev.memory not in pim_mems:
-            pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems, dev.count)
+    pim_mems = state.pim_mems if state is not None and state.pim_mems is not None else {}
+    if not pim_mems:
+        for dev in sys_spec.devices.values():
+            pool = sys_spec.memories[dev.memory]
+            if dev.kind == "pim" and dev.memory not in pim_mems:
+                pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems, dev.count)
+                if state is not None:
+                    pim_mems[dev.memory].composition = state.composition
+        if state is not None:
+            state.pim_mems = pim_mems
     # the clock that cycles are counted in: the first PIM memory's, else the first memory's standard
     ref = next(iter(pim_mems.values())).spec if pim_mems else next(iter(sys_spec.memories.values())).spec
     model = header.get("model", {})
@@ -144,6 +165,8 @@ def _simulate(kt, sys_spec, trace, symmetry, command_log, progress, interference
     regions = header["placement"]["regions"]
     held = Resources(sys_spec, kt.kernels, regions, turns=not interference.enabled)
     timer = _Timer(sys_spec, pim_mems, symmetry, group_size, held)
+    if state is not None:
+        timer.memo = state.timings
     holds = [held.of(k) for k in kt.kernels]
     scheduler = StepScheduler(holds)
     acc = Accumulator(kt, pim_mems, ref.tck_ns, logged=next(iter(pim_mems)) if command_log and pim_mems else None)
