@@ -33,6 +33,10 @@ extensions = [
         [str(pyx.relative_to(HERE))],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        # the engine's `cdef inline` helpers are always inlined: gcc's size heuristics otherwise
+        # drop the specialised copies of the tick (constant bank-mask words and levels) into
+        # out-of-line functions where those are variables again
+        + ([("CYTHON_INLINE", "__inline__ __attribute__((always_inline, unused))")] if pyx.stem == "_engine" else [])
         + ([("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if COVERAGE else []),
         extra_compile_args=["-O3", "-fno-tree-loop-distribute-patterns"],
     )

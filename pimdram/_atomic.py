@@ -11,6 +11,7 @@ killed outright (SIGKILL, a node failure) cannot remove its own, so the next run
 same output removes those whose process, on this host, no longer exists.
 """
 import contextlib
+import functools
 import os
 import socket
 import stat
@@ -25,6 +26,40 @@ _NAME_KEPT = 64          # characters of the output's name kept in its temporary
 _HOST = "".join(c if c.isalnum() or c == "." else "_" for c in socket.gethostname())[:32] or "host"
 
 
+_run_inputs = None      # files read by the run in progress (run_inputs), or None outside one
+
+
+@contextlib.contextmanager
+def run_inputs():
+    """A run: every file its readers note (`note_input`: config YAML and its `base:` chain, model
+    config.json, DRAMsim3 .ini, requests CSV, kernel trace) is one of its inputs, which no output of
+    the run may replace. Nested runs join the outermost one."""
+    global _run_inputs
+    if _run_inputs is not None:
+        yield
+        return
+    _run_inputs = []
+    try:
+        yield
+    finally:
+        _run_inputs = None
+
+
+def one_run(function):
+    """Decorator: `function` (a library entry point such as replay_requests) is one run (run_inputs)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with run_inputs():
+            return function(*args, **kwargs)
+    return wrapper
+
+
+def note_input(path):
+    """Record `path` as an input of the run in progress (nothing outside a run)."""
+    if _run_inputs is not None and path is not None:
+        _run_inputs.append(os.fspath(path))
+
+
 def _strerror(exc):
     return exc.strerror or str(exc)
 
@@ -35,7 +70,8 @@ def output_path(path, overwrite=False, inputs=()):
     Raises OutputError (one line) when the name is empty, names a directory, a device, a pipe or
     a socket, is the same file as one of `inputs`, lies in a missing or unwritable directory or
     is too long; OutputExistsError when it exists and `overwrite` is false. A symbolic link
-    resolves to its target."""
+    resolves to its target. The files read so far by the run in progress (`run_inputs`) count as
+    inputs too."""
     text = os.fspath(path)
     if not str(text).strip():
         raise OutputError("the output file name is empty; give a file name")
@@ -53,7 +89,7 @@ def output_path(path, overwrite=False, inputs=()):
         if not stat.S_ISREG(st.st_mode):
             raise OutputError(f"{given} is not a regular file (a device, pipe or socket); pimdram writes "
                               "regular files only")
-        for item in inputs:
+        for item in list(inputs) + (_run_inputs or []):
             if _same_file(item, target):
                 raise OutputError(f"{given} is also an input of this run ({item}); write the output to "
                                   "another file")
@@ -101,15 +137,28 @@ def temp_path_for(path):
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     remove_stale_temps(path)
+    # a signal raised between the file's creation and the caller's try/finally would leave it
+    # behind: it waits until the name is known, and is raised here with the file removed
+    with _signals.held():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot create a file in {directory}: {_strerror(exc)}") from None
+        try:
+            os.close(fd)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        result = Path(tmp)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot create a file in {directory}: {_strerror(exc)}") from None
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return Path(tmp)
+        _signals.check()
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return result
 
 
 def remove_stale_temps(path):

@@ -21,14 +21,32 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _pending = None      # the first signal received, or None
 _raised = False      # Interrupted has been raised for it (cleanup code must not see it twice)
 _depth = 0           # nesting of deferred() sections on the main thread
+_callback_files = set()   # source files of Python code that C calls back (never raise in there)
 
 
 def _handler(signum, frame):
     global _pending
     if _pending is None:
         _pending = signum
-    if _depth == 0:
+    if _depth == 0 and not _in_callback(frame):
         _raise()
+
+
+def called_back_from_c(module_file):
+    """Declare the functions of `module_file` as called from C (h5py's file-object driver calls
+    a stats file's GuardedFile, also outside any deferred() section: when an h5py object is freed
+    as an exception unwinds). A signal arriving while one of them runs is only recorded, as
+    inside deferred(): raised there, it became h5py's "Exception ignored" and left HDF5 with a
+    file it crashed closing. The next safe point raises it."""
+    _callback_files.add(module_file)
+
+
+def _in_callback(frame):
+    while frame is not None:
+        if frame.f_code.co_filename in _callback_files:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _raise():
@@ -71,9 +89,9 @@ def refuse_if_pending():
 
 
 @contextlib.contextmanager
-def deferred():
-    """A section a signal must not break into: the signal is raised at its end. Python runs
-    signal handlers on the main thread only, so on other threads this does nothing."""
+def held():
+    """Like deferred(), but its end does not raise: the caller raises (check()) once it can clean
+    up what the section made (a temporary file whose name it now knows)."""
     global _depth
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -83,4 +101,13 @@ def deferred():
         yield
     finally:
         _depth -= 1
-    check()
+
+
+@contextlib.contextmanager
+def deferred():
+    """A section a signal must not break into: the signal is raised at its end. Python runs
+    signal handlers on the main thread only, so on other threads this does nothing."""
+    with held():
+        yield
+    if threading.current_thread() is threading.main_thread():
+        check()

@@ -68,6 +68,7 @@ Counting
 MemorySpec from the resolved config stored in the file (`spec_from_resolved`).
 """
 import heapq
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -176,15 +177,7 @@ class _Log:
         self.spec = spec
         self.levels = list(spec.levels)
         self.counts = [int(c) for c in spec.counts]
-        names = ["cycle", "command", *self.levels, "row", "column"]
-        missing = [c for c in names if c not in log]
-        if missing:
-            raise FileFormatError(f"command log: missing column(s) {', '.join(missing)} "
-                                  f"(expected {', '.join(names)})")
-        lengths = {c: len(log[c]) for c in names}
-        if len(set(lengths.values())) > 1:
-            raise FileFormatError(f"command log: columns differ in length: {lengths}")
-        self.n_total = lengths["cycle"]
+        self.n_total = _log_length(spec, log)
         self.first_new = int(first_new)
         self.global_index = (np.arange(self.n_total, dtype=np.int64) if global_index is None
                              else np.asarray(global_index, dtype=np.int64))
@@ -735,6 +728,9 @@ class LogChecker:
     `feed(columns)` each chunk in order, then `result()`."""
 
     def __init__(self, spec, max_examples=10, refresh=True, refresh_slack=9):
+        if isinstance(refresh_slack, bool) or not (isinstance(refresh_slack, (int, float))
+                                                    and math.isfinite(refresh_slack) and 1 <= refresh_slack <= 1e6):
+            raise ValueError(f"refresh_slack must be a number of refresh intervals in 1..1e6, got {refresh_slack!r}")
         self.spec = spec
         self.max_examples = max(0, int(max_examples))
         self.out = _Collector(None, max_examples)
@@ -747,7 +743,7 @@ class LogChecker:
         self.depth = np.ones(max(n_cmd, 1), dtype=np.int64)
         for r in spec.constraints:
             self.depth[r.from_cmd] = max(self.depth[r.from_cmd], r.window)
-        self.names = ["cycle", "command", *spec.levels, "row", "column"]
+        self.names = _log_columns(spec)
 
     def feed(self, chunk):
         missing = [c for c in self.names if c not in chunk]
@@ -839,7 +835,24 @@ def check_command_log(spec: MemorySpec, log: Dict[str, np.ndarray], max_examples
     checked so far."""
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")
-    names = ["cycle", "command", *spec.levels, "row", "column"]
+    names = _log_columns(spec)
+    total = _log_length(spec, log)
+    checker = LogChecker(spec, max_examples, refresh, refresh_slack)
+    for start in range(0, total, int(chunk_size)):
+        checker.feed({c: log[c][start:start + int(chunk_size)] for c in names})
+        if progress is not None:
+            progress(checker.n, total)
+    return checker.result()
+
+
+def _log_columns(spec):
+    """The columns a command log of `spec` has."""
+    return ["cycle", "command", *spec.levels, "row", "column"]
+
+
+def _log_length(spec, log):
+    """The number of commands in `log`, after checking it has every column, all of one length."""
+    names = _log_columns(spec)
     missing = [c for c in names if c not in log]
     if missing:
         raise FileFormatError(f"command log: missing column(s) {', '.join(missing)} "
@@ -847,13 +860,7 @@ def check_command_log(spec: MemorySpec, log: Dict[str, np.ndarray], max_examples
     lengths = {c: len(log[c]) for c in names}
     if len(set(lengths.values())) > 1:
         raise FileFormatError(f"command log: columns differ in length: {lengths}")
-    total = lengths["cycle"]
-    checker = LogChecker(spec, max_examples, refresh, refresh_slack)
-    for start in range(0, total, int(chunk_size)):
-        checker.feed({c: log[c][start:start + int(chunk_size)] for c in names})
-        if progress is not None:
-            progress(checker.n, total)
-    return checker.result()
+    return lengths["cycle"]
 
 
 def _need(d, path, kind=None):

@@ -5,6 +5,8 @@ and takes the completed requests, so its next requests can depend on earlier com
 the same engine as `pimdram replay`, through the same in-order frontend: a trace sent through this
 API gives the same cycles and command log as its replay. See docs/api.md.
 """
+import math
+import numbers
 import tempfile
 import time
 from fractions import Fraction
@@ -14,12 +16,16 @@ from typing import NamedTuple
 import numpy as np
 
 from ._engine import Engine
+from ._parse import MAX_ARRIVAL_CYCLE as MAX_CYCLE      # the latest cycle the engine counts
 from .config.memory import MemorySpec, load_memory
 from .errors import ConfigError, UsageError
 from .replay import CommandLogExpander, engine_params, result_tables
 from .stats import StatsWriter, schema, standard_columns, standard_table
 
 _INT64_MAX = (1 << 63) - 1
+_UINT64_MAX = (1 << 64) - 1
+#: host cycles per memory cycle: what a clock ratio may be (a host 10^6 times faster or slower)
+_RATIO_RANGE = (Fraction(1, 1_000_000), Fraction(1_000_000))
 
 
 class Completions(NamedTuple):
@@ -50,15 +56,23 @@ class MemorySystem:
         self.spec = memory if isinstance(memory, MemorySpec) else load_memory(memory, overrides)
         if isinstance(memory, MemorySpec) and overrides:
             raise ConfigError("overrides apply to a preset or file; a resolved MemorySpec takes none")
+        if on_complete is not None and not callable(on_complete):
+            raise UsageError(f"on_complete must be a function (tag, cycle, latency) or None, got {on_complete!r}")
         if host_clock_ghz is not None:
+            _real(host_clock_ghz, "host_clock_ghz")
             if host_clock_ghz <= 0:
                 raise ConfigError(f"host_clock_ghz must be positive, got {host_clock_ghz!r}")
             ratio = Fraction(str(host_clock_ghz)) * Fraction(str(self.spec.tck_ns))
+            given = f"host_clock_ghz {host_clock_ghz!r}"
         else:
+            _real(clock_ratio, "clock_ratio")
+            if clock_ratio <= 0:
+                raise ConfigError(f"clock_ratio must be positive, got {clock_ratio!r}")
             ratio = Fraction(clock_ratio).limit_denominator(1_000_000) if isinstance(clock_ratio, float) \
                 else Fraction(clock_ratio)
-        if ratio <= 0:
-            raise ConfigError(f"clock_ratio must be positive, got {clock_ratio!r}")
+            given = f"clock_ratio {clock_ratio!r}"
+        if not _RATIO_RANGE[0] <= ratio <= _RATIO_RANGE[1]:
+            raise ConfigError(f"{given}: host cycles per memory cycle must lie in 1e-6..1e6, got {float(ratio):g}")
         self.clock_ratio = ratio            # host cycles per memory cycle
         self._p, self._q = ratio.numerator, ratio.denominator
         params = engine_params(self.spec, command_log)
@@ -97,10 +111,13 @@ class MemorySystem:
 
     def tick(self, n=1):
         """Advance the host clock by n cycles and the memory with it; delivers completions."""
+        _whole(n, "tick(n): n", None, None)
         if n < 0:
             raise UsageError(f"tick(n): n must not be negative, got {n}")
+        target = (self._host + n) * self._q // self._p
+        if target > MAX_CYCLE:
+            raise UsageError(f"tick({n}): memory cycle {target} is beyond the latest the engine counts, 2**60")
         self._host += n
-        target = self._host * self._q // self._p
         if target > self._engine.current_cycle:
             self._advance(target)
         elif self.on_complete is not None:
@@ -108,6 +125,8 @@ class MemorySystem:
 
     def run_until(self, cycle):
         """Simulate up to memory cycle `cycle` (not before the current one); delivers completions."""
+        _whole(cycle, f"run_until({cycle!r}): the cycle", None, MAX_CYCLE,
+               "at most 2**60, the latest the engine counts")
         if cycle < self._engine.current_cycle:
             raise UsageError(f"run_until({cycle}): the memory is already at cycle {self._engine.current_cycle}")
         self._advance(cycle)
@@ -147,6 +166,12 @@ class MemorySystem:
         in the frontend): retry in a later cycle. `size` in bytes (default: the memory's request
         size); a request of several accesses is accepted with its first and the others follow in
         order. `tag` (an int, default the address) comes back with its completion."""
+        _whole(address, f"send({address!r}): the address", 0, _UINT64_MAX, "0..2**64-1 (64 bits unsigned)")
+        _flag(is_write, f"send({address!r}): is_write")
+        if size is not None:
+            _whole(size, f"send({address!r}): size", 0, _INT64_MAX, "0..2**63-1 (64 bits signed)")
+        if tag is not None:
+            _whole(tag, f"send({address!r}): tag", -_INT64_MAX - 1, _INT64_MAX, "64 bits signed")
         if tag is None:
             tag = address
             if address > _INT64_MAX:
@@ -162,6 +187,8 @@ class MemorySystem:
 
     def will_accept(self, address, is_write=False):
         """Whether send(address, is_write) would be accepted now."""
+        _whole(address, f"will_accept({address!r}): the address", 0, _UINT64_MAX, "0..2**64-1 (64 bits unsigned)")
+        _flag(is_write, f"will_accept({address!r}): is_write")
         try:
             return self._engine.will_accept(address, is_write)
         except OverflowError:
@@ -176,10 +203,11 @@ class MemorySystem:
         n = len(addresses)
         if n == 0:
             return 0
-        is_write = _column(is_write, n, np.uint8, "is_write")
-        arrival = _column(self._engine.current_cycle if arrival is None else arrival, n, np.int64, "arrival")
+        is_write = _column(is_write, n, np.uint8, "is_write", high=1)
+        arrival = _column(self._engine.current_cycle if arrival is None else arrival, n, np.int64, "arrival",
+                          high=MAX_CYCLE)
         if sizes is not None:
-            sizes = _column(sizes, n, np.int64, "sizes")
+            sizes = _column(sizes, n, np.int64, "sizes", low=0)
         if tags is None:
             if addresses.max() > _INT64_MAX:
                 raise UsageError("an address does not fit a tag (a signed 64-bit integer); pass tags=")
@@ -323,12 +351,53 @@ def _empty():
 _NONE = Completions(_empty(), _empty(), _empty())     # shared: nothing completed
 
 
-def _column(value, n, dtype, name):
-    """`value` (a scalar or a sequence of n) as a writable contiguous 1-D array of n."""
-    try:
-        a = np.asarray(value, dtype=dtype)
-    except (ValueError, TypeError, OverflowError) as e:
-        raise UsageError(f"{name}: not integers that fit {np.dtype(dtype).name}: {e}") from None
+def _whole(value, what, low, high, bounds=None):
+    """Refuse (UsageError) what is not a whole number (a bool, a float, a string) or lies outside
+    low..high (None: unbounded): 1.5 was truncated, NaN broke the clock, a string a comparison."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UsageError(f"{what} must be a whole number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = bounds or f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
+        raise UsageError(f"{what} must lie in {bounds}, got {value}")
+
+
+def _flag(value, what):
+    if not (isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1))):
+        raise UsageError(f"{what} must be True or False, got {value!r}")
+
+
+def _real(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite positive number, got {value!r}")
+
+
+def _column(value, n, dtype, name, low=None, high=None):
+    """`value` (a scalar or a sequence of n) as a writable contiguous 1-D array of n: whole
+    numbers (a bool only for is_write) within dtype's range and low..high."""
+    raw = np.asarray(value, dtype=object if isinstance(value, (list, tuple)) else None)
+    if raw.dtype == object:
+        items = raw.reshape(-1).tolist()
+        if any(isinstance(v, bool) and name != "is_write" or not isinstance(v, numbers.Integral) for v in items):
+            bad = next(v for v in items if isinstance(v, bool) and name != "is_write"
+                       or not isinstance(v, numbers.Integral))
+            raise UsageError(f"{name}: expected whole numbers, got {bad!r}")
+        values = items
+    elif raw.dtype.kind in "iu" or (raw.dtype.kind == "b" and name == "is_write"):
+        values = raw.reshape(-1)
+    elif raw.size == 0:
+        values = []
+    else:
+        raise UsageError(f"{name}: expected whole numbers, got an array of {raw.dtype}")
+    info = np.iinfo(dtype)
+    low = info.min if low is None else max(low, int(info.min))
+    high = info.max if high is None else min(high, int(info.max))
+    if len(values):
+        lo, hi = (min(values), max(values)) if raw.dtype == object else (int(values.min()), int(values.max()))
+        if lo < low or hi > high:
+            raise UsageError(f"{name}: values must lie in {low}..{high}, got {lo if lo < low else hi}")
+    if n is None and raw.ndim > 1:
+        raise UsageError(f"{name}: expected one value per request (a 1-D array), got shape {raw.shape}")
+    a = np.asarray(raw if raw.dtype != object else raw.astype(dtype), dtype=dtype)
     if n is None:
         a = a.reshape(-1)
     elif a.ndim == 0:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import output_path
+from . import _signals
+from ._atomic import one_run, output_path
 from ._engine import SCHEDULERS, Engine, latency_bin_edges
 from .config.files import names_a_file
 from .config.memory import COMMAND_KINDS, MemorySpec, load_memory
@@ -199,6 +200,7 @@ class ReplayResult:
     summary: dict
 
 
+@one_run
 def replay_requests(trace, memory, output, *, trace_format="auto", overrides=None, command_log=False,
                     overwrite=False, progress=None, seed=0, chunk_size=REPLAY_CHUNK_SIZE):
     """Replay request trace `trace` on memory `memory` (preset name, YAML path or MemorySpec) and
@@ -235,6 +237,7 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
                                              {c: u for c, _, u in cols}, attrs={"names": spec.command_names})
             expander = CommandLogExpander(engine, spec)
         for decoded, n_req, bytes_read in prefetched(reader, engine, spec):
+            _signals.check()      # a signal recorded where it could not be raised stops the run here
             requests += n_req
             engine.feed_decoded(decoded)
             engine.run(False)

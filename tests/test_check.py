@@ -615,5 +615,5 @@ def test_checker_shares_no_code_with_the_engine():
             imported.add(("." * node.level) + (node.module or ""))
         elif isinstance(node, ast.Import):
             imported.update(a.name for a in node.names)
-    assert imported <= {"dataclasses", "heapq", "typing", "numpy", ".config.memory", ".errors", ".stats",
+    assert imported <= {"dataclasses", "heapq", "math", "typing", "numpy", ".config.memory", ".errors", ".stats",
                         ".stats.errors"}, imported

@@ -1,5 +1,5 @@
 """Does an engine change keep every issued command the same? Command logs of every memory preset
-under five controller policies on the three synthetic traces, against the digests stored in
+under seven controller policies on the three synthetic traces, against the digests stored in
 tests/data/engine_golden_logs.json (written by tools/golden_logs.py)."""
 import importlib.util
 import json

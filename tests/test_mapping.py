@@ -182,3 +182,22 @@ def test_missing_link_is_a_clear_error(tmp_path):
         del d["links"]["gpu_attacc"]
     with pytest.raises(ConfigError, match="between devices gpu and attacc but no link"):
         generate_kernel_trace("gpt2", custom_system(tmp_path, "dgx-attacc", drop), Workload.uniform(1, 8, 2))
+
+
+def test_a_generations_prefill_cache_is_the_union_of_the_decode_head_groups():
+    # GPT-3 175B at batch 4 on dgx-attacc: the decode runs 12 head groups of 4 x 8 instances, each
+    # in its own slice of 640 // 12 = 53 channels (the last takes the rest); the prefill writes the
+    # cache whole, which is the same memory: channels [0, 640), no rows of its own, its bytes
+    # (4 requests x 68 tokens x 2 x 96 heads x 128 x 2 B = 13,369,344) the groups' together.
+    # Before, the whole region counted once more and forced the groups into one slice: batch 4 of
+    # 2048 + 2048 "did not fit" (39,946 of 16,384 rows per bank).
+    kt = generate_kernel_trace("gpt3-175b", "dgx-attacc", Workload.uniform(4, 64, 4, phase="generate"), layers=1)
+    regs = kt.header["placement"]["regions"]
+    whole = regs["attacc_hbm:kv_cache.L0.kv.p0"]
+    groups = [regs[f"attacc_hbm:kv_cache.L0.kv.p0.g{g}"] for g in range(12)]
+    assert [g["channels"] for g in groups] == [[53 * g, 53 * (g + 1)] for g in range(11)] + [[583, 640]]
+    assert whole["channels"] == [0, 640] and whole["rows"] == [0, 1]
+    assert whole["bytes"] == 13_369_344 == sum(g["bytes"] for g in groups)
+    fits = generate_kernel_trace("gpt3-175b", "dgx-attacc", Workload.uniform(4, 2048, 2048, phase="generate"),
+                                 layers=1)
+    assert "warnings" not in fits.header

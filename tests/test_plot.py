@@ -162,6 +162,20 @@ def test_breakdown_stacks_time_and_energy_by_kind_and_device(tmp_path):
     assert [c.get_label() for c in ax.containers] == ["attention · pim", "fc · gpu", "communication · nvlink"]
 
 
+
+def test_breakdown_energy_puts_the_static_energy_on_top(tmp_path):
+    # dgx-a100: 8 A100 at 53 W of static power each, their HBM in it (0 W) and links none: 424 W over
+    # the run, on top of the kernels' energy, so the bar's height is the run's energy
+    trace = tmp_path / "t.jsonl"
+    generate_kernel_trace("gpt2", "dgx-a100", Workload.uniform(2, 32, 2, phase="decode")).write(trace)
+    summary = replay_kernels(trace, tmp_path / "t.h5").summary
+    ax = breakdown(tmp_path / "t.h5", quantity="energy")
+    heights = {c.get_label(): c.patches[0].get_height() for c in ax.containers}
+    label = "static power · every device\n(idle or busy, over the run)"
+    scale = 1e-3 if ax.get_ylabel() == "energy (mJ)" else 1.0
+    assert heights[label] * scale == pytest.approx(424 * summary["simulated_seconds"])
+    assert sum(heights.values()) * scale == pytest.approx(summary["energy_j"])
+
 # --- roofline ---------------------------------------------------------------------------------
 
 def _trace(tmp_path, system):

@@ -101,6 +101,8 @@ def test_generator_and_length_errors():
     with pytest.raises(WorkloadError, match="arrivals"):
         generate_requests(1, arrivals="uniform")
     assert parse_lengths("2048:16") == (2048, 16) and parse_lengths("alpaca") == "alpaca"
+    with pytest.raises(WorkloadError, match="between 1 and"):
+        generate_requests(1, lengths=(0, 5))
     with pytest.raises(WorkloadError, match="expected sharegpt, alpaca"):
         parse_lengths("nope")
     assert math.isinf(generate_requests(1)[0].arrival_s) is False

@@ -343,7 +343,9 @@ def test_long_columns_are_compressed_and_short_ones_are_not(tmp_path):
         long_ds, short_ds = f["tables/long/x"], f["tables/short/x"]
         assert long_ds.compression == "gzip" and long_ds.shuffle
         assert long_ds.chunks[0] <= schema.CHUNK_ROWS
-        assert short_ds.compression is None and short_ds.chunks is None
+        # short: one uncompressed chunk, for its checksum; both carry Fletcher-32
+        assert short_ds.compression is None and short_ds.chunks == (4,)
+        assert long_ds.fletcher32 and short_ds.fletcher32
 
 
 def test_standard_tables_cast_to_spec_dtypes_and_units():

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pimdram.trace.requests as requests_module
 from pimdram.errors import FileFormatError, TraceError, VersionTooNewError, VersionTooOldError
 from pimdram.trace.requests import (
     BINARY_MAGIC,
@@ -75,10 +76,10 @@ def test_dramsim3_reads_known_requests(tmp_path):
             "   # indented comment\n"
             "0X1F40\twrite\t12\r\n"
             "ff rd 13   \n"
-            "0xffffffffffffffff WR 9223372036854775807")
+            "0xffffffffffffffff WR 1152921504606846976")
     path = write_text(tmp_path, "hand.trace", text)
     assert_requests(read(path, format="dramsim3"),
-                    arrival=[12, 12, 13, 2**63 - 1],
+                    arrival=[12, 12, 13, 2**60],        # the latest cycle the engine counts
                     address=[0x44cb63c0, 0x1f40, 0xff, 2**64 - 1],
                     is_write=[0, 1, 0, 1])
 
@@ -172,7 +173,7 @@ def text_traces(draw):
     format = draw(st.sampled_from(["dramsim3", "ramulator"]))
     n = draw(st.integers(1, 60))
     with_arrival = format == "dramsim3" or draw(st.booleans())
-    cycle = draw(st.integers(0, 2**62))
+    cycle = draw(st.integers(0, 2**60 - 200))       # 60 lines, each at most 3 later: within 2**60, the engine's range
     lines = []
     for _ in range(n):
         lines.extend(draw(fillers))
@@ -212,6 +213,22 @@ def test_text_chunks_of_any_size_concatenate_to_the_reference(tmp_path, trace, c
     assert 1 <= chunks[-1].n_requests <= chunk_size
     arrival, address, is_write = reference_parse(text, format)
     assert_requests(RequestChunk.concatenate(chunks), arrival, address, is_write)
+    assert opened.bytes_read == len(text.encode())
+    assert opened.sha256() == hashlib.sha256(text.encode()).hexdigest()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trace=text_traces(), chunk_size=st.integers(1, 25), first_block=st.integers(1, 40),
+       block_size=st.integers(1, 120))
+def test_text_blocks_growing_from_a_small_first_block_read_the_same_requests(
+        tmp_path, monkeypatch, trace, chunk_size, first_block, block_size):
+    # the first block is smaller than the others (the first chunk is ready sooner)
+    monkeypatch.setattr(requests_module, "_FIRST_BLOCK", first_block)
+    format, text = trace
+    path = write_text(tmp_path, "g.trace", text)
+    opened = open_request_trace(path, chunk_size=chunk_size, block_size=block_size)
+    arrival, address, is_write = reference_parse(text, format)
+    assert_requests(RequestChunk.concatenate(list(opened)), arrival, address, is_write)
     assert opened.bytes_read == len(text.encode())
     assert opened.sha256() == hashlib.sha256(text.encode()).hexdigest()
 
@@ -299,7 +316,10 @@ def test_error_after_full_chunks_keeps_its_line_number(tmp_path):
     ("dramsim3", "0x10 READS 1\n", 1, "unknown operation 'READS'"),
     ("dramsim3", "0x10 READ\n", 1, "'0x10 READ' has no arrival cycle"),
     ("dramsim3", "0x10 READ -3\n", 1, "arrival cycle '-3' is not a non-negative decimal integer"),
-    ("dramsim3", "0x10 READ 9223372036854775808\n", 1, "arrival cycle 9223372036854775808 does not fit"),
+    ("dramsim3", "0x10 READ 9223372036854775808\n", 1,
+     "arrival cycle 9223372036854775808 is beyond the latest cycle the simulator counts"),
+    ("dramsim3", "0x10 READ 1152921504606846977\n", 1,
+     "arrival cycle 1152921504606846977 is beyond the latest cycle the simulator counts"),
     ("dramsim3", "0x10 READ 00000000000000000000000007\n0x10 READ 6\n", 2,
      "arrival cycle 6 is earlier than the previous request's 7"),
     ("dramsim3", "0x10 READ 1 # note\n", 1, "unexpected '#' after the last field"),

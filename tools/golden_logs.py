@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Digests of the engine's command logs on every memory preset, five controller policies and the
+"""Digests of the engine's command logs on every memory preset, seven controller policies and the
 three synthetic traces: what an engine change that claims to keep the simulation the same must
 leave byte-identical.
 
@@ -30,6 +30,8 @@ POLICIES = [
     {"controller.scheduler": "fcfs"},
     {"controller.bank_queue": 4},
     {"controller.refresh": "per_bank"},
+    {"controller.scheduler": "first_ready"},
+    {"controller.row_hit_cap": 4},
 ]
 LOG_COLUMNS = ("cycle", "command", "channel", "node", "row", "column")
 COUNTERS = ("commands", "reads", "writes", "row_hits", "row_misses", "row_conflicts", "latency_sum",

@@ -94,6 +94,10 @@ cdef class Engine:
     cdef uint64_t* pend            # [ch * mask_words + w]: banks to look at on the channel's next tick
     cdef uint64_t* wheel           # [(ch * 64 + slot) * mask_words + w]: banks to look at in cycle = slot (mod 64)
     cdef uint64_t* wheel_occ       # [ch]: non-empty wheel slots
+    cdef bint eager                 # FR-FCFS without PIM, active buffer or bank queues: a tick evaluates the
+                                    # banks it leaves behind itself (_settle) instead of ticking again next cycle
+    cdef uint64_t* fresh           # [ch * mask_words + w] (eager): banks evaluated at the end of the channel's
+                                    # last tick: their cached cycle is exact until the channel issues again
     cdef int32_t* cand_cmd         # [ch * n_banks + b] cached candidate: command (-1: recompute), slot, prev, is-column
     cdef int32_t* cand_slot
     cdef int32_t* cand_prev
@@ -232,5 +236,5 @@ cdef class Engine:
 
     # The simulation's functions take the Engine as their first argument and live in the parts
     # _engine.pyx includes (Cython allows include only at module level): _engine_timing.pxi,
-    # _engine_schedule.pxi, _engine_refresh.pxi, _engine_pim.pxi, _engine_stats.pxi,
-    # _engine_api.pxi.
+    # _engine_schedule.pxi, _engine_tick.pxi, _engine_refresh.pxi, _engine_pim.pxi,
+    # _engine_stats.pxi, _engine_api.pxi.

@@ -10,18 +10,18 @@ tables that are updated only where a timing row says.
 
 This file holds the Engine class: its construction from plain data and its Python API. The
 simulation itself is in the included parts, one concern each, as functions of the Engine:
-_engine_timing.pxi (timing tables), _engine_schedule.pxi (bank state, queues, scheduling, the
-main loop), _engine_refresh.pxi, _engine_pim.pxi (PIM command programs), _engine_stats.pxi
-(statistics and the command log) and _engine_api.pxi (request records, completions and advancing
-to a cycle for pimdram.MemorySystem).
+_engine_timing.pxi (timing tables), _engine_schedule.pxi (bank state, queues, issuing, the main
+loop), _engine_tick.pxi (the per-channel tick: candidates and schedulers), _engine_refresh.pxi,
+_engine_pim.pxi (PIM command programs), _engine_stats.pxi (statistics and the command log) and
+_engine_api.pxi (request records, completions and advancing to a cycle for pimdram.MemorySystem).
 """
 import numpy as np
 cimport cython
 cimport numpy as cnp
 
 from pimdram._types cimport (cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, uint32_t, uint64_t,
-                             CYCLE_NEVER, KIND_ACTIVATE, KIND_PRECHARGE, KIND_READ, KIND_WRITE,
-                             KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH)
+                             CYCLE_NEVER, MAX_CYCLE, KIND_ACTIVATE, KIND_PRECHARGE, KIND_READ,
+                             KIND_WRITE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH)
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memmove
 
@@ -82,6 +82,7 @@ cdef int _raise_pending() except -1:
 include "_engine_stats.pxi"
 include "_engine_timing.pxi"
 include "_engine_schedule.pxi"
+include "_engine_tick.pxi"
 include "_engine_refresh.pxi"
 include "_engine_pim.pxi"
 include "_engine_api.pxi"
@@ -324,6 +325,9 @@ cdef class Engine:
         self.pend = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.wheel = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * 64 * self.mask_words, dtype=np.uint64)))
         self.wheel_occ = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels, dtype=np.uint64)))
+        self.fresh = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
+        self.eager = (self.scheduler in (SCHED_FRFCFS, SCHED_FIRST_READY) and not self.leave_at_activate
+                      and self.pim_mode == 0 and self.bank_queue == 0)
         self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.rq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
@@ -493,6 +497,10 @@ cdef class Engine:
         cdef bint sized = size is not None
         if w.shape[0] != n or arr.shape[0] != n:
             raise ValueError("address, is_write and arrival must have equal lengths")
+        if n and np.asarray(arr).max() > MAX_CYCLE:
+            # beyond it, times meet CYCLE_NEVER ("no event") and overflow: a wrong stall or a crash
+            raise ValueError(f"arrival cycle {int(np.asarray(arr).max())} is beyond the latest cycle the engine "
+                             f"counts, 2**60")
         if sized:
             sz = np.ascontiguousarray(size, dtype=np.int64)
             if sz.shape[0] != n:
@@ -785,6 +793,8 @@ cdef class Engine:
         self._check_track()
         if cycle < self.now:
             raise ValueError(f"cannot go back in time: at cycle {self.now}, asked for {cycle}")
+        if cycle > MAX_CYCLE:
+            raise ValueError(f"cycle {cycle} is beyond the latest cycle the engine counts, 2**60")
         with nogil:
             rc = _advance(self, cycle)
         self._raise_for(rc)

@@ -17,7 +17,7 @@ cdef inline void _count_completion(Engine self, int ch, int k, int row_class, in
     """Statistics of an access whose column command (k: 0 read, 1 write) issued at t: counts,
     latency (sum, max, histogram), row-buffer outcome (row_class: 0 hit, 1 miss, 2 conflict),
     the last completion and the bandwidth series (whose window doubles when it runs out of bins)."""
-    cdef int64_t done, lat
+    cdef int64_t done, lat, slot
     cdef int bin, i
     done = t + (self.write_latency if k else self.read_latency)
     lat = done - arrive
@@ -37,8 +37,10 @@ cdef inline void _count_completion(Engine self, int ch, int k, int row_class, in
         self.row_conflicts[ch] += 1
     if done > self.last_done:
         self.last_done = done
-    bin = <int>(done >> self.bw_shift)
-    while bin >= BW_BINS:
+    # the bin in 64 bits: a completion late in a long run (10**13 cycles) is far beyond an int's
+    # range at the first window, and a truncated index wrote outside the series
+    slot = done >> self.bw_shift
+    while slot >= BW_BINS:
         for i in range(BW_BINS // 2):
             self.bw_read[i] = self.bw_read[2 * i] + self.bw_read[2 * i + 1]
             self.bw_write[i] = self.bw_write[2 * i] + self.bw_write[2 * i + 1]
@@ -47,7 +49,8 @@ cdef inline void _count_completion(Engine self, int ch, int k, int row_class, in
             self.bw_write[i] = 0
         self.bw_window *= 2
         self.bw_shift += 1
-        bin = <int>(done >> self.bw_shift)
+        slot = done >> self.bw_shift
+    bin = <int>slot
     if k:
         self.bw_write[bin] += self.access_bytes
     else:

@@ -3,8 +3,13 @@
 # The hot loops run without the GIL over a block of whole lines and report a malformed line as an
 # error code with its line number and token offset (see ParseErrorCode in _parse.pxd); the Python
 # front end (pimdram.trace.requests) owns the messages and raises TraceError.
-from libc.stdint cimport INT64_MAX, UINT64_MAX, int64_t, uint8_t, uint64_t
+from libc.stdint cimport UINT64_MAX, int64_t, uint8_t, uint64_t
 from libc.string cimport memchr
+
+from pimdram._types cimport MAX_CYCLE
+
+#: the latest arrival cycle a trace may give (the engine's range; pimdram._types MAX_CYCLE)
+MAX_ARRIVAL_CYCLE = MAX_CYCLE
 
 # Character classes, filled once at import. A separator is any blank other than the newline, so
 # CRLF files and tab-separated fields parse; '\n' alone ends a line.
@@ -171,9 +176,10 @@ cdef inline Py_ssize_t skip_blank_or_comment(const unsigned char* buf, Py_ssize_
 
 cdef inline int parse_arrival(const unsigned char* buf, Py_ssize_t* p, Py_ssize_t end,
                               ParseState* state, int64_t* arrival) noexcept nogil:
-    """The arrival-cycle token at p: a decimal int64, not before the previous request's."""
+    """The arrival-cycle token at p: a decimal of at most MAX_CYCLE, not before the previous
+    request's."""
     cdef uint64_t value = 0
-    cdef int status = parse_decimal(buf, p, end, <uint64_t>INT64_MAX, &value)
+    cdef int status = parse_decimal(buf, p, end, <uint64_t>MAX_CYCLE, &value)
     if status == NUMBER_MALFORMED:
         return BAD_ARRIVAL
     if status == NUMBER_TOO_LARGE:

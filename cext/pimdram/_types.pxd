@@ -8,8 +8,12 @@ ctypedef int32_t idx_t        # node, bank, slot, row and column indices
 cdef extern from *:
     """
     #define PIMDRAM_CYCLE_NEVER ((int64_t)0x3FFFFFFFFFFFFFFFLL)
+    #define PIMDRAM_MAX_CYCLE ((int64_t)1 << 60)
     """
     const int64_t CYCLE_NEVER "PIMDRAM_CYCLE_NEVER"   # "no event pending"
+    # the latest cycle an input (an arrival, a cycle to run to) may name: far below CYCLE_NEVER,
+    # so that a time plus any latency stays a time, never "no event" or an overflow
+    const int64_t MAX_CYCLE "PIMDRAM_MAX_CYCLE"
 
 # Command kinds the engine implements once (pimdram.config.memory.COMMAND_KINDS, same order).
 cdef enum CommandKind:

@@ -37,8 +37,10 @@ class LazyGroup(click.Group):
         return importlib.import_module(f"{__name__}.{module}").command
 
     def invoke(self, ctx):
+        from .._atomic import run_inputs
+
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), run_inputs():
                 # pimdram's warnings (e.g. what an imported config does not carry over) become one
                 # line each on stderr
                 warnings.simplefilter("always", PimdramWarning)

@@ -1,18 +1,40 @@
 """Options shared by several pimdram commands, defined once."""
 import functools
+import math
+import os
 import sys
 from pathlib import Path
 
 import click
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses NaN and infinity ("nan" passes any range check: every
+    comparison with it is false)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
+
+
 def output_file(ctx, param, value):
     """Callback of an output option: the file name as a Path; an empty name is an error (Path('')
-    would be the current directory)."""
+    would be the current directory), and so are a name ending in a slash and "-"."""
     if value is None:
         return None
-    if not str(value).strip():
+    text = str(value)
+    if not text.strip():
         raise click.BadParameter("the file name is empty", ctx=ctx, param=param)
+    # Path() drops a trailing slash and reads "-" as a name: check the text as typed
+    if text.endswith(("/", os.sep)):
+        raise click.BadParameter(f"{text} names a directory; give a file name", ctx=ctx, param=param)
+    if text == "-":
+        raise click.BadParameter("pimdram writes this output to a file, not to standard output; give a file "
+                                 "name (./- for a file named '-')", ctx=ctx, param=param)
     return Path(value)
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from ._options import ProgressBar, progress_option, want_progress
+from ._options import FiniteFloatRange, ProgressBar, progress_option, want_progress
 
 
 @click.command("check")
@@ -13,7 +13,7 @@ from ._options import ProgressBar, progress_option, want_progress
 @click.option("--refresh/--no-refresh", default=True, show_default=True,
               help="Also warn about refresh nodes left without a refresh for longer than "
                    "--refresh-slack refresh intervals.")
-@click.option("--refresh-slack", type=click.FloatRange(min=1.0), default=9.0, show_default=True,
+@click.option("--refresh-slack", type=FiniteFloatRange(min=1.0, max=1e6), default=9.0, show_default=True,
               help="Refresh intervals a node may go without a refresh (DDR postponement: 9).")
 @progress_option
 @click.pass_context

@@ -1,4 +1,5 @@
 """`pimdram plot KIND INPUT... -o FIG`: a figure of sweep tables, stats files or kernel traces."""
+import math
 from pathlib import Path
 
 import click
@@ -23,6 +24,8 @@ def _window(ctx, param, value):
         bounds = tuple(float(v) if v.strip() else None for v in (start, end))
     except ValueError:
         raise click.BadParameter(f"expected numbers (ns), got {value!r}") from None
+    if any(b is not None and not math.isfinite(b) for b in bounds):
+        raise click.BadParameter(f"expected finite numbers (ns), got {value!r}")
     if None not in bounds and bounds[1] <= bounds[0]:
         raise click.BadParameter(f"the window ends before it starts: {value}")
     return bounds
@@ -43,7 +46,7 @@ def _window(ctx, param, value):
 @click.option("--channel", type=click.IntRange(min=0), help="timeline: the channel (default: the first logged).")
 @click.option("--level", metavar="LEVEL", help="timeline: one row per node of LEVEL (default: bank).")
 @click.option("--title", help="Title instead of the one naming the inputs.")
-@click.option("--dpi", type=click.IntRange(min=10), default=150, show_default=True, help="Resolution of a .png.")
+@click.option("--dpi", type=click.IntRange(min=10, max=1200), default=150, show_default=True, help="Resolution of a .png.")
 @overwrite_option
 def command(kind, inputs, output, x, y, by, quantity, window, channel, level, title, dpi, overwrite):
     """Draw a KIND figure of INPUT... and save it to OUTPUT.

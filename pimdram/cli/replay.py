@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from ._options import (ProgressBar, check_output, output_option, overwrite_option, progress_option,
-                       seed_option, want_progress)
+from ._options import (FiniteFloatRange, ProgressBar, check_output, output_option, overwrite_option,
+                       progress_option, seed_option, want_progress)
 
 FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 
@@ -32,7 +32,7 @@ FORMATS = ("auto", "ramulator", "dramsim3", "binary")
 @click.option("--interference-full/--interference-sampled", "interference_full", default=True, show_default=True,
               help="Simulate every overlap of an xPU and a PIM kernel whole, or in sampled windows (faster; "
                    "under-counts long overlaps: docs/replay.md, Interference).")
-@click.option("--interference-window", "window_ns", type=click.FloatRange(min=1.0, min_open=False), default=2000.0,
+@click.option("--interference-window", "window_ns", type=FiniteFloatRange(min=1.0), default=2000.0,
               show_default=True, metavar="NS", help="--interference-sampled: length of one window.")
 @click.option("--interference-windows", "windows", type=click.IntRange(min=1), default=3, show_default=True,
               help="--interference-sampled: windows per overlap.")

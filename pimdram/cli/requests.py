@@ -28,12 +28,14 @@ def command(count, rate, arrivals, lengths, seed, output, overwrite):
     import math
 
     from ..errors import WorkloadError
-    from ..serve.requests import generate_requests, parse_lengths, write_requests
+    from ..serve.requests import LENGTHS, generate_requests, parse_lengths, write_requests
 
     if math.isnan(rate) or rate <= 0:
         raise WorkloadError(f"--rate must be positive requests per second, got {rate}")
-    check_output(output, overwrite)
-    reqs = generate_requests(count, rate, arrivals, parse_lengths(lengths), seed)
+    parsed = parse_lengths(lengths)
+    histogram = [parsed] if isinstance(parsed, str) and parsed not in LENGTHS else []
+    check_output(output, overwrite, inputs=histogram)
+    reqs = generate_requests(count, rate, arrivals, parsed, seed)
     write_requests(output, reqs, overwrite=overwrite)
     mean_p = sum(r.prompt_tokens for r in reqs) / count
     mean_o = sum(r.output_tokens for r in reqs) / count

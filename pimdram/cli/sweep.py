@@ -40,6 +40,8 @@ def command(sweep_file, output, jobs, executor, scheduler, resume, cache_dir, no
       pimdram sweep study.yaml -o study.h5 --executor dask --scheduler tcp://head:8786
       pimdram sweep study.yaml -o study.parquet --resume                # after a crash or an edit
     """
+    from .._atomic import output_path
+    from ..errors import OutputExistsError
     from ..sweep import executor_for, load_sweep, run_sweep
     from ..sweep.results import results_kind
 
@@ -52,8 +54,11 @@ def command(sweep_file, output, jobs, executor, scheduler, resume, cache_dir, no
     if resume and overwrite:
         raise click.UsageError("--resume keeps OUTPUT's finished points, --overwrite discards them; give one")
     results_kind(output)
-    if output.exists() and not (overwrite or resume):
-        raise click.UsageError(f"{output} exists; pass --resume to finish that sweep or --overwrite to replace it")
+    try:
+        output_path(output, overwrite=overwrite or resume, inputs=[sweep_file])
+    except OutputExistsError:
+        raise click.UsageError(f"{output} exists; pass --resume to finish that sweep or --overwrite to replace it") \
+            from None
     sweep = load_sweep(sweep_file)
     cache = None if no_cache else (cache_dir if cache_dir else "default")
     bar = ProgressBar(f"{len(sweep)} points", want_progress(progress))

@@ -13,6 +13,7 @@ import math
 import re
 from pathlib import Path
 
+from .._atomic import note_input
 from ..errors import ConfigError
 from .report import ImportReport
 
@@ -29,6 +30,7 @@ def read_ini(path):
     spelt = {}
     section = ""
     prev = None
+    note_input(path)
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:

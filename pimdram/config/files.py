@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from .._atomic import note_input
 from ..errors import ConfigError
 
 KINDS = ("dram", "compare", "pim", "models", "systems")
@@ -104,6 +105,7 @@ def load_yaml(path):
     """Parse a YAML file into plain data; syntax errors name file and line, a key given twice is
     an error, and the file may hold at most MAX_YAML_BYTES."""
     path = Path(path)
+    note_input(path)
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_YAML_BYTES + 1)

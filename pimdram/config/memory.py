@@ -4,6 +4,7 @@ The result, a MemorySpec, is everything the engine and the checker need: the org
 tree of levels, commands with their scope and bus, the timing-constraint rows in cycles, refresh,
 controller policy and address mapping. ns -> cycles conversion happens here and nowhere else.
 """
+import collections.abc
 import copy
 import math
 from dataclasses import dataclass, field
@@ -286,6 +287,20 @@ def _command_dict(c, levels):
 
 # --- loading -------------------------------------------------------------------------------
 
+def check_overrides(overrides):
+    """`overrides` as a dict of dotted keys: None or a mapping with text keys, else a ConfigError
+    (a list or a string would fail deep inside, as an AttributeError)."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, collections.abc.Mapping):
+        raise ConfigError(f"overrides: expected a mapping of dotted keys to values, e.g. "
+                          f"{{'controller.read_queue': 64}}, got {type(overrides).__name__}")
+    for key in overrides:
+        if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
+            raise ConfigError(f"overrides: {key!r} is not a dotted key such as 'controller.read_queue'")
+    return dict(overrides)
+
+
 def load_memory(name_or_path, overrides=None, set_keys=None):
     """Find, read, override and resolve a memory standard (configs/dram or configs/compare) or a
     PIM design (configs/pim: a standard plus PIM commands and units, see config/pim.py).
@@ -298,6 +313,7 @@ def load_memory(name_or_path, overrides=None, set_keys=None):
     A DRAMsim3 .ini or a Ramulator 2 YAML is imported (config/imports.py); what does not carry over
     is reported in one ConfigImportWarning."""
     from .imports import foreign_format, load_imported
+    overrides = check_overrides(overrides) or None
     if foreign_format(name_or_path) is not None:
         return resolve_memory(load_imported(name_or_path, overrides), source=str(name_or_path),
                               overridden=set(overrides or {}) if set_keys is None else set(set_keys))

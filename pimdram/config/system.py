@@ -18,7 +18,7 @@ from ..energy import static_power_w, streaming_pj_per_byte
 from ..errors import ConfigError
 from . import find_config, load_yaml
 from .files import relative_to
-from .memory import apply_overrides, base_chain, load_memory, resolve_memory
+from .memory import apply_overrides, base_chain, check_overrides, load_memory, resolve_memory
 from .pim import split_option_overrides
 from .section import Section
 
@@ -329,6 +329,7 @@ def load_system(source, overrides=None, origin="system"):
     (`mapping.head_groups`, `devices.gpu.peak_tflops`, ...) sets the system; any other applies to
     every PIM memory's design, `options.NAME=CHOICE` picking among a design's options. `origin`
     names a dict source in errors."""
+    overrides = check_overrides(overrides) or None
     if isinstance(source, System) and not overrides:
         return source
     if isinstance(source, System):

@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..config import Section, find_config, load_yaml
+from .._atomic import note_input
 from ..errors import ConfigError
 
 FFN_KINDS = ("plain", "gated")
@@ -249,6 +250,7 @@ def load_hf_config(path):
     (num_local_experts / num_experts, num_experts_per_tok) and tie_word_embeddings.
     """
     path = Path(path)
+    note_input(path)
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_JSON_BYTES + 1)
@@ -284,6 +286,15 @@ def load_hf_config(path):
             return default
         raise ConfigError(f"{path}: missing field {' or '.join(keys)} (model_type {model_type})")
 
+    def flag(key, default):
+        # bool("false") is True: a flag written as text (or a number) would silently turn on
+        v = cfg.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, bool):
+            raise ConfigError(f"{path}: {key} must be true or false, got {v!r}")
+        return v
+
     common = dict(name=name, source=f"Hugging Face config.json ({path})")
     if model_type == "gpt2":
         hidden = need("n_embd", "hidden_size")
@@ -293,21 +304,21 @@ def load_hf_config(path):
             intermediate=need("n_inner", optional=True, default=4 * hidden), ffn="plain",
             activation=str(cfg.get("activation_function", "gelu_new")), vocab=need("vocab_size"),
             norm="layernorm", position_embedding="learned", max_positions=need("n_positions", "max_position_embeddings"),
-            tied_embeddings=bool(cfg.get("tie_word_embeddings", True)), qkv_bias=True, output_bias=True, ffn_bias=True,
+            tied_embeddings=flag("tie_word_embeddings", True), qkv_bias=True, output_bias=True, ffn_bias=True,
             **common)
     elif model_type == "opt":
         hidden = need("hidden_size")
         if cfg.get("word_embed_proj_dim") not in (None, hidden):
             raise ConfigError(f"{path}: word_embed_proj_dim != hidden_size (projected embeddings) is not supported")
         heads = need("num_attention_heads")
-        bias = bool(cfg.get("enable_bias", True))
+        bias = flag("enable_bias", True)
         spec = ModelSpec(
             hidden=hidden, layers=need("num_hidden_layers"), heads=heads, kv_heads=heads, head_dim=hidden // heads,
             intermediate=need("ffn_dim"), ffn="plain", activation=str(cfg.get("activation_function", "relu")),
             vocab=need("vocab_size"), norm="layernorm", position_embedding="learned",
             # OPT's learned position table has 2 extra rows (an offset kept from fairseq)
             max_positions=need("max_position_embeddings") + 2,
-            tied_embeddings=bool(cfg.get("tie_word_embeddings", True)), qkv_bias=bias, output_bias=bias, ffn_bias=bias,
+            tied_embeddings=flag("tie_word_embeddings", True), qkv_bias=bias, output_bias=bias, ffn_bias=bias,
             **common)
     elif model_type == "gpt_neox":
         hidden = need("hidden_size")
@@ -316,7 +327,7 @@ def load_hf_config(path):
             hidden=hidden, layers=need("num_hidden_layers"), heads=heads, kv_heads=heads, head_dim=hidden // heads,
             intermediate=need("intermediate_size"), ffn="plain", activation=str(cfg.get("hidden_act", "gelu")),
             vocab=need("vocab_size"), norm="layernorm", position_embedding="rotary",
-            tied_embeddings=bool(cfg.get("tie_word_embeddings", False)), qkv_bias=True, output_bias=True, ffn_bias=True,
+            tied_embeddings=flag("tie_word_embeddings", False), qkv_bias=True, output_bias=True, ffn_bias=True,
             **common)
     else:
         hidden = need("hidden_size")
@@ -331,16 +342,16 @@ def load_hf_config(path):
         intermediate = need("intermediate_size")
         if experts > 1 and cfg.get("moe_intermediate_size"):
             intermediate = need("moe_intermediate_size")
-        attention_bias = bool(cfg.get("attention_bias", model_type in ("qwen2", "qwen2_moe")))
+        attention_bias = flag("attention_bias", model_type in ("qwen2", "qwen2_moe"))
         spec = ModelSpec(
             hidden=hidden, layers=need("num_hidden_layers"), heads=heads,
             kv_heads=need("num_key_value_heads", optional=True, default=heads), head_dim=head_dim,
             intermediate=intermediate, ffn="gated",
             activation=str(cfg.get("hidden_act") or cfg.get("hidden_activation") or "silu"),
             vocab=need("vocab_size"), norm="rmsnorm", position_embedding="rotary",
-            tied_embeddings=bool(cfg.get("tie_word_embeddings", model_type.startswith("gemma"))),
+            tied_embeddings=flag("tie_word_embeddings", model_type.startswith("gemma")),
             qkv_bias=attention_bias, output_bias=attention_bias and model_type not in ("qwen2", "qwen2_moe"),
-            ffn_bias=bool(cfg.get("mlp_bias", False)),
+            ffn_bias=flag("mlp_bias", False),
             experts=experts, experts_per_token=need("num_experts_per_tok", optional=True, default=1) if experts > 1 else 1,
             **common)
     return spec

@@ -69,14 +69,23 @@ def place(model, system, workload, kernels, parts):
         regions[name] = {"memory": name.split(":", 1)[0], "kind": "activations", "bytes": size,
                          "layout": "interleaved"}
 
-    channels = _kv_channels(model, system, regions)
+    channels, aliases = _kv_channels(model, system, regions)
     next_row = {m: np.zeros(mem.channels, dtype=np.int64) for m, mem in system.memories.items()}
-    for name in sorted(regions, key=lambda n: ({"weights": 0, "kv_cache": 1, "activations": 2}[regions[n]["kind"]], n)):
+    order = {"weights": 0, "kv_cache": 1, "activations": 2}
+    for name in sorted(regions, key=lambda n: (order[regions[n]["kind"]], n in aliases, n)):
         r = regions[name]
         mem = system.memories[r["memory"]]
         lo, hi = channels.get(name, (0, mem.channels))
         instances, instance_bytes = r.pop("_instances", None), r.pop("_instance_bytes", None)
         r.pop("_cell_heads", None)
+        if name in aliases:
+            # the whole cache a prefill writes, which the decode's head groups read in parts: the
+            # union of the groups' regions, no memory of its own
+            members = [regions[a] for a in aliases[name]]
+            r["channels"] = [min(m["channels"][0] for m in members), max(m["channels"][1] for m in members)]
+            r["banks"] = [0, mem.banks_per_channel]
+            r["rows"] = [min(m["rows"][0] for m in members), max(m["rows"][1] for m in members)]
+            continue
         if name in channels:
             per_channel = -(-instances // (hi - lo)) * instance_bytes
             rows = -(-per_channel // (mem.banks_per_channel * mem.row_bytes))
@@ -111,15 +120,24 @@ def _kv_channels(model, system, regions):
     channels: with n (request, KV head) instances per group and C' channels in the cell, the cell
     is cut into s = min(groups, C' // n) equal slices (at least 1) and group g takes slice g mod s.
     Each group then has at most one instance per channel when it fits (its attention takes the
-    least time it can), and groups in different slices run at once."""
+    least time it can), and groups in different slices run at once. In a generation the prefill
+    writes the cell's cache whole (its region has no group suffix) and the decode's groups read
+    it in parts: the whole region is an alias of the groups' (returned in `aliases`: whole ->
+    group regions), so the slices count the groups only and the cache is held once."""
     cells = {}
     for name, r in regions.items():
         if r["kind"] == "kv_cache" and r["layout"] == "head":
             m = _GROUP.search(name)
-            cells.setdefault(_GROUP.sub("", name), []).append((int(m.group(1)) if m else 0, name))
-    out = {}
+            cells.setdefault(_GROUP.sub("", name), []).append((int(m.group(1)) if m else None, name))
+    out, aliases = {}, {}
     for members in cells.values():
-        members.sort()
+        grouped = [(g, name) for g, name in members if g is not None]
+        if grouped and len(grouped) < len(members):
+            # a generation: the prefill's whole-cache region beside the decode's head groups
+            whole = next(name for g, name in members if g is None)
+            aliases[whole] = [name for _, name in grouped]
+            members = grouped
+        members = sorted((g or 0, name) for g, name in members)
         r0 = regions[members[0][1]]
         C = system.memories[r0["memory"]].channels
         cell = r0["_cell_heads"]
@@ -131,4 +149,4 @@ def _kv_channels(model, system, regions):
         for g, name in members:
             j = g % slices
             out[name] = (lo + j * width, hi if j == slices - 1 else lo + (j + 1) * width)
-    return out
+    return out, aliases

@@ -10,10 +10,13 @@ EXTRA_NAMES = {"embedding", "rotary_embedding", "activation", "attention_residua
 
 def check_only(only):
     """`only` as a tuple of kinds, ops or kernel names (None: keep everything)."""
-    if not only:
+    if only is None:
         return None
     if isinstance(only, str):
-        only = [s for s in only.split(",") if s]
+        only = [s.strip() for s in only.split(",") if s.strip()]
+    if not only:
+        # keeping nothing is no selection a user means, and keeping everything is not what was asked
+        raise WorkloadError("--only names no kernel kind; give kinds, ops or kernel names, comma-separated")
     names = {n for group in KINDS.values() for n in group}
     known = set(KINDS) | set(OPS) | names | EXTRA_NAMES
     bad = [o for o in only if o not in known]

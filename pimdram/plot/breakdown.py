@@ -23,9 +23,12 @@ def kernel_breakdown(path):
         kernels = sf.table(schema.KERNELS, columns=["name", "device", "start_ns", "end_ns", "energy_j"] + busy)
         summary = sf.summary()
         config = sf.config if isinstance(sf.config, dict) else {}
+        # since stats 1.5 the run's energy includes every device's static power over the run
+        static = float(sf.table("run", columns=["static_energy_j"])["static_energy_j"][0]) \
+            if "run" in sf.tables and "static_energy_j" in sf.columns("run") else 0.0
     system = (config.get("system") or {}).get("name", "")
     return {"file": Path(path).name, "system": system, "groups": kernels_by_kind(kernels),
-            "run_seconds": summary["simulated_seconds"], "energy_j": summary["energy_j"]}
+            "run_seconds": summary["simulated_seconds"], "energy_j": summary["energy_j"], "static_j": static}
 
 
 def _labels(runs):
@@ -37,7 +40,8 @@ def _labels(runs):
 
 def breakdown(stats, ax=None, quantity="time", title=None, legend=True):
     """Stacked bars of kernel time (`quantity="time"`: summed kernel durations, with the run's
-    simulated time marked) or energy (`"energy"`) by kernel kind and device, one bar per stats file
+    simulated time marked) or energy (`"energy"`: the kernels' by kind and device, and on top the
+    static energy of every device over the run, since stats 1.5) by kernel kind and device, one bar per stats file
     of a kernel replay (a path or a list of paths); the legend (unless `legend=False`) beside the
     axes. Returns the axes."""
     if quantity not in QUANTITIES:
@@ -56,7 +60,8 @@ def breakdown(stats, ax=None, quantity="time", title=None, legend=True):
     for j, r in enumerate(runs):
         for g in r["groups"]:
             heights[segments.index((g["kind"], g["device"])), j] = g[key]
-    totals = heights.sum(axis=0)
+    static = np.array([r["static_j"] for r in runs]) if quantity == "energy" else np.zeros(len(runs))
+    totals = heights.sum(axis=0) + static
     largest = max([*totals, *(r["run_seconds"] for r in runs)] if quantity == "time" else totals, default=0)
     factor, unit = scaled("s" if quantity == "time" else "J", largest)
 
@@ -71,6 +76,9 @@ def breakdown(stats, ax=None, quantity="time", title=None, legend=True):
         ax.bar(x, heights[i] / factor, bottom=bottom, width=0.6, color=KIND_COLORS.get(kind, "#7f7f7f"),
                hatch=hatch, edgecolor="white", linewidth=0.5, label=f"{kind} · {device}")
         bottom += heights[i] / factor
+    if static.any():
+        ax.bar(x, static / factor, bottom=bottom, width=0.6, color="#d9d9d9", hatch="..", edgecolor="white",
+               linewidth=0.5, label="static power · every device\n(idle or busy, over the run)")
     if quantity == "time":
         ax.hlines([r["run_seconds"] / factor for r in runs], x - 0.4, x + 0.4, colors="black",
                   linestyles="--", label="simulated run time\n(kernels on different\ndevices overlap)")

@@ -41,6 +41,9 @@ def throughput(table, ax=None, x=None, y="tokens_per_s", by="system", title=None
         x = varying[0]
     if x not in frame.columns:
         raise PimdramError(f"the table has no column {x!r} (for --x); it has {', '.join(frame.columns)}")
+    for column, what in ((x, "--x"), (y, "--y")):
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+            raise PimdramError(f"column {column!r} (for {what}) holds text, not numbers; choose a numeric column")
     others = [c for c in inputs if c not in (x, by) and ok[c].nunique(dropna=False) > 1]
     fixed = {c: ok[c].iloc[0] for c in inputs if c not in (x, by) and c not in others and len(ok)}
 

@@ -73,7 +73,7 @@ def pipeline_schedule(arrivals, times, pipelined=True, units=(1, 1), max_residen
     first = [0] * units[0]              # heaps of unit free times
     second = [0.0] * units[1]
     result = [None] * len(arrivals)
-    finishes = []                       # finish times of admitted requests, in admission order
+    resident = []                       # heap of the finish times of requests holding a cache
     for i in order:
         t = times[i]
         start = max(arrivals[i], heapq.heappop(first))
@@ -82,15 +82,16 @@ def pipeline_schedule(arrivals, times, pipelined=True, units=(1, 1), max_residen
             heapq.heappush(first, done)
             result[i] = (start, start + t.prefill_s, done)
             continue
-        if max_resident is not None and len(finishes) >= max_resident:
-            # the decode memory holds max_resident caches: wait for the one admitted that many before
-            start = max(start, sorted(finishes)[len(finishes) - max_resident])
+        # the decode memory holds max_resident caches: drop those finished by the start, and wait
+        # for the earliest to finish while it is full
+        while resident and (resident[0] <= start or (max_resident is not None and len(resident) >= max_resident)):
+            start = max(start, heapq.heappop(resident))
         first_token = start + t.prefill_s
         heapq.heappush(first, first_token)
         dstart = max(first_token, heapq.heappop(second))
         done = dstart + t.decode_s
         heapq.heappush(second, done)
-        finishes.append(done)
+        heapq.heappush(resident, done)
         result[i] = (start, first_token, done)
     return result
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic import atomic_output
+from .._atomic import atomic_output, note_input
 from ..errors import WorkloadError
 
 FORMAT_NAME = "pimdram-requests"
@@ -37,6 +37,15 @@ class ServedRequest:
 
 # --- reading ----------------------------------------------------------------------------------------
 
+def _open_input(path):
+    """Text file `path`, opened for reading and recorded as an input of the run."""
+    note_input(path)
+    try:
+        return open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise WorkloadError(f"{path}: {exc.strerror or exc}") from None
+
+
 def _lines(f, path):
     number = 0
     while True:
@@ -45,7 +54,7 @@ def _lines(f, path):
             return
         number += 1
         if len(line) > MAX_LINE:
-            raise WorkloadError(f"{path}:{number}: line longer than {MAX_LINE} characters; not a request file")
+            raise WorkloadError(f"{path}:{number}: line longer than {MAX_LINE} characters; not a request or histogram file")
         yield number, line
 
 
@@ -109,10 +118,7 @@ def read_requests(path):
     """The requests of a request file (CSV, or JSON Lines when the first non-blank character is
     '{'), in file order. Errors name the file and line."""
     path = Path(path)
-    try:
-        f = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise WorkloadError(f"{path}: {exc.strerror or exc}") from None
+    f = _open_input(path)
     try:
         with f:
             requests = _read(_lines(f, path), path)
@@ -242,10 +248,7 @@ def read_histogram(path):
     """(prompt_tokens, output_tokens, weight) rows of a length histogram: CSV with columns
     prompt_tokens, output_tokens and count (a joint histogram; weights need not sum to 1)."""
     path = Path(path)
-    try:
-        f = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise WorkloadError(f"{path}: {exc.strerror or exc}") from None
+    f = _open_input(path)
     rows = []
     with f:
         header = None
@@ -299,7 +302,7 @@ def generate_requests(count, rate=math.inf, arrivals="poisson", lengths="sharegp
     if isinstance(lengths, tuple):
         p, o = lengths
         if not (0 < p <= MAX_TOKENS and 0 < o <= MAX_TOKENS):
-            raise WorkloadError(f"fixed lengths must be positive, got {p}:{o}")
+            raise WorkloadError(f"fixed lengths must be between 1 and {MAX_TOKENS} tokens, got {p}:{o}")
         prompts, outputs = np.full(count, p), np.full(count, o)
     elif isinstance(lengths, str) and lengths in LENGTHS:
         s = LENGTHS[lengths]

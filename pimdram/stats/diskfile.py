@@ -8,8 +8,16 @@ in `error`, and from then on writes go to memory instead of the disk, where late
 them: HDF5 sees a file that works and closes cleanly. The writer looks at `error` after every
 step and stops at the first one it sees, so what is kept in memory is bounded by one step's
 writes (a chunk of the command log, HDF5's caches at close); the temporary file is then removed.
+
+HDF5 calls these methods from C, also outside the writer's own calls (an h5py object freed as an
+exception unwinds): a signal arriving inside them is recorded, not raised there
+(pimdram._signals.called_back_from_c); the writer raises it at its next step.
 """
 import os
+
+from .. import _signals
+
+_signals.called_back_from_c(__file__)
 
 
 class GuardedFile:

@@ -1,5 +1,9 @@
 """Reading pimdram.stats HDF5 files: format and version checks, attributes, tables as numpy columns."""
 import csv
+import functools
+import inspect
+import os
+import stat
 from pathlib import Path
 
 import h5py
@@ -37,6 +41,36 @@ def _column_array(ds, start, stop):
     return ds[start:stop]
 
 
+#: what h5py raises for a file damaged inside (a corrupt heap, a cut-off chunk, a bad checksum)
+_HDF5_ERRORS = (RuntimeError, OSError, KeyError)
+
+
+def _damage_is_a_format_error(method):
+    """A method of StatsFile: h5py's errors on a damaged file become one FileFormatError naming the
+    file (they were tracebacks: 'RuntimeError: Unable to synchronously check link existence')."""
+    def convert(self, exc):
+        if isinstance(exc, PimdramError):
+            return exc
+        return FileFormatError(f"{self.path}: damaged or incomplete HDF5 file ({str(exc)[:200]})")
+
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except _HDF5_ERRORS as exc:
+                raise convert(self, exc) from None
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _HDF5_ERRORS as exc:
+            raise convert(self, exc) from None
+    return wrapper
+
+
 class StatsFile:
     """An open stats file (read-only). Prefer `open_stats(path)`; use as a context manager.
 
@@ -47,9 +81,13 @@ class StatsFile:
 
     def __init__(self, path):
         self.path = Path(path)
-        if not self.path.exists():
-            raise StatsFileNotFoundError(f"{self.path}: no such file")
-        if self.path.is_dir():
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StatsFileNotFoundError(f"{self.path}: no such file") from None
+        except OSError as exc:         # a name too long, a loop of links, no permission
+            raise FileFormatError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        if stat.S_ISDIR(st.st_mode):
             raise FileFormatError(f"{self.path} is a directory, not a {schema.FORMAT} file")
         try:
             is_hdf5 = h5py.is_hdf5(self.path)
@@ -62,7 +100,7 @@ class StatsFile:
         except OSError as exc:
             raise FileFormatError(f"{self.path}: cannot open as HDF5 ({exc})") from None
         try:
-            self._check()
+            _damage_is_a_format_error(StatsFile._check)(self)
         except BaseException:
             self._file.close()
             raise
@@ -93,6 +131,7 @@ class StatsFile:
     # -- attributes --------------------------------------------------------------------------
 
     @property
+    @_damage_is_a_format_error
     def config(self):
         """The resolved configuration the run used, parsed from the `config` YAML text."""
         if self._config is None:
@@ -115,10 +154,12 @@ class StatsFile:
     # -- tables ------------------------------------------------------------------------------
 
     @property
+    @_damage_is_a_format_error
     def tables(self):
         """Table names, in the order they were written."""
         return list(self._file[schema.TABLES_GROUP].keys())
 
+    @_damage_is_a_format_error
     def _group(self, name):
         group = self._file[schema.TABLES_GROUP].get(name)
         if not isinstance(group, h5py.Group):
@@ -126,6 +167,7 @@ class StatsFile:
             raise MissingTableError(f"{self.path} has no table {name!r} (tables: {have})")
         return group
 
+    @_damage_is_a_format_error
     def columns(self, name):
         """Column names of table `name`, in order."""
         group = self._group(name)
@@ -137,6 +179,7 @@ class StatsFile:
                                   f"{', '.join(absent)}")
         return names
 
+    @_damage_is_a_format_error
     def nrows(self, name):
         """Number of rows of table `name` (FileFormatError if its columns differ in length)."""
         group = self._group(name)
@@ -146,6 +189,7 @@ class StatsFile:
                                   f"{lengths}")
         return next(iter(lengths.values()), 0)
 
+    @_damage_is_a_format_error
     def table(self, name, start=None, stop=None, columns=None):
         """Table `name` as a dict column -> numpy array, optionally rows [start, stop) only
         and only the given `columns`."""
@@ -162,6 +206,7 @@ class StatsFile:
         stop = max(start, stop)
         return {c: _column_array(group[c], start, stop) for c in names}
 
+    @_damage_is_a_format_error
     def iter_chunks(self, name, chunk_rows=schema.CHUNK_ROWS, columns=None):
         """Table `name` in consecutive slices of at most `chunk_rows` rows (bounded memory)."""
         if chunk_rows < 1:
@@ -170,6 +215,7 @@ class StatsFile:
         for start in range(0, n, chunk_rows):
             yield self.table(name, start, min(n, start + chunk_rows), columns=columns)
 
+    @_damage_is_a_format_error
     def units(self, name):
         """Unit of every column of table `name`."""
         group = self._group(name)
@@ -181,11 +227,13 @@ class StatsFile:
             out[column] = decode_attr(unit)
         return out
 
+    @_damage_is_a_format_error
     def table_attrs(self, name):
         """Attributes of table `name` (without the bookkeeping `columns` list)."""
         group = self._group(name)
         return {k: decode_attr(v) for k, v in group.attrs.items() if k != schema.TABLE_ATTR_COLUMNS}
 
+    @_damage_is_a_format_error
     def dataframe(self, name, start=None, stop=None, columns=None):
         """Table `name` as a pandas DataFrame, units in `.attrs["units"]`."""
         try:
@@ -199,6 +247,7 @@ class StatsFile:
         frame.attrs["units"] = {c: u for c, u in self.units(name).items() if c in frame.columns}
         return frame
 
+    @_damage_is_a_format_error
     def summary(self):
         """The one-row `summary` table as a dict of Python scalars."""
         table = self.table(schema.SUMMARY)

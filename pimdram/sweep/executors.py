@@ -6,6 +6,7 @@ import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 
+from .. import _signals
 from ..errors import SweepError
 
 EXECUTORS = ("local", "dask")
@@ -63,19 +64,33 @@ def dask_executor(address=None, jobs=None):
             except (OSError, TimeoutError) as exc:
                 raise SweepError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
         else:
-            cluster = LocalCluster(n_workers=jobs or default_jobs(), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
-            client = Client(cluster)
+            # a signal that stopped LocalCluster half-built left a cluster Dask's own exit handler
+            # then failed to close (a traceback after "interrupted"): it waits for the cluster
+            with _signals.held():
+                cluster = LocalCluster(n_workers=jobs or default_jobs(), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+                client = Client(cluster)
+            _signals.check()
     except BaseException:
-        if cluster is not None:
-            cluster.close()
+        _close_quietly(cluster)
         raise
     try:
         yield client.get_executor()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    except BaseException:
+        _close_quietly(client, cluster)
+        raise
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _close_quietly(*things):
+    """Close what a failed or interrupted sweep leaves open; a failure to close must not hide why."""
+    with _signals.held():
+        for thing in things:
+            if thing is not None:
+                with contextlib.suppress(Exception):
+                    thing.close()
 
 
 @contextlib.contextmanager

@@ -255,10 +255,22 @@ def read_results(path):
     """A results table as a pandas DataFrame: its columns with their dtypes, the metadata in
     `.attrs["pimdram"]` and the units in `.attrs["units"]`. Rejects files of another major version."""
     path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file")
+    try:
+        if not path.is_file():
+            raise FileFormatError(f"{path}: no such file")
+    except OSError as exc:          # a name too long, a loop of links
+        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
     kind = results_kind(path)
-    frame, meta = {"parquet": _read_parquet, "csv": _read_csv, "hdf5": _read_hdf5}[kind](path)
+    try:
+        frame, meta = {"parquet": _read_parquet, "csv": _read_csv, "hdf5": _read_hdf5}[kind](path)
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path}: not UTF-8 text at byte {exc.start}; not a {FORMAT} table") from None
+    except PimdramError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        # a damaged or foreign file (h5py's and pandas' errors): one line naming it
+        raise FileFormatError(f"{path}: not a readable {FORMAT} table ({type(exc).__name__}: "
+                              f"{str(exc)[:200]})") from None
     frame.attrs["pimdram"] = meta
     frame.attrs["units"] = meta["units"]
     return frame

@@ -3,12 +3,13 @@ takes finished points from the cache, and writes the results table."""
 import concurrent.futures
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._atomic import atomic_output, output_path
+from .._atomic import atomic_output, output_path, writing
 from .._version import __version__
-from ..errors import OutputExistsError, PimdramError
+from ..errors import OutputError, OutputExistsError, PimdramError, PimdramWarning
 from .point import Resolver, error_text, point_hash, run_point
 from .results import (METRICS, STATUS_FAILED, STATUS_OK, build_frame, read_results, results_kind,
                       write_results)
@@ -45,6 +46,23 @@ class PointCache:
 
     def __init__(self, directory):
         self.directory = Path(directory)
+        self.write_error = None         # the first entry that could not be written (warned once)
+
+    def check(self, output):
+        """Refuse, before any point runs, a cache that cannot be one: a file, a device, the results
+        table itself, or a directory below a file."""
+        d = self.directory
+        if _same_path(d, output):
+            raise OutputError(f"{d}: the cache directory cannot be the results table; give another --cache")
+        for ancestor in [d, *d.absolute().parents]:
+            try:
+                if ancestor.exists():
+                    if not ancestor.is_dir():
+                        raise OutputError(f"{d}: cannot be the sweep's cache directory: {ancestor} is not a "
+                                          "directory")
+                    break
+            except OSError as exc:
+                raise OutputError(f"{d}: cannot be the sweep's cache directory: {exc.strerror or exc}") from None
 
     def _path(self, key):
         return self.directory / key[:2] / f"{key}.json"
@@ -59,15 +77,36 @@ class PointCache:
                 or record.get("format_version", [None])[0] != CACHE_VERSION[0] or record.get("point") != key
                 or not isinstance(record.get("metrics"), dict)):
             return None
+        # a hand-edited or damaged entry's metrics (text, a list) reached the table's float columns
+        # as a traceback after every point had run: such an entry is a miss, its point runs again
+        if not all(v is None or isinstance(v, (int, float)) for v in record["metrics"].values()):
+            return None
         return record["metrics"]
 
     def put(self, key, metrics):
+        """Keep a finished point. The cache only saves work: an entry that cannot be written (a
+        directory in its place, a full disk) is one warning, never the sweep's failure; the point's
+        result is in the table all the same."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         record = {"format": CACHE_FORMAT, "format_version": list(CACHE_VERSION), "point": key,
                   "generated_by": f"pimdram {__version__}", "metrics": metrics}
-        with atomic_output(path, "w", encoding="utf-8") as f:
-            json.dump(record, f)
+        try:
+            with writing(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(path, "w", encoding="utf-8") as f:
+                json.dump(record, f)
+        except OutputError as exc:
+            if self.write_error is None:
+                self.write_error = exc
+                warnings.warn(f"the sweep cache is not kept: {exc} (results go to the table; a rerun runs "
+                              "such points again)", PimdramWarning, stacklevel=2)
+
+
+def _same_path(a, b):
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def default_cache(output):
@@ -91,11 +130,15 @@ def run_sweep(sweep, output, *, executor=None, cache="default", resume=False, ov
         sweep = load_sweep(sweep)
     output = Path(output)
     results_kind(output)
-    if output.exists() and not (overwrite or resume):
+    # checked whole (a name too long, a directory, a device, an input) before it is looked at
+    try:
+        output_path(output, overwrite=overwrite or resume, inputs=[sweep.path] if sweep.path else ())
+    except OutputExistsError:
         raise OutputExistsError(f"{output} exists; pass --resume to finish that sweep or --overwrite to "
-                                "replace it")
-    output_path(output, overwrite=True, inputs=[sweep.path] if sweep.path else ())
+                                "replace it") from None
     store = PointCache(default_cache(output) if cache == "default" else cache) if cache is not None else None
+    if store is not None:
+        store.check(output)
     previous = _previous(output) if resume and output.exists() else {}
 
     points = sweep.points()

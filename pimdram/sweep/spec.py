@@ -1,6 +1,7 @@
 """The sweep file (`pimdram.sweep`, docs/sweeps.md): which gen options and `--set` overrides vary, as
 a grid and/or explicit points, and which results to keep; expanded into the sweep's points."""
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,6 +263,9 @@ def _checked(name, value, where, source):
         if isinstance(value, (dict, list)):
             raise SweepError(f"{source}: {where}: an override takes a scalar value "
                              "(a list at the top level is an axis)")
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN reached the results table's metadata, which JSON cannot hold: a traceback at the end
+            raise SweepError(f"{source}: {where}: expected a finite number, got {value!r}")
         return value
     check, good, _ = OPTIONS[name]
     if not check(value):

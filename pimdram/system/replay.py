@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .._atomic import output_path
+from .._atomic import one_run, output_path
 from ..config.files import SafeDumper, names_a_file
 from ..config.system import load_system
 from ..errors import ConfigError, PimdramError
@@ -47,6 +47,7 @@ class KernelReplayError(PimdramError):
     """A kernel trace cannot be replayed on the system given."""
 
 
+@one_run
 def replay_kernels(trace, output, *, system=None, overrides=None, symmetry=True, command_log=False,
                    overwrite=False, progress=None, interference=None):
     """Replay kernel trace `trace` on its header's system (or `system`) and write the statistics

@@ -18,6 +18,7 @@ PRODUCT_OPS = ("gemm", "gemv", "attention_score", "attention_context")
 ROLES = ("weight", "activation", "kv_cache")
 ACCESSES = ("read", "write")
 PHASES = ("prefill", "decode")
+DTYPES = ("fp32", "fp16", "bf16", "int8", "int4")
 COLLECTIVES = ("all_reduce", "all_gather")
 HEADER_KEYS = ("format", "version", "generated_by", "model", "workload", "system", "placement", "kernels")
 
@@ -149,7 +150,7 @@ def _no_constant(name):
 
 
 def check_version(version, source):
-    if not (isinstance(version, list) and len(version) == 2 and all(isinstance(v, int) for v in version)):
+    if not (isinstance(version, list) and len(version) == 2 and all(_is_int(v) and v >= 0 for v in version)):
         raise FileFormatError(f"{source}: header version must be [major, minor], got {version!r}")
     if version[0] > FORMAT_VERSION[0]:
         raise VersionTooNewError(f"{source}: kernel-trace version {version[0]}.{version[1]} is newer than this "
@@ -178,6 +179,11 @@ def validate_kernel_trace(trace, source="kernel trace"):
     for key in ("heads", "kv_heads", "layers"):
         if key in h["model"] and not (_is_int(h["model"][key]) and h["model"][key] >= 0):
             raise herr(f"header model.{key} must be a non-negative integer, got {h['model'][key]!r}")
+    requests = h["workload"].get("requests")
+    if requests is not None and not (isinstance(requests, list) and all(
+            isinstance(r, dict) and _is_int(r.get("id")) and r["id"] >= 0 for r in requests)):
+        raise herr("header workload.requests must be a list of requests with non-negative integer ids")
+    request_ids = None if requests is None else {r["id"] for r in requests}
     if "warnings" in h and not (isinstance(h["warnings"], list) and all(isinstance(w, str) for w in h["warnings"])):
         raise herr("header 'warnings' must be a list of strings")
     system = h["system"]
@@ -206,7 +212,7 @@ def validate_kernel_trace(trace, source="kernel trace"):
 
     template_of = []
     for i, k in enumerate(trace.kernels):
-        _validate_kernel(k, i, devices, regions, f"{source}:{i + 2}")
+        _validate_kernel(k, i, devices, regions, f"{source}:{i + 2}", request_ids)
         t = k.get("template", 0)
         if not _is_int(t) or t < 0 or (template_of and t < template_of[-1]):
             raise TraceError(f"{source}:{i + 2}: 'template' must be a template number, the kernels of one "
@@ -253,9 +259,17 @@ def _validate_steps(trace, template_of, herr, source):
     unused = set(sizes) - {r["template"] for r in runs}
     if unused:
         raise herr(f"template {min(unused)} is used by no run of steps")
+    first_steps = {}
+    for r in runs:
+        first_steps.setdefault(r["template"], set()).add(r["first_step"])
     for i, k in enumerate(trace.kernels):
         where = f"{source}:{i + 2}"
         t = template_of[i]
+        # a kernel's step places it in time and counts its tokens: one outside the steps was
+        # replayed as a step of its own (a hand-edited step doubled tokens/s)
+        if "steps" in h and k["step"] not in first_steps[t]:
+            raise TraceError(f"{where}: 'step' {k['step']} is not the first step of a run of template {t} "
+                             f"(header steps: {sorted(first_steps[t])})")
         prev = k.get("prev_deps", [])
         limit = min(previous.get(t, [0]))
         if not isinstance(prev, list) or not all(_is_int(p) and 0 <= p < limit for p in prev):
@@ -358,7 +372,11 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool) and -MAX_NUMBER <= v <= MAX_NUMBER
 
 
-def _validate_kernel(k, index, devices, regions, where):
+def _is_range(v):
+    return isinstance(v, list) and len(v) == 2 and all(_is_int(x) for x in v) and 0 <= v[0] <= v[1]
+
+
+def _validate_kernel(k, index, devices, regions, where, request_ids=None):
     def err(msg):
         return TraceError(f"{where}: {msg}")
 
@@ -403,6 +421,15 @@ def _validate_kernel(k, index, devices, regions, where):
     for d in k["deps"]:
         if not _is_int(d) or not 0 <= d < index:
             raise err(f"dependency {d!r} must be the id of an earlier kernel")
+    for key in ("kv_heads", "tokens"):
+        if key in k and not _is_range(k[key]):
+            raise err(f"'{key}' must be [lo, hi] with 0 <= lo <= hi, got {k[key]!r}")
+    if "requests" in k:
+        if not (isinstance(k["requests"], list) and all(_is_int(r) for r in k["requests"])):
+            raise err(f"'requests' must be a list of request ids, got {k['requests']!r}"[:300])
+        unknown = [r for r in k["requests"] if request_ids is not None and r not in request_ids]
+        if unknown:
+            raise err(f"request {unknown[0]} is not one of the header's workload.requests")
     read = written = 0
     for j, o in enumerate(k["operands"]):
         if not isinstance(o, dict):
@@ -416,6 +443,10 @@ def _validate_kernel(k, index, devices, regions, where):
             raise err(f"operand {o['name']}: access must be read or write, got {o['access']!r}")
         if not _is_int(o["bytes"]) or o["bytes"] < 0:
             raise err(f"operand {o['name']}: bytes must be a non-negative integer")
+        if "dtype" in o and o["dtype"] not in DTYPES:
+            raise err(f"operand {o['name']}: dtype must be one of {', '.join(DTYPES)}, got {o['dtype']!r}")
+        if "shape" in o and not (isinstance(o["shape"], list) and all(_is_int(x) and x >= 0 for x in o["shape"])):
+            raise err(f"operand {o['name']}: shape must be a list of non-negative integers, got {o['shape']!r}"[:300])
         if "region" in o and o["region"] not in regions:
             raise err(f"operand {o['name']}: region {o['region']!r} is not in the header's placement")
         if "on_chip" in o and (o["on_chip"] is not True or "region" in o):

@@ -35,6 +35,10 @@ FORMATS = ("dramsim3", "ramulator", "binary")
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_BLOCK_SIZE = 8 << 20
+#: the first block read of a text trace: the first chunk (65,536 requests in a replay, about
+#: 1.5 MB of text) is ready after reading this much, not a whole block; the later blocks have
+#: the block size
+_FIRST_BLOCK = 2 << 20
 _HASH_BLOCK = 8 << 20
 #: the longest text line (a request line is a few dozen bytes; /dev/zero or a binary file
 #: given as text would otherwise grow the read block without limit)
@@ -144,7 +148,7 @@ class RequestTrace:
     def _iter_text(self):
         parser = _parse.TextParser(_TEXT_FORMAT_CODES[self.format])
         digest = hashlib.sha256()
-        block = bytearray(self._block_size)
+        block = bytearray(min(self._block_size, _FIRST_BLOCK))
         filled = 0          # bytes of block holding file data
         n_requests = 0
         columns = _empty_columns(self.chunk_size)
@@ -187,6 +191,11 @@ class RequestTrace:
                                      f"(no newline), expected request lines like {_EXAMPLE_LINE[self.format]}")
                 block[:carry] = block[end:filled]
                 filled = carry
+                if len(block) < self._block_size:
+                    # after the small first block, the full one (its carried head copied over)
+                    grown = bytearray(self._block_size)
+                    grown[:carry] = block[:carry]
+                    block = grown
         if n:
             yield RequestChunk(*(column[:n] for column in columns))
             n_requests += n
@@ -429,7 +438,8 @@ def _describe_text_error(parser, format, line, token):
         return (f"arrival cycle {token!r} is not a non-negative decimal integer",
                 f"a cycle number, as in {example}")
     if code == codes.ARRIVAL_TOO_LARGE:
-        return f"arrival cycle {token} does not fit in 63 bits", f"a cycle of at most {_INT64_MAX}"
+        return (f"arrival cycle {token} is beyond the latest cycle the simulator counts",
+                "a cycle of at most 2**60")
     if code == codes.ARRIVAL_DECREASES:
         return (f"arrival cycle {token} is earlier than the previous request's "
                 f"{parser.last_arrival}",
@@ -468,6 +478,11 @@ class _ArrivalOrder:
                 return (i, f"arrival cycle {arrival[i]} given but the first request has none (-1)",
                         "an arrival cycle on every request or on none")
             return None
+        bad = np.flatnonzero(arrival > _parse.MAX_ARRIVAL_CYCLE)
+        if len(bad):
+            i = int(bad[0])
+            return (i, f"arrival cycle {arrival[i]} is beyond the latest cycle the simulator counts",
+                    "a cycle of at most 2**60")
         bad = np.flatnonzero(arrival < 0)
         if len(bad):
             i = int(bad[0])

@@ -34,6 +34,8 @@ def format_table(rows, detail=True):
             if p["speculation"] != 1:
                 setup += f" spec {p['speculation']}"
             setup += f" decode at {p['context']}" if p["phase"] == "mean-decode" else " generation"
+            if p.get("stream", 1) != 1:
+                setup += f"s, a stream of {p['stream']}"
             over = f"  (overcommitted: {', '.join(p['overcommitted'])})" if p["overcommitted"] else ""
             out.append(f"    {setup}: {p['system_value']:.4g} / {p['baseline_value']:.4g} {p['unit']} -> "
                        f"{p['ratio']:.2f}x{over}")
