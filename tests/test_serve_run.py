@@ -129,3 +129,10 @@ def test_cli_errors_are_one_line(stream, tmp_path, args, message):
     errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], r.output
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_check_says_a_served_stream_has_no_command_log(stream, tmp_path):
+    out = tmp_path / "s.h5"
+    serve_requests(stream, out, model="gpt2", system="neupims")
+    r = CliRunner().invoke(cli, ["check", str(out)])
+    assert r.exit_code != 0 and "is a served stream (pimdram serve): it has no command log" in r.output
