@@ -136,3 +136,21 @@ def test_check_says_a_served_stream_has_no_command_log(stream, tmp_path):
     serve_requests(stream, out, model="gpt2", system="neupims")
     r = CliRunner().invoke(cli, ["check", str(out)])
     assert r.exit_code != 0 and "is a served stream (pimdram serve): it has no command log" in r.output
+
+
+def test_the_real_driver_keeps_littles_law_on_the_shipped_example(tmp_path):
+    # 32 Alpaca-like requests at 20/s (traces/example_requests.csv) on neupims: from the stats
+    # file alone, the mean number in the system (each step's batch + waiting over its time) is
+    # the arrival rate x the mean time in the system, within 2%
+    example = __import__("pathlib").Path(__file__).resolve().parents[1] / "traces" / "example_requests.csv"
+    out = tmp_path / "s.h5"
+    serve_requests(example, out, model="gpt2", system="neupims", options=SchedulerOptions(max_batch=8),
+                   layers="extrapolate")
+    with open_stats(out) as sf:
+        req, steps = sf.table("requests"), sf.table("serve_steps")
+    span = req["finish_s"].max() - req["arrival_s"].min()
+    in_system = math.fsum((steps["batch"] + steps["waiting"]) * steps["seconds"]) / span
+    rate_times_wait = len(req["id"]) / span * (req["finish_s"] - req["arrival_s"]).mean()
+    assert in_system > 1 and abs(in_system - rate_times_wait) / rate_times_wait < 0.02
+    assert steps["output_tokens"].sum() == req["output_tokens"].sum()
+    assert steps["batch"].max() <= 8
