@@ -947,6 +947,10 @@ def check_stats_file(path, max_examples: int = 10, refresh: bool = True,
 
     with open_stats(path) as sf:
         if "command_log" not in sf.tables:
+            if "serve_summary" in sf.tables:
+                raise NoCommandLogError(f"{path} is a served stream (pimdram serve): it has no command log; "
+                                        "check a replay of one of its steps instead (pimdram gen, then replay "
+                                        "--command-log)")
             raise NoCommandLogError(f"{path} has no command log; replay with --command-log to record one")
         spec = spec_from_resolved(sf.config)
         names = sf.command_names

@@ -271,3 +271,33 @@ def test_any_gen_options(batch, prompt, output, phase, sets, existing):
         for key, value in sets:
             args += ["--set", f"{key}={value}"]
         run_and_check(args, [], out, existing)
+
+
+# --- pimdram serve ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def serve_requests_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("serve") / "r.csv"
+    path.write_text("id,arrival_s,prompt_tokens,output_tokens\n0,0,8,2\n1,0.001,12,3\n")
+    return path
+
+
+_SERVE_NUMBERS = st.sampled_from(["0", "-1", "1", "2", "3", "16", "1.5", "nan", "inf", "-inf", "1e400", "2**63",
+                                  "99999999999999999999", "", " 4", "0x10"])
+
+
+@settings(max_examples=min(EXAMPLES, 30), deadline=None, derandomize=not EXPLORE, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(options=st.lists(st.tuples(st.sampled_from(["--max-batch", "--max-tokens", "--block-size", "--kv-blocks",
+                                                   "--slo-ttft", "--slo-tpot", "--check-every", "--granularity"]),
+                                  _SERVE_NUMBERS), max_size=3),
+       modes=st.tuples(st.sampled_from(["whole", "chunked", "never"]), st.sampled_from(["recompute", "swap"])),
+       existing=st.booleans())
+def test_any_serve_options(serve_requests_file, options, modes, existing):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "s.h5"
+        args = ["serve", serve_requests_file, "--model", "gpt2", "--system", "neupims", "--prefill", modes[0],
+                "--preemption", modes[1], "-o", out]
+        for key, value in options:
+            args += [key, value]
+        run_and_check(args, [serve_requests_file], out, existing)

@@ -85,3 +85,68 @@ def test_in_memory_replay_equals_the_file_replay(tmp_path):
     b = simulate_kernel_trace(kt)
     for key in ("simulated_seconds", "energy_j", "tokens", "interference_ns", "cycles", "overlap_ns"):
         assert a[key] == b[key], key
+
+
+def test_chunked_prefill_cuts_prompts_and_alternates_with_decode():
+    # 4 prompt tokens a step. [0, 1): A's first 4 of 6; [1, 2): A's last 2 (after its 4) and B's
+    # first 2; [2, 2.5) decodes A, which finishes; [2.5, 3.5) B's last 2 (after its 2); [3.5, 4) B
+    clock = Clock()
+    opts = SchedulerOptions(max_tokens=4, prefill="chunked")
+    res, steps = serve([R(0, 0.0, 6, 2), R(1, 0.0, 4, 2)], opts, clock)
+    assert times(res) == [(2.0, 2.5, 0), (3.5, 4.0, 0)]
+    assert clock.calls == [("prefill", ((4, 0, 1),)), ("prefill", ((2, 0, 1), (2, 4, 1))), ("decode", ((1, 6, 1),)),
+                           ("prefill", ((2, 2, 1),)), ("decode", ((1, 4, 1),))]
+    assert [(s.phase, s.batch, s.tokens, s.waiting) for s in steps] == [
+        ("prefill", 1, 4, 1), ("prefill", 2, 4, 0), ("decode", 1, 1, 1), ("prefill", 1, 2, 0), ("decode", 1, 1, 0)]
+    # a prompt that fits the budget is not cut; whole prefill runs the long prompt alone
+    res, _ = serve([R(0, 0.0, 3, 1)], opts, Clock())
+    assert times(res) == [(1.0, 1.0, 0)]
+    clock = Clock()
+    serve([R(0, 0.0, 6, 2), R(1, 0.0, 4, 2)], SchedulerOptions(max_tokens=4), clock)
+    assert [c[1] for c in clock.calls[:2]] == [((6, 0, 1),), ((4, 0, 1),)]
+
+
+def test_swap_preemption_moves_the_blocks_to_host_and_back():
+    # as the recompute case: at 2.0 B is preempted, its 2 blocks go out (0.25 s and 1 J a block,
+    # added to A's last decode, 2.0-3.0); at 3.0 they come back (added to B's decode, 3.0-4.0)
+    clock = Clock()
+    opts = SchedulerOptions(block_size=2, kv_blocks=4, preemption="swap")
+    res, steps = serve([R(0, 0.0, 2, 4), R(1, 0.0, 2, 4)], opts, clock, swap_time=lambda b: (0.25 * b, 1.0 * b))
+    assert times(res) == [(1.0, 3.0, 0), (1.0, 4.0, 1)]
+    assert [(s.start_s, s.seconds, s.phase, s.batch, s.kv_blocks, s.energy_j, s.waiting, s.preempted, s.swap_s)
+            for s in steps] == [
+        (0.0, 1.0, "prefill", 2, 4, 2.0, 0, 0, 0.0), (1.0, 0.5, "decode", 2, 4, 2.0, 0, 0, 0.0),
+        (1.5, 0.5, "decode", 2, 4, 2.0, 0, 0, 0.0), (2.0, 1.0, "decode", 1, 3, 4.0, 1, 1, 0.5),
+        (3.0, 1.0, "decode", 1, 3, 4.0, 0, 0, 0.5)]
+    # no recompute: B is never prefilled again
+    assert [c[0] for c in clock.calls] == ["prefill", "decode", "decode", "decode", "decode"]
+    with pytest.raises(WorkloadError, match="swap"):
+        serve([R(0, 0.0, 2, 4)], opts, Clock())
+
+
+def test_a_swapped_request_comes_back_before_new_ones_are_admitted():
+    # blocks of 2, 4 in all. A and B as above; C (2 + 1 tokens: 2 blocks) arrives at 1.2 and waits
+    # for blocks. B is swapped out at 2.0; A leaves at 3.0; at 3.0 B comes back (2 blocks, then a
+    # third to grow) and C is not admitted in that iteration; at 4.0 B has left and C runs
+    clock = Clock()
+    opts = SchedulerOptions(block_size=2, kv_blocks=4, preemption="swap")
+    res, steps = serve([R(0, 0.0, 2, 4), R(1, 0.0, 2, 4), R(2, 1.2, 2, 1)], opts, clock,
+                       swap_time=lambda b: (0.25 * b, 1.0 * b))
+    assert times(res)[:2] == [(1.0, 3.0, 0), (1.0, 4.0, 1)]
+    assert times(res)[2] == (5.0, 5.0, 0)
+    assert [s.phase for s in steps][-2:] == ["decode", "prefill"]
+
+
+def test_batch_limit_counts_prefilling_and_decoding_requests():
+    # max_batch 1 with chunks: B waits until A has left
+    res, steps = serve([R(0, 0.0, 6, 2), R(1, 0.0, 2, 1)], SchedulerOptions(max_batch=1, max_tokens=4,
+                                                                             prefill="chunked"), Clock())
+    # A: [0, 1) 4 tokens, [1, 2) 2 tokens (first token), decode [2, 2.5); B: [2.5, 3.5)
+    assert times(res) == [(2.0, 2.5, 0), (3.5, 3.5, 0)]
+
+
+def test_options_are_checked():
+    with pytest.raises(WorkloadError, match="prefill must be one of whole, chunked"):
+        SchedulerOptions(prefill="sarathi")
+    with pytest.raises(WorkloadError, match="preemption must be one of recompute, swap"):
+        SchedulerOptions(preemption="drop")

@@ -21,6 +21,7 @@ COMMANDS = {
     "plot": "plot",
     "validate": "validate",
     "requests": "requests",
+    "serve": "serve",
 }
 
 

@@ -206,6 +206,28 @@ class Link:
 
 
 @dataclass(frozen=True)
+class HostLink:
+    """The path between the KV-cache memories and the host's memory (optional): what a swap of KV
+    blocks to the host and back costs (`pimdram serve --preemption swap`): latency + bytes /
+    bandwidth each way. `bandwidth_gbs` is the whole system's, per direction."""
+    bandwidth_gbs: float
+    latency_us: float = 0.0
+    energy_pj_per_byte: float = math.nan
+
+    def seconds(self, nbytes):
+        return self.latency_us * 1e-6 + nbytes / (self.bandwidth_gbs * 1e9)
+
+    def joules(self, nbytes):
+        return 0.0 if math.isnan(self.energy_pj_per_byte) else nbytes * self.energy_pj_per_byte * 1e-12
+
+    def to_dict(self):
+        d = {"bandwidth_gbs": self.bandwidth_gbs, "latency_us": self.latency_us}
+        if not math.isnan(self.energy_pj_per_byte):
+            d["energy_pj_per_byte"] = self.energy_pj_per_byte
+        return d
+
+
+@dataclass(frozen=True)
 class KVSplitRule:
     """Puts the KV cache of some layers / KV heads / token positions in a given memory (first match wins)."""
     memory: str
@@ -246,6 +268,7 @@ class System:
     options: dict = field(default_factory=dict)   # policy parameters (alpha, sub_batches, ...)
     placement: Placement = Placement()
     source: str = ""
+    host: HostLink = None               # the link to host memory, if the system states one
 
     def device(self, role):
         return self.devices[self.roles[role]]
@@ -276,6 +299,7 @@ class System:
             "links": {k: v.to_dict() for k, v in self.links.items()},
             "mapping": {"policy": self.policy, **self.roles, **self.options},
             "placement": self.placement.to_dict(),
+            **({"host": self.host.to_dict()} if self.host is not None else {}),
         }
 
 
@@ -398,9 +422,10 @@ def _parse(root, name, overrides, embedded):
     links = _links(root.section("links"), devices)
     policy, roles, options = _mapping(root.section("mapping", required=True), devices)
     placement = _placement(root.section("placement"), memories)
+    host = _host(root.section("host")) if "host" in root else None
     root.done()
     return System(name=name, description=description, memories=memories, devices=devices, links=links,
-                  policy=policy, roles=roles, options=options, placement=placement, source=source)
+                  policy=policy, roles=roles, options=options, placement=placement, source=source, host=host)
 
 
 def _memories(msec, overrides, embedded):
@@ -615,6 +640,15 @@ def _links(lsec, devices):
     return links
 
 
+def _host(s):
+    bandwidth = s.number("bandwidth_gbs", positive=True, maximum=MAX_RATE)
+    latency = s.number("latency_us", default=0.0, minimum=0, maximum=MAX_RATE)
+    energy = s.number("energy_pj_per_byte", default=None, minimum=0, maximum=MAX_RATE)
+    s.get("source")
+    s.done()
+    return HostLink(float(bandwidth), float(latency), math.nan if energy is None else float(energy))
+
+
 def _mapping(mp, devices):
     policy = mp.choice("policy", tuple(POLICIES))
     roles = {}
@@ -685,5 +719,5 @@ def _placement(ps, memories):
     return Placement(weights, kv_memory, layout, tuple(rules))
 
 
-__all__ = ["System", "MemoryPool", "Device", "DeviceEnergy", "Link", "Placement", "KVSplitRule", "load_system",
+__all__ = ["System", "MemoryPool", "Device", "DeviceEnergy", "HostLink", "Link", "Placement", "KVSplitRule", "load_system",
            "pim_rates", "system_raw", "POLICIES", "DEVICE_KINDS"]

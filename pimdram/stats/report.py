@@ -213,9 +213,33 @@ _OPTIONAL_SECTIONS = {
 }
 
 
+def _serve_section(sf, out):
+    """Served streams (format 1.6): the serve_summary row, the KV memories and the checks."""
+    names = [c for c, _, _ in schema.standard_columns(schema.SERVE_SUMMARY)]
+    table = _columns(sf, schema.SERVE_SUMMARY, names)
+    if len(table["requests"]) != 1:
+        raise FileFormatError(f"{sf.path}: table 'serve_summary' must have one row, has {len(table['requests'])}")
+    out["kind"] = "serve"
+    out.update({c: _plain(a[0]) for c, a in table.items()})
+    if schema.KV_MEMORIES in sf.tables:
+        names = [c for c, _, _ in schema.standard_columns(schema.KV_MEMORIES)]
+        mems = _columns(sf, schema.KV_MEMORIES, names)
+        out["kv_memories"] = [{c: _plain(mems[c][i]) for c in names} for i in range(len(mems["memory"]))]
+    serve = sf.config.get("serve", {}) if isinstance(sf.config, dict) else {}
+    out["scheduler"] = serve.get("scheduler")
+    out["model"] = serve.get("model")
+    system = sf.config.get("system") if isinstance(sf.config, dict) else None
+    out["system"] = system.get("name") if isinstance(system, dict) else None
+
+
 def summarize_file(sf):
     """The report's figures from an open `StatsFile`, as JSON-ready plain data."""
     out = {}
+    if schema.SERVE_SUMMARY in sf.tables:
+        # a served stream (pimdram serve): no command-level tables of its own
+        _run_section(sf, out)
+        _serve_section(sf, out)
+        return out
     for section in _REQUIRED_SECTIONS:
         section(sf, out)
     tables = set(sf.tables)
@@ -256,6 +280,11 @@ def _pct(value):
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _small_pct(value):
+    """A relative error as a percentage with three significant digits (0.00123%)."""
+    return "-" if value is None else f"{100 * value:.3g}%"
+
+
 def _num(value, digits=1):
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -276,9 +305,12 @@ def format_report(s, full_kernels=False):
     kind and device; `full_kernels` adds the table of every kernel."""
     lines = [f"pimdram stats {s['file']}",
              f"  format {s['format_version']}, written by {s['generated_by']} on {s['creation_date']}",
-             f"  trace {s['trace_path']} (sha256 {s['trace_sha256'][:16]}…), seed {s['seed']}"]
+             f"  {'requests' if s.get('kind') == 'serve' else 'trace'} {s['trace_path']} "
+             f"(sha256 {s['trace_sha256'][:16]}…), seed {s['seed']}"]
     if s.get("description"):
         lines.append(f"  {s['description']}")
+    if s.get("kind") == "serve":
+        return "\n".join(lines + _serve_lines(s)) + "\n"
 
     simulated = f"{_int(s['cycles'])} cycles × {s['tck_ns']:g} ns = {_si(s['simulated_seconds'], 's')}"
     data = (f"{_int(s['bytes_read'])} B read ({_si(s['bytes_read'], 'B')}), "
@@ -427,4 +459,57 @@ def _kernel_lines(s, full_kernels):
                         for k in kernels])
     elif kernels:
         lines += ["", f"{_int(len(kernels))} kernels: `pimdram report --kernels` lists each"]
+    return lines
+
+
+def _serve_lines(s):
+    """The report of a served stream (pimdram serve)."""
+    sched = s.get("scheduler") or {}
+    lines = ["", "Served stream" + (f" ({s['model']} on {s['system']})" if s.get("model") else ""),
+             f"  requests    {_int(s['requests_completed'])} of {_int(s['requests'])} completed: "
+             f"{_int(s['prompt_tokens'])} prompt and {_int(s['output_tokens'])} output tokens, "
+             f"{_int(s['preemptions'])} preemptions",
+             f"  simulated   {_si(s['simulated_seconds'], 's')} from the first arrival to the last finish; "
+             f"{_int(s['steps'])} steps ({_int(s['prefill_steps'])} prefill, {_int(s['decode_steps'])} decode) "
+             f"busy {_si(s['busy_seconds'], 's')}",
+             f"  throughput  {_num(s['throughput_tokens_per_s'])} output tokens/s, "
+             f"{_num(s['requests_per_s'], 2)} requests/s"]
+    slos = [f"TTFT <= {_si(s['slo_ttft_s'], 's')}" if s.get("slo_ttft_s") is not None else None,
+            f"TPOT <= {_si(s['slo_tpot_s'], 's')}" if s.get("slo_tpot_s") is not None else None]
+    slos = [x for x in slos if x]
+    if slos:
+        lines.append(f"  goodput     {_num(s['goodput_tokens_per_s'])} output tokens/s: {_int(s['slo_met_requests'])} "
+                     f"of {_int(s['requests_completed'])} requests meet {' and '.join(slos)}")
+    else:
+        lines.append("  goodput     - (no SLO given: serve --slo-ttft / --slo-tpot)")
+    lines.append(f"  energy      {_si(s['energy_j'], 'J')} ({_si(s['step_energy_j'], 'J')} in steps, "
+                 f"{_si(s['idle_energy_j'], 'J')} static power while idle): "
+                 f"{_si(s['energy_per_token_j'], 'J')} per output token")
+    if sched:
+        lines.append(f"  scheduler   max batch {sched.get('max_batch')}, max tokens {sched.get('max_tokens')}, "
+                     f"{sched.get('prefill')} prefill, {sched.get('preemption')} preemption")
+    lines += ["", "Latency (nearest-rank percentiles; TPOT of requests with more than one output token)"]
+    lines += _grid(["", "mean", "p50", "p90", "p99"],
+                   [[name] + [_si(s[f"{key}_{q}_s"], "s") for q in ("mean", "p50", "p90", "p99")]
+                    for name, key in (("TTFT", "ttft"), ("TPOT", "tpot"))])
+    lines.append(f"  end to end  p50 {_si(s['latency_p50_s'], 's')}, p99 {_si(s['latency_p99_s'], 's')}")
+    lines += ["", f"KV cache (blocks of {_int(s['block_size'])} tokens, {_si(s['kv_block_bytes'], 'B')} each)",
+              f"  capacity    {_int(s['kv_blocks'])} blocks ({_si(s['kv_capacity_bytes'], 'B')}); peak "
+              f"{_int(s['kv_peak_blocks'])} blocks ({_si(s['kv_peak_bytes'], 'B')}, "
+              f"{_pct(_ratio(s['kv_peak_blocks'], s['kv_blocks']))})"]
+    mems = s.get("kv_memories") or []
+    if mems:
+        lines += _grid(["memory", "capacity", "weights", "activations", "KV share", "KV capacity", "KV peak"],
+                       [[m["memory"], _si(m["capacity_bytes"], "B"), _si(m["weights_bytes"], "B"),
+                         _si(m["activations_bytes"], "B"), _pct(m["share"]), _si(m["kv_capacity_bytes"], "B"),
+                         _si(m["kv_peak_bytes"], "B")] for m in mems])
+    lines += ["", "Step times",
+              f"  replays     {_int(s['step_replays'])} kernel replays for {_int(s['steps'])} steps; "
+              f"wall time {_si(s['wall_seconds'], 's')}"]
+    if s.get("composition_checks"):
+        lines.append(f"  checks      {_int(s['composition_checks'])} steps replayed exactly: composed time off by "
+                     f"at most {_small_pct(s['composition_error_max'])} "
+                     f"(mean {_small_pct(s['composition_error_mean'])})")
+    else:
+        lines.append("  checks      none")
     return lines

@@ -8,7 +8,7 @@ unit or a dtype and the spec (docs/stats-format.md) can be checked against the c
 import numpy as np
 
 FORMAT = "pimdram.stats"
-FORMAT_VERSION = (1, 5)
+FORMAT_VERSION = (1, 6)
 
 #: Group under which every table lives: table `channels` is the group `/tables/channels`.
 TABLES_GROUP = "tables"
@@ -66,6 +66,12 @@ RUN = "run"            # since 1.1: kernel replays
 LAYERS = "layers"      # since 1.1
 STEPS = "steps"        # since 1.1
 DEVICE_ENERGY = "device_energy"   # since 1.2: kernel replays, energy by device and kind
+# served streams (pimdram serve), since 1.6
+SERVE_SUMMARY = "serve_summary"
+REQUESTS = "requests"
+SERVE_STEPS = "serve_steps"
+SERVE_CHECKS = "serve_checks"
+KV_MEMORIES = "kv_memories"
 
 #: latency_histogram.kind values, in order (also stored as that table's `kind-names` attribute).
 LATENCY_KINDS = ("read", "write")
@@ -211,6 +217,92 @@ _STANDARD = {
         ("end_ns", _F64, "ns"),                  # since 1.2
         ("energy_j", _F64, "J"),
     ],
+    # served streams (since 1.6)
+    SERVE_SUMMARY: [
+        ("requests", _I64, "count"),
+        ("requests_completed", _I64, "count"),
+        ("prompt_tokens", _I64, "count"),
+        ("output_tokens", _I64, "count"),
+        ("steps", _I64, "count"),
+        ("prefill_steps", _I64, "count"),
+        ("decode_steps", _I64, "count"),
+        ("preemptions", _I64, "count"),
+        ("simulated_seconds", _F64, "s"),        # last finish - first arrival
+        ("busy_seconds", _F64, "s"),             # summed step times
+        ("throughput_tokens_per_s", _F64, "1/s"),
+        ("requests_per_s", _F64, "1/s"),
+        ("ttft_mean_s", _F64, "s"),
+        ("ttft_p50_s", _F64, "s"),
+        ("ttft_p90_s", _F64, "s"),
+        ("ttft_p99_s", _F64, "s"),
+        ("tpot_mean_s", _F64, "s"),
+        ("tpot_p50_s", _F64, "s"),
+        ("tpot_p90_s", _F64, "s"),
+        ("tpot_p99_s", _F64, "s"),
+        ("latency_p50_s", _F64, "s"),
+        ("latency_p99_s", _F64, "s"),
+        ("slo_ttft_s", _F64, "s"),
+        ("slo_tpot_s", _F64, "s"),
+        ("slo_met_requests", _I64, "count"),
+        ("goodput_tokens_per_s", _F64, "1/s"),
+        ("energy_j", _F64, "J"),
+        ("step_energy_j", _F64, "J"),
+        ("idle_energy_j", _F64, "J"),
+        ("energy_per_token_j", _F64, "J"),
+        ("block_size", _I64, "count"),
+        ("kv_block_bytes", _I64, "B"),
+        ("kv_blocks", _I64, "count"),
+        ("kv_capacity_bytes", _F64, "B"),
+        ("kv_peak_blocks", _I64, "count"),
+        ("kv_peak_bytes", _F64, "B"),
+        ("composition_checks", _I64, "count"),
+        ("composition_error_max", _F64, "1"),
+        ("composition_error_mean", _F64, "1"),
+        ("step_replays", _I64, "count"),
+        ("wall_seconds", _F64, "s"),
+    ],
+    REQUESTS: [
+        ("id", _I64, "1"),
+        ("arrival_s", _F64, "s"),
+        ("first_token_s", _F64, "s"),
+        ("finish_s", _F64, "s"),
+        ("prompt_tokens", _I64, "count"),
+        ("output_tokens", _I64, "count"),
+        ("preemptions", _I64, "count"),
+        ("ttft_s", _F64, "s"),
+        ("tpot_s", _F64, "s"),
+    ],
+    # kv_bytes_<memory> columns are inserted after `kv_blocks`, one per memory holding KV cache
+    SERVE_STEPS: [
+        ("step", _I64, "1"),
+        ("start_s", _F64, "s"),
+        ("seconds", _F64, "s"),
+        ("phase", _STR, "1"),
+        ("batch", _I64, "count"),
+        ("waiting", _I64, "count"),
+        ("tokens", _I64, "count"),
+        ("output_tokens", _I64, "count"),
+        ("preempted", _I64, "count"),
+        ("swap_s", _F64, "s"),
+        ("kv_blocks", _I64, "count"),
+        ("energy_j", _F64, "J"),
+    ],
+    SERVE_CHECKS: [
+        ("step", _I64, "1"),
+        ("phase", _STR, "1"),
+        ("composed_s", _F64, "s"),
+        ("exact_s", _F64, "s"),
+        ("error", _F64, "1"),
+    ],
+    KV_MEMORIES: [
+        ("memory", _STR, "1"),
+        ("capacity_bytes", _I64, "B"),
+        ("weights_bytes", _I64, "B"),
+        ("activations_bytes", _I64, "B"),
+        ("share", _F64, "1"),
+        ("kv_capacity_bytes", _F64, "B"),
+        ("kv_peak_bytes", _F64, "B"),
+    ],
     # level columns are inserted after `command`, one per organisation level
     COMMAND_LOG: [
         ("cycle", _I64, "cycle"),
@@ -233,11 +325,17 @@ def command_column(name):
     return f"cmd_{name}"
 
 
-def standard_columns(table, command_names=(), levels=()):
+def kv_bytes_column(memory):
+    """The `serve_steps` column of the KV bytes in use in memory `memory`."""
+    return f"kv_bytes_{memory}"
+
+
+def standard_columns(table, command_names=(), levels=(), kv_memories=()):
     """The columns of a standard table in order, as a list of (name, numpy dtype, unit).
 
     `command_names` gives the `cmd_<NAME>` columns of `channels`; `levels` the per-level
-    columns of `command_log` (in organisation order, starting with `channel`).
+    columns of `command_log` (in organisation order, starting with `channel`); `kv_memories`
+    the `kv_bytes_<memory>` columns of `serve_steps`.
     """
     if table not in _STANDARD:
         raise KeyError(f"{table!r} is not a standard pimdram.stats table "
@@ -247,6 +345,9 @@ def standard_columns(table, command_names=(), levels=()):
         columns[1:1] = [(command_column(n), _I64, "count") for n in command_names]
     elif table == COMMAND_LOG:
         columns[2:2] = [(str(level), _I32, "1") for level in levels]
+    elif table == SERVE_STEPS:
+        at = [c for c, _, _ in columns].index("kv_blocks") + 1
+        columns[at:at] = [(kv_bytes_column(m), _F64, "B") for m in kv_memories]
     return columns
 
 

@@ -79,14 +79,14 @@ class Table:
         return f"Table({len(self)} rows: {', '.join(self.columns)})"
 
 
-def standard_table(name, columns, *, command_names=(), levels=(), attrs=None):
+def standard_table(name, columns, *, command_names=(), levels=(), kv_memories=(), attrs=None):
     """A `Table` for standard table `name` with the spec's dtypes and units.
 
     `columns` must hold exactly the spec's columns (see `schema.standard_columns`); values are
     cast to the spec's dtype, refusing casts that would change a value (e.g. 2**40 into int32,
     or 1.5 into an integer column).
     """
-    spec = schema.standard_columns(name, command_names, levels)
+    spec = schema.standard_columns(name, command_names, levels, kv_memories)
     wanted = [c for c, _, _ in spec]
     missing = [c for c in wanted if c not in columns]
     extra = [c for c in columns if c not in wanted]
