@@ -386,6 +386,42 @@ def generation(args):
     return {"generation": r, "gen_wall_median_s": gen, "replay_wall_median_s": rep, "peak_rss_mb": rss}
 
 
+SERVE_RUN = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+from pimdram.serve.requests import generate_requests, write_requests
+from pimdram.serve.run import serve_requests
+n, rate, model, system = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+with tempfile.TemporaryDirectory() as d:
+    write_requests(Path(d) / "r.csv", generate_requests(n, rate, "poisson", "sharegpt", seed=1))
+    started = time.perf_counter()
+    r = serve_requests(Path(d) / "r.csv", Path(d) / "s.h5", model=model, system=system).summary
+    done = time.perf_counter()
+print(json.dumps({"wall": done - started, "steps": r["steps"], "replays": r["step_replays"],
+                  "seconds": r["simulated_seconds"], "tokens_per_s": r["throughput_tokens_per_s"],
+                  "output_tokens": r["output_tokens"], "error_max": r["composition_error_max"],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def serve_speed(args):
+    """`pimdram serve` of --serve-requests ShareGPT-like requests (Poisson, --serve-rate per s) of
+    GPT-3 175B on dgx-attacc, in a fresh process per run (issue target: 10,000 requests in under
+    5 minutes and 2 GB)."""
+    runs = [fresh_run(SERVE_RUN, args.serve_requests, args.serve_rate, args.serve_model, args.serve_system,
+                      what="serve") for _ in range(args.repeat)]
+    r = runs[0]
+    wall = statistics.median(x["wall"] for x in runs)
+    rss = max(x["peak_rss_mb"] for x in runs)
+    walls = ", ".join(f"{x['wall']:.1f}" for x in runs)
+    print(f"serve {args.serve_requests} requests ({args.serve_rate:g}/s, sharegpt) of {args.serve_model} on "
+          f"{args.serve_system}: {r['steps']} steps, {r['replays']} replays, {r['seconds']:.1f} s simulated, "
+          f"{r['tokens_per_s']:.0f} tokens/s, composition error max {r['error_max']:.2e}; wall {wall:.1f} s "
+          f"(median of {len(runs)}: {walls}), "
+          f"{wall / r['steps'] * 1e3:.1f} ms per step, peak {rss:.0f} MB")
+    return {"serve": r, "wall_median_s": wall, "peak_rss_mb": rss, "runs": runs}
+
+
 def pim_step(args):
     """A whole GPT-3 175B decode step (96 layers, batch 64, context 2048) on dgx-attacc: gen,
     then replay (fresh process each run)."""
@@ -673,8 +709,19 @@ def main():
                     help="time DRAMsim3 (this dramsim3main binary) on the six shared runs, alternating with ours")
     ap.add_argument("--dramsim3-configs", type=Path, metavar="DIR",
                     help="DRAMsim3's configs/ directory (default: from the binary's CMake cache)")
+    ap.add_argument("--serve", action="store_true", help="pimdram serve of a ShareGPT-like stream (issue 13's target)")
+    ap.add_argument("--serve-requests", type=int, default=10_000)
+    ap.add_argument("--serve-rate", type=float, default=10.0, help="--serve: Poisson arrivals per second")
+    ap.add_argument("--serve-model", default="gpt3-175b")
+    ap.add_argument("--serve-system", default="dgx-attacc")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
     args = ap.parse_args()
+
+    if args.serve:
+        rows = serve_speed(args)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=str))
+        return
 
     if args.validate or args.sweep:
         rows = validate(args) if args.validate else sweep_speed(args)

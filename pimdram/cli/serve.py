@@ -32,10 +32,14 @@ _positive_seconds = FiniteFloatRange(min=0, min_open=True)
               help="Time-to-first-token objective, for the goodput.")
 @click.option("--slo-tpot", type=_positive_seconds, default=None, metavar="SECONDS",
               help="Time-per-output-token objective, for the goodput.")
-@click.option("--layers", type=click.Choice(["all", "extrapolate"]), default="all", show_default=True,
-              help="Replay every decoder layer of a step, or two and extrapolate (exact when layers repeat).")
-@click.option("--granularity", type=click.IntRange(min=1, max=1 << 20), default=None,
-              show_default="the block size", help="Contexts are rounded up to a multiple of this to share replays.")
+@click.option("--layers", type=click.Choice(["all", "extrapolate"]), default="extrapolate", show_default=True,
+              help="Replay every decoder layer of a step, or one and two layers and extrapolate (checked on the "
+                   "first step of each phase; every layer from then on when they do not repeat).")
+@click.option("--granularity", type=click.IntRange(min=1, max=1 << 20), default=1, show_default=True,
+              help="Contexts are rounded up to a multiple of this to share replays (1: as they are).")
+@click.option("--ragged-pim", type=click.Choice(["composed", "exact"]), default="composed", show_default=True,
+              help="A PIM attention kernel over mixed contexts: each channel composed from uniform runs, or every "
+                   "distinct channel simulated.")
 @click.option("--check-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also replay every N-th step exactly and record the composition error (0: the first of each "
                    "phase only).")
@@ -45,7 +49,7 @@ _positive_seconds = FiniteFloatRange(min=0, min_open=True)
 @output_option(help="Statistics file to write (HDF5).")
 @overwrite_option
 def command(requests, model, system, max_batch, max_tokens, block_size, kv_blocks, prefill, preemption, slo_ttft,
-            slo_tpot, layers, granularity, check_every, dtype, progress, output, overwrite):
+            slo_tpot, layers, granularity, ragged_pim, check_every, dtype, progress, output, overwrite):
     """Serve the REQUESTS file (docs/request-file-format.md) with MODEL on SYSTEM: an
     iteration-level scheduler with a paged KV cache, each step timed by kernel replay on the
     system; writes per-request, per-step and summary tables (docs/serving.md). The KV cache lives
@@ -70,6 +74,7 @@ def command(requests, model, system, max_batch, max_tokens, block_size, kv_block
     try:
         result = serve_requests(requests, output, model=model, system=system, options=options, slo_ttft_s=slo_ttft,
                                 slo_tpot_s=slo_tpot, granularity=granularity, layers=layers, check_every=check_every,
+                                ragged_pim=ragged_pim,
                                 dtype=dtype, overwrite=overwrite, progress=bar)
     finally:
         bar.close()

@@ -99,6 +99,47 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
                           "tokens": t.tokens})
         first_id += len(t.kernels)
     report(total, total)
+    return KernelTrace(_header(model, system.to_dict(), workload, regions, records, layers, only, step_runs,
+                               overflows), records)
+
+
+def step_traces(model, system, workload, layer_counts, system_record=None):
+    """KernelTraces of a workload of one step, one for each n of `layer_counts`: the step with
+    its first n decoder layers (the serving step timer's path). The step is built, linked and
+    placed once, with the most layers asked for (placement of the built layers only, as
+    generate_kernel_trace's `place_selected`; no capacity check), and each trace selects its
+    layers from it as `--layers` selects. `system_record`: system.to_dict() when the caller
+    has it (the header's copy)."""
+    model = load_model(model)
+    system = load_system(system)
+    steps = workload.steps()
+    if len(steps) != 1:
+        raise WorkloadError(f"step_traces takes a workload of one step, got {len(steps)}")
+    step = steps[0]
+    counts = [min(int(n), model.layers) for n in layer_counts]
+    parts = _attention_parts(model, system)
+    linked = Linker(system).link(_StepKernels(model, system, workload, parts, max(counts))(step))
+    regions, _ = place(model, system, workload, linked, parts)
+    record = system_record if system_record is not None else system.to_dict()
+    tokens = len(step.requests) if step.phase == "prefill" else step.tokens
+    runs = [{"template": 0, "first_step": step.index, "count": 1, "phase": step.phase, "tokens": tokens}]
+    out = []
+    for j, n in enumerate(counts):
+        # selection renumbers the kernels it keeps: each count but the last selects from copies
+        kernels = linked if j == len(counts) - 1 else [_copy_kernel(k) for k in linked]
+        kept = Selection(n, None).select(kernels)
+        records = [k.record() for k in kept]
+        out.append(KernelTrace(_header(model, record, workload, regions, records, n, None, runs, []), records))
+    return out
+
+
+def _copy_kernel(k):
+    c = copy.copy(k)
+    c.deps, c.prev_deps = list(k.deps), list(k.prev_deps)
+    return c
+
+
+def _header(model, system_record, workload, regions, records, layers, only, step_runs, overflows):
     used = sorted({o["region"] for r in records for o in r["operands"] if "region" in o})
     header = {
         "format": FORMAT_NAME,
@@ -106,7 +147,7 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
         "generated_by": f"pimdram {__version__}",
         "model": model.summary(kv_bytes=workload.bytes("kv_cache", 1)),
         "workload": workload.describe(),
-        "system": system.to_dict(),
+        "system": system_record,
         "placement": {"regions": {name: regions[name] for name in used}},
         "selection": {"layers": layers, "only": list(only) if only else None},
         "steps": step_runs,
@@ -114,7 +155,7 @@ def generate_kernel_trace(model, system, workload, layers=None, only=None, allow
     }
     if overflows:
         header["warnings"] = list(overflows)
-    return KernelTrace(header, records)
+    return header
 
 
 def _fits_at_all(model, system, workload, allow_overcommit):

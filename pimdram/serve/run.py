@@ -31,13 +31,14 @@ class ServeResult:
 
 @one_run
 def serve_requests(requests, output, *, model, system, options=SchedulerOptions(), slo_ttft_s=None, slo_tpot_s=None,
-                   granularity=None, layers="all", check_every=0, dtype="fp16", overwrite=False, progress=None,
-                   step_timer=None):
+                   granularity=1, layers="extrapolate", check_every=0, dtype="fp16", overwrite=False, progress=None,
+                   step_timer=None, ragged_pim="composed"):
     """Serve the requests of request file `requests` with `model` on `system` (names, paths or specs)
     and write the stats file `output`. Returns a ServeResult.
 
     options: SchedulerOptions; its kv_blocks None means the capacity the system's memories give
-    (serve.capacity). granularity: the StepTimer's context granularity (default: the block size).
+    (serve.capacity). granularity, layers, check_every and ragged_pim ('composed' or 'exact'): the
+    StepTimer's composition rules (serve.steptime; docs/serving.md).
     step_timer: a callable `(phase, groups) -> (seconds, joules)` in place of the StepTimer (for
     tests); it may have `checks` and `replays` as StepTimer has."""
     started = time.perf_counter()
@@ -56,8 +57,11 @@ def serve_requests(requests, output, *, model, system, options=SchedulerOptions(
     own_timer = step_timer is None
     if own_timer:
         from .steptime import StepTimer
-        step_timer = StepTimer(model, system, granularity=granularity or opts.block_size, layers=layers,
-                               check_every=check_every, dtype=dtype)
+        if ragged_pim not in ("composed", "exact"):
+            raise WorkloadError(f"ragged_pim must be 'composed' or 'exact', got {ragged_pim!r}")
+        step_timer = StepTimer(model, system, granularity=granularity or 1, layers=layers,
+                               check_every=check_every, dtype=dtype,
+                               composition="instances" if ragged_pim == "composed" else "exact")
     try:
         results, steps = serve(reqs, opts, step_timer, swap, progress)
     finally:
@@ -133,8 +137,8 @@ def serve_requests(requests, output, *, model, system, options=SchedulerOptions(
             "scheduler": dataclasses.asdict(opts),
             "kv_blocks": "given" if options.kv_blocks is not None else "derived",
             "kv_blocks_derived": plan.derived_blocks,
-            "step_timer": {"granularity": granularity or opts.block_size, "layers": layers,
-                           "check_every": check_every} if own_timer else {"custom": True},
+            "step_timer": {"granularity": granularity or 1, "layers": layers,
+                           "check_every": check_every, "ragged_pim": ragged_pim} if own_timer else {"custom": True},
             "slo": {"ttft_s": slo_ttft_s, "tpot_s": slo_tpot_s},
         },
         "model": model.summary(kv_bytes=dtype_bytes(dtype, 1)),

@@ -2,25 +2,20 @@
 replayed on the system (pimdram.mapping + pimdram.system), never taken from a fitted model.
 
 A served stream has thousands of steps, each with its own mix of contexts. Three composition
-rules make it affordable; docs/serving.md states them, and `StepTimer.checks` records, for the
-first step of each phase and every `check_every`-th step, the composed time against the step
-replayed without any of them (every layer, contexts as they are, every distinct PIM channel
-simulated):
+rules make it affordable (docs/serving.md, "Step times and composition rules", states them with
+their measured errors); `StepTimer.checks` records, for the first step of each phase and every
+`check_every`-th step, the composed time against the step replayed without any of them (every
+layer, the whole model placed, contexts as they are, every distinct PIM channel simulated):
 
-1. Context granularity. Every request's cached tokens (and a prefill's new tokens) are rounded
-   up to a multiple of `granularity` (default 16, a KV block) before the step is built, so that
-   steps whose contexts differ by less than a block share one replay (exact memo on the
-   rounded step). Rounding up can only lengthen a step.
-2. Layers. With `layers="extrapolate"` (the default), a step is built with its first one and two
-   decoder layers and its time (and energy) for L layers is t1 + (L - 1)(t2 - t1): exact when
-   every layer repeats the same kernels on the same devices, as in the presets. When the first
-   step of a phase shows otherwise, the timer replays every layer from then on.
-3. Ragged PIM attention. A channel holding n attention instances of contexts L1..Ln takes
-   sum_i t(n, Li) / n, where t(n, L) is a simulated channel of n instances all of context L
-   (reused across steps); the kernel takes its slowest channel (PimMemory.run_lengths with
-   composition "instances").
+1. Layers (`layers="extrapolate"`, the default): the step built once with two layers, replayed
+   with one and two, t1 + (L - 1)(t2 - t1); exact when every layer repeats (checked on the first
+   step of each phase; every layer from then on when not).
+2. Ragged PIM attention (composition "instances", the default): a channel holding n instances of
+   contexts L1..Ln takes sum_i t(n, Li) / n of uniform simulated channels (PimMemory.run_lengths).
+3. Context granularity (off by default): contexts (and a prefill's new tokens) rounded up to a
+   multiple of `granularity`, and equal rounded steps replayed once.
 
-Kernel timings, PIM simulations and the shares of rule 3 persist across steps
+Kernel timings, PIM simulations and the shares of rule 2 persist across steps
 (system.SimulationState).
 """
 import math
@@ -56,7 +51,7 @@ class StepTimer:
     (new_tokens, context, count) triples (scheduler.serve's step_time). A prefill group with a
     context is a chunk of a prompt whose first `context` tokens are cached."""
 
-    def __init__(self, model, system, granularity=16, layers="extrapolate", check_every=0, dtype="fp16",
+    def __init__(self, model, system, granularity=1, layers="extrapolate", check_every=0, dtype="fp16",
                  composition="instances", interference=True):
         from ..system import SimulationState
 
@@ -76,6 +71,7 @@ class StepTimer:
         self.state = SimulationState(composition)
         self.exact_state = SimulationState("exact")
         self.memo = {}
+        self._system_record = None
         self.checks = []
         self.replays = 0
         self.steps = 0
@@ -121,13 +117,10 @@ class StepTimer:
         return tuple((n, c, k) for (n, c), k in sorted(counts.items()))
 
     def _composed(self, phase, groups):
-        if self.layers == "all":
-            return self._replay(phase, groups, None)
         L = self.model.layers
-        t1, e1 = self._replay(phase, groups, 1)
-        if L == 1:
-            return t1, e1
-        t2, e2 = self._replay(phase, groups, 2)
+        if self.layers == "all" or L == 1:
+            return self._replay(phase, groups, None)
+        (t1, e1), (t2, e2) = self._replay_layers(phase, groups, (1, 2))
         return t1 + (L - 1) * (t2 - t1), e1 + (L - 1) * (e2 - e1)
 
     def _workload(self, phase, groups):
@@ -146,18 +139,34 @@ class StepTimer:
                         weight_dtype=self.dtype, activation_dtype=self.dtype, kv_cache_dtype=self.dtype)
 
     def _replay(self, phase, groups, layers, exact=False):
-        """(seconds, joules) of one step of `groups` built with its first `layers` layers (None:
-        all). `exact`: the whole model placed and every distinct PIM channel simulated."""
+        """(seconds, joules) of one step of `groups` with its first `layers` layers (None: all).
+        `exact`: generated as `pimdram gen` generates it (the whole model placed) and every
+        distinct PIM channel simulated."""
+        if not exact:
+            return self._replay_layers(phase, groups, (layers or self.model.layers,))[0]
         from ..mapping import generate_kernel_trace
         from ..system import simulate_kernel_trace
 
-        wl = self._workload(phase, groups)
-        trace = generate_kernel_trace(self.model, self.system, wl, layers=layers, allow_overcommit=True,
-                                      place_selected=not exact)
-        s = simulate_kernel_trace(trace, self.system, interference=self.interference,
-                                  state=self.exact_state if exact else self.state)
+        trace = generate_kernel_trace(self.model, self.system, self._workload(phase, groups), layers=layers,
+                                      allow_overcommit=True)
+        s = simulate_kernel_trace(trace, self.system, interference=self.interference, state=self.exact_state)
         self.replays += 1
         return s["simulated_seconds"], s["energy_j"]
+
+    def _replay_layers(self, phase, groups, counts):
+        """[(seconds, joules)] of the step with its first n layers for each n of `counts`, the
+        step built once (mapping.step_traces) and its traces replayed with the stream's state."""
+        from ..mapping.generate import step_traces
+        from ..system import simulate_kernel_trace
+
+        if self._system_record is None:
+            self._system_record = self.system.to_dict()
+        out = []
+        for trace in step_traces(self.model, self.system, self._workload(phase, groups), counts, self._system_record):
+            s = simulate_kernel_trace(trace, self.system, interference=self.interference, state=self.state)
+            self.replays += 1
+            out.append((s["simulated_seconds"], s["energy_j"]))
+        return out
 
 
 def _round_up(x, g):

@@ -20,6 +20,8 @@ class Resources:
 
     def __init__(self, system, kernels, regions, turns=True):
         self.system, self.regions = system, regions
+        self._channels = {}       # (kernel id, device, layer) -> its channels (a step's kernels recur)
+        self._by_layer = None
         cuts = {name: {0, m.channels} for name, m in system.memories.items() if m.pim}
         for k in kernels:
             dev = system.devices.get(k["device"])
@@ -34,17 +36,34 @@ class Resources:
         attention kernel that reads no KV cache (softmax), the channels of its layer's KV cache
         regions of the same memory and KV heads (the softmax of a head group is computed where
         its scores are)."""
+        if k.get("id") is None:
+            return self._find_channels(k)
+        key = (k["id"], k["device"], k.get("layer"))
+        hit = self._channels.get(key)
+        if hit is None:
+            hit = self._channels[key] = self._find_channels(k)
+        return hit
+
+    def _find_channels(self, k):
         dev = self.system.devices[k["device"]]
         ranges = [self.regions[o["region"]]["channels"] for o in k["operands"]
                   if o.get("role") == "kv_cache" and o.get("region") in self.regions]
         if not ranges and k.get("kv_heads") is not None:
             lo, hi = k["kv_heads"]
-            ranges = [r["channels"] for r in self.regions.values()
-                      if r.get("kind") == "kv_cache" and r.get("layer") == k.get("layer") and "channels" in r
-                      and r["memory"] == dev.memory and r["kv_heads"][0] < hi and r["kv_heads"][1] > lo]
+            ranges = [r["channels"] for r in self._kv_regions().get((dev.memory, k.get("layer")), ())
+                      if r["kv_heads"][0] < hi and r["kv_heads"][1] > lo]
         if not ranges:
             return 0, self.system.memories[dev.memory].channels
         return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+    def _kv_regions(self):
+        """The KV-cache regions with channels by (memory, layer), made once."""
+        if self._by_layer is None:
+            self._by_layer = {}
+            for r in self.regions.values():
+                if r.get("kind") == "kv_cache" and "channels" in r:
+                    self._by_layer.setdefault((r["memory"], r.get("layer")), []).append(r)
+        return self._by_layer
 
     def of(self, k):
         """The names of the resources kernel `k` holds."""
