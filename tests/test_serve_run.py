@@ -154,3 +154,31 @@ def test_the_real_driver_keeps_littles_law_on_the_shipped_example(tmp_path):
     assert in_system > 1 and abs(in_system - rate_times_wait) / rate_times_wait < 0.02
     assert steps["output_tokens"].sum() == req["output_tokens"].sum()
     assert steps["batch"].max() <= 8
+
+
+def test_stages_auto_splits_hybe_and_not_attacc(tmp_path):
+    # hybe maps prefill to its GPUs and decode to its NPUs: two stages; dgx-attacc one
+    reqs = [ServedRequest(0, 0.0, 64, 4), ServedRequest(1, 0.0001, 64, 4)]
+    write_requests(tmp_path / "r.csv", reqs)
+    for system, want in (("hybe", "two"), ("dgx-attacc", "one")):
+        out = tmp_path / f"{system}.h5"
+        result = serve_requests(tmp_path / "r.csv", out, model="gpt2", system=system)
+        with open_stats(out) as sf:
+            assert sf.config["serve"]["scheduler"]["stages"] == want
+            steps = sf.table("serve_steps")
+        assert result.summary["output_tokens"] == 8
+        rows = list(zip(steps["start_s"], steps["seconds"], steps["phase"], steps["batch"]))
+        p = rows[0][1]                              # the first prompt's prefill
+        if want == "two":
+            # the second prompt (arrived during the first's prefill) is prefilled on the GPUs from
+            # p, while the first decodes on the NPUs from p; it joins the decode batch once its
+            # prefill has ended (2p)
+            assert [(r[2], r[3]) for r in rows[:3]] == [("prefill", 1), ("prefill", 1), ("decode", 1)]
+            assert rows[1][0] == p and rows[2][0] == p
+            joined = next(r for r in rows if r[3] == 2)
+            assert joined[2] == "decode" and joined[0] >= 2 * p
+        else:
+            # one stage: the second prefill comes first, then both decode together
+            assert [(r[2], r[3]) for r in rows[:3]] == [("prefill", 1), ("prefill", 1), ("decode", 2)]
+    with pytest.raises(Exception, match="stages"):
+        serve_requests(tmp_path / "r.csv", tmp_path / "x.h5", model="gpt2", system="hybe", stages="three")

@@ -150,3 +150,35 @@ def test_options_are_checked():
         SchedulerOptions(prefill="sarathi")
     with pytest.raises(WorkloadError, match="preemption must be one of recompute, swap"):
         SchedulerOptions(preemption="drop")
+
+
+def test_two_stages_prefill_the_next_request_while_the_first_decodes():
+    # Hybe's split: prefill (1 s) and decode (0.5 s) on their own devices. A arrives at 0, B at 0.5.
+    # Prefill A [0, 1); prefill B [1, 2) while A decodes [1, 1.5) and [1.5, 2) (B's cache is not
+    # ready before 2); then B decodes [2, 2.5). One stage would finish A at 3.0 (B's prefill first,
+    # then both decode together).
+    clock = Clock()
+    reqs = [R(0, 0.0, 4, 3), R(1, 0.5, 4, 2)]
+    res, steps = serve(reqs, SchedulerOptions(stages="two"), clock)
+    assert times(res) == [(1.0, 2.0, 0), (2.0, 2.5, 0)]
+    assert [(s.start_s, s.phase, s.batch) for s in steps] == [
+        (0.0, "prefill", 1), (1.0, "prefill", 1), (1.0, "decode", 1), (1.5, "decode", 1), (2.0, "decode", 1)]
+    assert clock.calls[2:] == [("decode", ((1, 4, 1),)), ("decode", ((1, 5, 1),)), ("decode", ((1, 4, 1),))]
+    one, _ = serve(reqs, SchedulerOptions(), Clock())
+    assert times(one) == [(1.0, 3.0, 0), (2.0, 2.5, 0)]
+
+
+def test_two_stages_free_blocks_only_when_the_leaving_step_ends():
+    # blocks of 2 tokens, 3 in all: A (prompt 2, 3 out) takes 2; B (prompt 2) needs 2 and waits. A decodes
+    # [1, 1.5) and [1.5, 2) and leaves at 2.0: B's prefill starts at 2.0, not when its stage was
+    # first free (1.0), and B decodes [3, 3.5)
+    reqs = [R(0, 0.0, 2, 3), R(1, 0.0, 2, 2)]
+    res, steps = serve(reqs, SchedulerOptions(stages="two", block_size=2, kv_blocks=3), Clock())
+    assert times(res) == [(1.0, 2.0, 0), (3.0, 3.5, 0)]
+    assert [(s.start_s, s.phase) for s in steps] == [
+        (0.0, "prefill"), (1.0, "decode"), (1.5, "decode"), (2.0, "prefill"), (3.0, "decode")]
+
+
+def test_two_stages_refuse_swap():
+    with pytest.raises(WorkloadError, match="recompute only"):
+        SchedulerOptions(stages="two", preemption="swap")

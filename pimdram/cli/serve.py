@@ -28,6 +28,9 @@ _positive_seconds = FiniteFloatRange(min=0, min_open=True)
 @click.option("--preemption", type=click.Choice(["recompute", "swap"]), default="recompute", show_default=True,
               help="When the cache is full: free the latest request's blocks and prefill it again later, or "
                    "swap them to host memory (needs the system's host link).")
+@click.option("--stages", type=click.Choice(["auto", "one", "two"]), default="auto", show_default=True,
+              help="one: prefill and decode steps take turns on the system; two: each phase on its own devices at "
+                   "once (Hybe's stage pipelining); auto: two where the system maps the phases to different devices.")
 @click.option("--slo-ttft", type=_positive_seconds, default=None, metavar="SECONDS",
               help="Time-to-first-token objective, for the goodput.")
 @click.option("--slo-tpot", type=_positive_seconds, default=None, metavar="SECONDS",
@@ -49,7 +52,7 @@ _positive_seconds = FiniteFloatRange(min=0, min_open=True)
 @output_option(help="Statistics file to write (HDF5).")
 @overwrite_option
 def command(requests, model, system, max_batch, max_tokens, block_size, kv_blocks, prefill, preemption, slo_ttft,
-            slo_tpot, layers, granularity, ragged_pim, check_every, dtype, progress, output, overwrite):
+            slo_tpot, stages, layers, granularity, ragged_pim, check_every, dtype, progress, output, overwrite):
     """Serve the REQUESTS file (docs/request-file-format.md) with MODEL on SYSTEM: an
     iteration-level scheduler with a paged KV cache, each step timed by kernel replay on the
     system; writes per-request, per-step and summary tables (docs/serving.md). The KV cache lives
@@ -74,7 +77,7 @@ def command(requests, model, system, max_batch, max_tokens, block_size, kv_block
     try:
         result = serve_requests(requests, output, model=model, system=system, options=options, slo_ttft_s=slo_ttft,
                                 slo_tpot_s=slo_tpot, granularity=granularity, layers=layers, check_every=check_every,
-                                ragged_pim=ragged_pim,
+                                ragged_pim=ragged_pim, stages=stages,
                                 dtype=dtype, overwrite=overwrite, progress=bar)
     finally:
         bar.close()

@@ -32,13 +32,15 @@ class ServeResult:
 @one_run
 def serve_requests(requests, output, *, model, system, options=SchedulerOptions(), slo_ttft_s=None, slo_tpot_s=None,
                    granularity=1, layers="extrapolate", check_every=0, dtype="fp16", overwrite=False, progress=None,
-                   step_timer=None, ragged_pim="composed"):
+                   step_timer=None, ragged_pim="composed", stages="auto"):
     """Serve the requests of request file `requests` with `model` on `system` (names, paths or specs)
     and write the stats file `output`. Returns a ServeResult.
 
     options: SchedulerOptions; its kv_blocks None means the capacity the system's memories give
     (serve.capacity). granularity, layers, check_every and ragged_pim ('composed' or 'exact'): the
-    StepTimer's composition rules (serve.steptime; docs/serving.md).
+    StepTimer's composition rules (serve.steptime; docs/serving.md). stages: 'one', 'two' or
+    'auto' (two where the system runs prefill and decode on different devices, as hybe; else
+    one), overriding options.stages.
     step_timer: a callable `(phase, groups) -> (seconds, joules)` in place of the StepTimer (for
     tests); it may have `checks` and `replays` as StepTimer has."""
     started = time.perf_counter()
@@ -52,7 +54,12 @@ def serve_requests(requests, output, *, model, system, options=SchedulerOptions(
     model = load_model(model)
     system = load_system(system)
     plan = plan_kv_cache(model, system, options.block_size, options.max_tokens, dtype, options.kv_blocks)
-    opts = dataclasses.replace(options, kv_blocks=plan.blocks)
+    if stages not in ("auto", "one", "two"):
+        raise WorkloadError(f"stages must be auto, one or two, got {stages!r}")
+    if stages == "auto":
+        from .pipeline import two_stages
+        stages = "two" if two_stages(system) else options.stages
+    opts = dataclasses.replace(options, kv_blocks=plan.blocks, stages=stages)
     swap = swap_time(system, plan) if opts.preemption == "swap" else None
     own_timer = step_timer is None
     if own_timer:

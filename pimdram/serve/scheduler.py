@@ -46,6 +46,7 @@ from ..errors import WorkloadError
 
 PREFILL_MODES = ("whole", "chunked")
 PREEMPTION_MODES = ("recompute", "swap")
+STAGES = ("one", "two")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class SchedulerOptions:
     kv_blocks: int = None         # blocks the KV cache holds (None: no limit)
     prefill: str = "whole"        # whole or chunked
     preemption: str = "recompute"  # recompute or swap
+    stages: str = "one"           # one: prefill and decode steps take turns; two: on their own devices at once
 
     def __post_init__(self):
         for name in ("max_batch", "max_tokens", "block_size"):
@@ -69,6 +71,10 @@ class SchedulerOptions:
             raise WorkloadError(f"prefill must be one of {', '.join(PREFILL_MODES)}, got {self.prefill!r}")
         if self.preemption not in PREEMPTION_MODES:
             raise WorkloadError(f"preemption must be one of {', '.join(PREEMPTION_MODES)}, got {self.preemption!r}")
+        if self.stages not in STAGES:
+            raise WorkloadError(f"stages must be one of {', '.join(STAGES)}, got {self.stages!r}")
+        if self.stages == "two" and self.preemption == "swap":
+            raise WorkloadError("two stages preempt by recompute only (swap would need the host link of both stages)")
 
 
 @dataclass
@@ -105,6 +111,7 @@ class _Live:
     blocks: int = 0
     admitted: int = 0             # admission order (preemption takes the latest)
     prefilled: int = 0            # tokens of `prompt` prefilled so far
+    ready_s: float = 0.0          # two stages: when its KV cache is ready for the decode stage
 
 
 def _blocks(tokens, size):
@@ -296,13 +303,17 @@ class _Stream:
         for w in self.running:
             if w.generated >= self.requests[w.index].output_tokens:
                 self.results[w.index].finish_s = self.now
-                self.free += w.blocks
+                self._release(w.blocks)
                 self.done += 1
             else:
                 keep.append(w)
         self.running[:] = keep
         if self.done != before:
             self.progress(self.done, len(self.requests))
+
+    def _release(self, blocks):
+        """A leaving request's blocks are free from the end of its last step (now)."""
+        self.free += blocks
 
     def _used(self):
         return 0 if self.opts.kv_blocks is None else self.opts.kv_blocks - self.free
@@ -323,7 +334,78 @@ def serve(requests, options, step_time, swap_time=None, progress=None):
             if need > opts.kv_blocks:
                 raise WorkloadError(f"request {r.id}: {r.prompt_tokens} + {r.output_tokens} tokens need {need} KV "
                                     f"blocks; the cache holds {opts.kv_blocks}")
-    return _Stream(requests, opts, step_time, swap_time, progress).run()
+    stream = _TwoStages if opts.stages == "two" else _Stream
+    return stream(requests, opts, step_time, swap_time, progress).run()
+
+
+class _TwoStages(_Stream):
+    """Prefill and decode on their own devices at once (Hybe's stage-level pipelining, ISCA
+    2025): the prefill stage runs prefill steps back to back as requests arrive, the decode stage
+    runs decode steps over the requests whose prefill (with its KV transfer, inside the prefill
+    step's replay) has ended. Each stage has its own clock; the next step is the stage's whose
+    clock is earlier (prefill first on a tie). The batch limit, the KV blocks and recompute
+    preemption are shared, as one cache and one batch; a leaving request's blocks are free from
+    the end of its step. A prefill stage that cannot admit (batch or blocks full) waits for the end
+    of the decode stage's next step."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.releases = []                          # (time, blocks) of requests that left
+
+    def _release(self, blocks):
+        # free when the leaving step ends: a step of the other stage that starts earlier but is
+        # taken later (the stages' clocks differ) must not use them
+        self.releases.append((self.now, blocks))
+
+    def _released_by(self, t):
+        due = [b for when, b in self.releases if when <= t]
+        if due:
+            self.free += sum(due)
+            self.releases = [(when, b) for when, b in self.releases if when > t]
+
+    def run(self):
+        n = len(self.requests)
+        pclock = dclock = 0.0
+        while self.done < n:
+            blocked = False
+            ready = [w.ready_s for w in self.running]
+            td = max(dclock, min(ready)) if ready else math.inf
+            if self.waiting or self.prefilling:
+                tp = pclock
+            elif self.pending:
+                tp = max(pclock, self.requests[self.pending[-1]].arrival_s)
+            else:
+                tp = math.inf
+            if tp <= td:
+                self.now = tp
+                self._released_by(tp)
+                self._arrivals()
+                self.last_phase = None              # no alternation: decode has its own devices
+                chunks = self._prefill_chunks()
+                if chunks:
+                    joined = set(map(id, self.running))
+                    self._prefill(chunks)
+                    pclock = self.now
+                    for w in self.running:
+                        if id(w) not in joined:
+                            w.ready_s = self.now
+                    continue
+                if td == math.inf:
+                    front = self.waiting[0]
+                    raise WorkloadError(f"request {self.requests[front.index].id} does not fit the KV cache")
+                blocked = True                      # wait for the decode stage to free room: decode now
+            self.now = td
+            self._released_by(td)
+            self._arrivals()
+            later = [w for w in self.running if w.ready_s > td]
+            self.running[:] = [w for w in self.running if w.ready_s <= td]
+            self._decode()
+            self.running.extend(later)
+            self.running.sort(key=lambda w: w.admitted)
+            dclock = self.now
+            if blocked:
+                pclock = max(pclock, dclock)
+        return self.results, self.steps
 
 
 def _groups(pairs):
