@@ -43,6 +43,10 @@ _positive_seconds = FiniteFloatRange(min=0, min_open=True)
 @click.option("--ragged-pim", type=click.Choice(["composed", "exact"]), default="composed", show_default=True,
               help="A PIM attention kernel over mixed contexts: each channel composed from uniform runs, or every "
                    "distinct channel simulated.")
+@click.option("--interference/--no-interference", default=True, show_default=True,
+              help="Simulate xPU traffic and PIM kernels sharing a memory together at command level in every step's "
+                   "replay (as pimdram replay); --no-interference: they take turns by rule (much faster on "
+                   "neupims, ianus, papi).")
 @click.option("--check-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also replay every N-th step exactly and record the composition error (0: the first of each "
                    "phase only).")
@@ -52,7 +56,8 @@ _positive_seconds = FiniteFloatRange(min=0, min_open=True)
 @output_option(help="Statistics file to write (HDF5).")
 @overwrite_option
 def command(requests, model, system, max_batch, max_tokens, block_size, kv_blocks, prefill, preemption, slo_ttft,
-            slo_tpot, stages, layers, granularity, ragged_pim, check_every, dtype, progress, output, overwrite):
+            slo_tpot, stages, layers, granularity, ragged_pim, interference, check_every, dtype, progress, output,
+            overwrite):
     """Serve the REQUESTS file (docs/request-file-format.md) with MODEL on SYSTEM: an
     iteration-level scheduler with a paged KV cache, each step timed by kernel replay on the
     system; writes per-request, per-step and summary tables (docs/serving.md). The KV cache lives
@@ -77,7 +82,7 @@ def command(requests, model, system, max_batch, max_tokens, block_size, kv_block
     try:
         result = serve_requests(requests, output, model=model, system=system, options=options, slo_ttft_s=slo_ttft,
                                 slo_tpot_s=slo_tpot, granularity=granularity, layers=layers, check_every=check_every,
-                                ragged_pim=ragged_pim, stages=stages,
+                                ragged_pim=ragged_pim, stages=stages, interference=interference,
                                 dtype=dtype, overwrite=overwrite, progress=bar)
     finally:
         bar.close()

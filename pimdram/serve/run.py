@@ -32,13 +32,14 @@ class ServeResult:
 @one_run
 def serve_requests(requests, output, *, model, system, options=SchedulerOptions(), slo_ttft_s=None, slo_tpot_s=None,
                    granularity=1, layers="extrapolate", check_every=0, dtype="fp16", overwrite=False, progress=None,
-                   step_timer=None, ragged_pim="composed", stages="auto"):
+                   step_timer=None, ragged_pim="composed", stages="auto", interference=True):
     """Serve the requests of request file `requests` with `model` on `system` (names, paths or specs)
     and write the stats file `output`. Returns a ServeResult.
 
     options: SchedulerOptions; its kv_blocks None means the capacity the system's memories give
     (serve.capacity). granularity, layers, check_every and ragged_pim ('composed' or 'exact'): the
-    StepTimer's composition rules (serve.steptime; docs/serving.md). stages: 'one', 'two' or
+    StepTimer's composition rules (serve.steptime; docs/serving.md); interference: simulate shared
+    memories' interference in each step's replay (as `pimdram replay`) or let devices take turns. stages: 'one', 'two' or
     'auto' (two where the system runs prefill and decode on different devices, as hybe; else
     one), overriding options.stages.
     step_timer: a callable `(phase, groups) -> (seconds, joules)` in place of the StepTimer (for
@@ -68,7 +69,8 @@ def serve_requests(requests, output, *, model, system, options=SchedulerOptions(
             raise WorkloadError(f"ragged_pim must be 'composed' or 'exact', got {ragged_pim!r}")
         step_timer = StepTimer(model, system, granularity=granularity or 1, layers=layers,
                                check_every=check_every, dtype=dtype,
-                               composition="instances" if ragged_pim == "composed" else "exact")
+                               composition="instances" if ragged_pim == "composed" else "exact",
+                               interference=interference)
     try:
         results, steps = serve(reqs, opts, step_timer, swap, progress)
     finally:
@@ -145,7 +147,8 @@ def serve_requests(requests, output, *, model, system, options=SchedulerOptions(
             "kv_blocks": "given" if options.kv_blocks is not None else "derived",
             "kv_blocks_derived": plan.derived_blocks,
             "step_timer": {"granularity": granularity or 1, "layers": layers,
-                           "check_every": check_every, "ragged_pim": ragged_pim} if own_timer else {"custom": True},
+                           "check_every": check_every, "ragged_pim": ragged_pim,
+                           "interference": bool(interference)} if own_timer else {"custom": True},
             "slo": {"ttft_s": slo_ttft_s, "tpot_s": slo_tpot_s},
         },
         "model": model.summary(kv_bytes=dtype_bytes(dtype, 1)),
