@@ -104,11 +104,11 @@ def test_channels_take_instances_round_robin_in_the_kernels_order():
     pm = PimMemory(load_system("dgx-attacc").memories["attacc_hbm"], devices=1)
     k = ragged_kernel([(100, 2), (300, 1)], heads=3)
     # 3 requests x 3 heads = 9 instances over 4 channels: 100,100,100 | 100,100,100 | 300,300,300
-    assert channel_lengths(pm, k, 3, channels=4) == [[100, 100, 300], [100, 100], [100, 300], [100, 300]]
+    assert channel_lengths(pm, k, 3, channels=4).lists() == [[100, 100, 300], [100, 100], [100, 300], [100, 300]]
     # the request layout (NeuPIMs): a request's heads in one channel per device; 2 devices: 2
     # units of 2 heads per request, units round robin: r0 -> 0, 1; r1 -> 2, 3; r2 -> 0, 1
     pm.kv_placement, pm.devices = "request", 2
-    assert channel_lengths(pm, k, 3, channels=4) == [[100, 100, 300, 300], [100, 100, 300, 300], [100, 100], [100, 100]]
+    assert channel_lengths(pm, k, 3, channels=4).lists() == [[100, 100, 300, 300], [100, 100, 300, 300], [100, 100], [100, 100]]
 
 
 def test_a_channel_of_mixed_contexts_issues_each_instances_own_commands():
@@ -140,13 +140,25 @@ def test_a_ragged_pim_kernel_counts_every_instances_macs():
     pm = PimMemory(load_system("dgx-attacc").memories["attacc_hbm"], devices=1)
     k = ragged_kernel([(40, 3), (300, 2)], heads=4, d=32)
     kind, lists, shape = pim_work(pm, k, 8)
-    assert kind == "layer" and shape == (32, 1) and sorted(map(len, lists)) == [2] * 4 + [3] * 4
+    assert kind == "layer" and shape == (32, 1) and sorted(map(len, lists.lists())) == [2] * 4 + [3] * 4
     t = pm.run_lengths(kind, lists, shape, symmetry=True, channels=8)
     mac = pm.spec.command_index("MACAB")
     # 12 instances of 40 tokens (3 MACs per GEMV) and 8 of 300 (19), two GEMVs each
     assert t.per_command[mac] == 2 * (12 * 3 + 8 * 19)
     full = pm.run_lengths(kind, lists, shape, symmetry=False, channels=8)
     assert full.duration_ns == t.duration_ns and full.per_command[mac] == t.per_command[mac]
+    # composed from uniform channels (the serving step timer's rule): the same MACs, one share
+    # per instance, and the slowest channel within 1%
+    pm.composition = "instances"
+    c = pm.run_lengths(kind, lists, shape, symmetry=True, channels=8)
+    assert c.source == "composed" and c.per_command[mac] == t.per_command[mac]
+    assert c.duration_ns == pytest.approx(t.duration_ns, rel=0.01)
+    L = {i: pm.run("layer", [(n, 1)], (ctx, 32, 1), True, 1).duration_ns / n
+         for i, (n, ctx) in enumerate(((2, 40), (2, 300), (3, 40), (3, 300)))}
+    # channels 0-3 hold 3 instances, 4-7 two; by hand from the round robin of 20 instances
+    want = max(sum(L[2 + (x == 300)] for x in lst) if len(lst) == 3 else sum(L[(x == 300)] for x in lst)
+               for lst in lists.lists())
+    assert c.duration_ns == pytest.approx(want, rel=1e-12)
 
 
 def test_a_mixed_generation_grows_each_requests_context():

@@ -246,7 +246,7 @@ class Interference:
         lo, hi = self.held.channels(pk)
         kind, loads, shape = pim_work(pm, pk, hi - lo)
         if isinstance(loads, Ragged):     # the channel with the most tokens to go through
-            load = tuple(max(loads, key=sum))
+            load = tuple(max(loads.lists(), key=sum))
         else:
             load = max(n for n, _ in loads)
         key = (pm.name, kind, load, shape)

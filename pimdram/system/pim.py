@@ -78,55 +78,59 @@ class PimMemory:
                               lambda spec, engine: self._programs(spec, engine, kind, [(n, s) for n, s, _ in reps],
                                                                   shape))
 
-    def run_lengths(self, kind, lengths, shape, symmetry, channels=None):
-        """Like run, for a ragged kernel: `lengths[c]` lists the contexts of the instances channel c
-        carries, in order (channel_lengths); `shape` is (d, reuse). Channels with equal lists are
-        simulated once (`symmetry`)."""
+    def run_lengths(self, kind, ragged, shape, symmetry, channels=None):
+        """Like run, for a ragged kernel: `ragged` (Ragged) says which contexts each channel's
+        instances have; `shape` is (d, reuse). Exact: channels with equal lists are simulated
+        once (`symmetry`); with composition "instances", each channel is composed (_composed)."""
         C = channels or self.channels
         d, reuse = shape
-        if not lengths:
+        if not ragged:
             return KernelTiming(0.0, "model", channels_total=C)
+        if self.composition == "instances":
+            return self._composed(kind, ragged, d, reuse, C)
         counts = {}
-        for lst in lengths:
+        for lst in ragged.lists():
             t = tuple(lst)
             counts[t] = counts.get(t, 0) + 1
-        if self.composition == "instances":
-            return self._composed(kind, counts, d, reuse, C)
         if symmetry:
             reps = [(t, 1, m) for t, m in counts.items()]
         else:
-            reps = [(tuple(lst), 1, 1) for lst in lengths]
-        key = (kind, "ragged", tuple(t for t, _, _ in reps), d, reuse) if symmetry else \
-            (kind, "ragged-all", tuple(t for t, _, _ in reps), d, reuse)
+            reps = [(tuple(lst), 1, 1) for lst in ragged.lists()]
+        key = (kind, "ragged" if symmetry else "ragged-all", tuple(t for t, _, _ in reps), d, reuse)
         return self._simulate(key, kind, reps, C, reuse,
                               lambda spec, engine: self._length_programs(spec, engine, kind, [t for t, _, _ in reps],
                                                                          d, reuse))
 
-    def _composed(self, kind, counts, d, reuse, C):
+    def _composed(self, kind, ragged, d, reuse, C):
         """A ragged kernel composed from uniform runs (the serving step timer's rule, stated in
         docs/serving.md): a channel holding n instances of contexts L1..Ln takes
         sum_i t(n, Li) / n, where t(n, L) is a simulated channel of n instances all of context L
         (run, reused across kernels); the kernel takes its slowest channel, its energy and
         commands are the channels' sums of the same shares."""
-        slowest = 0.0
-        energy_sum = dict.fromkeys(energy(), 0.0)
-        per_command = np.zeros(len(self.spec.commands))
-        share = self.shares
-        for lengths, mult in counts.items():
-            n = len(lengths)
-            t_channel = 0.0
-            for L in lengths:
-                key = (kind, n, self._program_key(kind, (L, d, reuse)))   # equal keys, equal programs
-                if key not in share:
-                    u = self.run(kind, [(n, 1)], (L, d, reuse), True, 1)
-                    share[key] = (u.duration_ns / n, {k: v / n for k, v in u.energy.items()},
-                                  np.asarray(u.per_command, dtype=float) / n)
-                t, e, c = share[key]
-                t_channel += t
-                for k, v in e.items():
-                    energy_sum[k] += v * mult
-                per_command += c * mult
-            slowest = max(slowest, t_channel)
+        L, ch = ragged.units()
+        g = ragged.group
+        n = np.bincount(ch, minlength=ragged.channels)[ch] * g          # instances on each unit's channel
+        span = int(L.max()) + 1
+        keys, inverse = np.unique(n * span + L, return_inverse=True)      # one key per (n, L)
+        inverse = inverse.ravel()
+        t_share = np.empty(len(keys))
+        e_share = []
+        c_share = []
+        for j, key in enumerate(keys.tolist()):
+            nj, Lj = divmod(key, span)
+            key = (kind, nj, self._program_key(kind, (Lj, d, reuse)))    # equal keys, equal programs
+            if key not in self.shares:
+                u = self.run(kind, [(nj, 1)], (Lj, d, reuse), True, 1)
+                self.shares[key] = (u.duration_ns / nj, {k: v / nj for k, v in u.energy.items()},
+                                    np.asarray(u.per_command, dtype=float) / nj)
+            t, e, c = self.shares[key]
+            t_share[j] = t
+            e_share.append(e)
+            c_share.append(c)
+        slowest = float(np.bincount(ch, weights=t_share[inverse] * g).max())
+        instances = np.bincount(inverse, minlength=len(t_share)) * g    # instances of each (n, L)
+        energy_sum = {k: float(sum(m * e[k] for m, e in zip(instances, e_share))) for k in energy()}
+        per_command = sum(m * c for m, c in zip(instances, c_share))
         return KernelTiming(slowest, "composed", energy_sum, int(round(per_command.sum())), 0, C, per_command,
                             self.name)
 
@@ -276,15 +280,39 @@ def pim_energy(spec, totals, reuse=1):
     return energy(memory=memory, compute=compute, onchip=onchip)
 
 
-class Ragged(list):
-    """The loads of a ragged attention kernel: per channel, the contexts of its instances."""
+class Ragged:
+    """The loads of a ragged attention kernel: its requests' contexts `lengths` in order, each as
+    `split` units of `group` instances, the units round robin over `channels` channels (as a
+    uniform kernel's, PimMemory.loads). `lists()`: per channel, the contexts of its instances."""
+
+    def __init__(self, lengths, split, group, channels):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.split, self.group = int(split), int(group)
+        self.channels = min(int(channels), len(self.lengths) * self.split)
+        self._lists = None
+
+    def __bool__(self):
+        return len(self.lengths) > 0
+
+    def units(self):
+        """(context of each unit, its channel)."""
+        L = np.repeat(self.lengths, self.split)
+        return L, np.arange(len(L)) % self.channels
+
+    def lists(self):
+        if self._lists is None:
+            lists = [[] for _ in range(self.channels)]
+            for L, c in zip(*self.units()):
+                lists[c].extend([int(L)] * self.group)
+            self._lists = lists
+        return self._lists
 
 
 def channel_lengths(pm, k, heads, channels=None):
-    """Ragged(per channel of the kernel's spread, the contexts of the instances it carries in
-    order). The kernel's requests are taken in the order of its `contexts` (ascending length),
-    each as its KV heads (instances), or under the `request` KV placement as `split` units of
-    its heads; units go round robin over the channels, as uniform kernels' do (PimMemory.loads)."""
+    """Ragged loads of attention kernel `k` with `contexts`: its requests in the order of its
+    `contexts` (ascending length), each as its KV heads (instances), or under the `request` KV
+    placement as `split` units of its heads (one per device); units round robin over the
+    channels."""
     C = channels or pm.channels
     per_request = [t for t, n in k["contexts"] for _ in range(n)]
     if pm.kv_placement == "request":
@@ -292,18 +320,12 @@ def channel_lengths(pm, k, heads, channels=None):
         group = -(-heads // split)
     else:
         split, group = heads, 1
-    lists = [[] for _ in range(min(C, len(per_request) * split))]
-    j = 0
-    for t in per_request:
-        for _ in range(split):
-            lists[j % C].extend([t] * group)
-            j += 1
-    return Ragged(lists)
+    return Ragged(per_request, split, group, C)
 
 
 def pim_work(pm, k, channels=None):
     """What a PIM kernel with a lowering simulates: (kind, loads, shape) for PimMemory.run (or
-    for a ragged attention kernel (kind, Ragged lists, (d, reuse)) for PimMemory.run_lengths),
+    for a ragged attention kernel (kind, Ragged, (d, reuse)) for PimMemory.run_lengths),
     "fused" (simulated inside its layer's attention_score), or None (no lowering: modelled)."""
     shape = k.get("shape", {})
     reuse = max(1, int(k.get("reuse") or shape.get("M", 1)))
