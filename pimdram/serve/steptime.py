@@ -27,8 +27,11 @@ from ..llm.models import load_model
 from ..llm.workload import Request, Workload
 from ..system.interference import InterferenceOptions
 
-#: memoised steps kept before the memo is emptied (bounds memory on long streams)
-MEMO_LIMIT = 200_000
+#: memoised steps, and kernel timings of the stream's state, kept before they are emptied: with
+#: contexts as they are, steps rarely recur and a long stream's memo would only grow (2,000
+#: GPT-3 requests: ~1 GB before these limits)
+MEMO_LIMIT = 4096
+TIMINGS_LIMIT = 50_000
 
 
 @dataclass
@@ -162,6 +165,8 @@ class StepTimer:
         if self._system_record is None:
             self._system_record = self.system.to_dict()
         out = []
+        if len(self.state.timings) > TIMINGS_LIMIT:
+            self.state.timings.clear()
         for trace in step_traces(self.model, self.system, self._workload(phase, groups), counts, self._system_record):
             s = simulate_kernel_trace(trace, self.system, interference=self.interference, state=self.state)
             self.replays += 1
