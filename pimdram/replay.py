@@ -1,5 +1,6 @@
 """Replays a request trace on a memory system: resolve the config, stream the trace through the
 engine in chunks, and write the statistics file."""
+import concurrent.futures
 import math
 import queue
 import threading
@@ -91,10 +92,14 @@ def decode_chunk(engine, chunk, spec):
 _DONE = object()
 
 
-def prefetched(reader, engine, spec, depth=2):
+def prefetched(reader, engine, spec, depth=2, after_reading=None):
     """Yield (decoded, n_requests, bytes_read) for every chunk of `reader`, in order. Reading,
     parsing and decoding run on a second thread, `depth` chunks ahead, while the caller simulates
-    (both sides release the GIL). An error of the reader is raised here, at its chunk."""
+    (both sides release the GIL). An error of the reader is raised here, at its chunk.
+
+    `after_reading`, a Future whose result is a callable's, runs that callable on the second
+    thread once the trace is read (while the last chunks are simulated); the Future gets its
+    result or its exception."""
     chunks = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -113,6 +118,8 @@ def prefetched(reader, engine, spec, depth=2):
                 decoded, n = decode_chunk(engine, chunk, spec)
                 if not put((decoded, n, reader.bytes_read)):
                     return
+            if after_reading is not None:
+                _run_into(after_reading)
             put(_DONE)
         except BaseException as exc:       # handed to the consumer, raised there
             put(exc)
@@ -130,6 +137,23 @@ def prefetched(reader, engine, spec, depth=2):
     finally:
         stop.set()
         worker.join()
+
+
+class _Deferred(concurrent.futures.Future):
+    """A Future for a callable that prefetched() runs on its reader thread once the trace is read
+    (work that would otherwise wait on the simulating thread)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+
+def _run_into(deferred):
+    if deferred.set_running_or_notify_cancel():
+        try:
+            deferred.set_result(deferred.fn())
+        except BaseException as exc:
+            deferred.set_exception(exc)
 
 
 def _pim_params(spec):
@@ -218,8 +242,11 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
     spec = memory if isinstance(memory, MemorySpec) else load_memory(memory, overrides)
     reader = open_request_trace(trace, trace_format, chunk_size)
     engine = Engine(engine_params(spec, command_log))
+    # the configuration as YAML (milliseconds of Python) is made on the reader thread once the
+    # trace is read, while the engine simulates; it is set before the file is committed
+    config_yaml = _Deferred(spec.to_yaml)
     attrs = {
-        schema.ATTR_CONFIG: spec.to_yaml(),
+        schema.ATTR_CONFIG: "",
         schema.ATTR_TRACE_SHA256: "",
         schema.ATTR_TRACE_PATH: str(trace),
         schema.ATTR_SEED: int(seed),
@@ -236,7 +263,7 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
             log_writer = writer.append_table(schema.COMMAND_LOG, {c: d for c, d, _ in cols},
                                              {c: u for c, _, u in cols}, attrs={"names": spec.command_names})
             expander = CommandLogExpander(engine, spec)
-        for decoded, n_req, bytes_read in prefetched(reader, engine, spec):
+        for decoded, n_req, bytes_read in prefetched(reader, engine, spec, after_reading=config_yaml):
             _signals.check()      # a signal recorded where it could not be raised stops the run here
             requests += n_req
             engine.feed_decoded(decoded)
@@ -255,6 +282,7 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
         for name, table in tables.items():
             writer.write_table(name, table)
         writer.attrs[schema.ATTR_TRACE_SHA256] = reader.sha256()
+        writer.attrs[schema.ATTR_CONFIG] = config_yaml.result()
         summary = {k: v[0].item() for k, v in tables[schema.SUMMARY].columns.items()}
     return ReplayResult(output, summary)
 

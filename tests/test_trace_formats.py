@@ -511,6 +511,21 @@ def test_auto_detection_failure_names_the_line(tmp_path):
         open_request_trace(path)
 
 
+@pytest.mark.parametrize("comment_bytes", [(1 << 16) - 30, 1 << 16, 200_000])
+def test_auto_detection_looks_past_the_quick_look(tmp_path, comment_bytes):
+    """The format is told from the first 64 KiB first, then from up to 1 MiB: a first request
+    line at, across or beyond the 64 KiB mark is found, and a bad one is named by its line."""
+    comments = "".join(f"# {'c' * 97}\n" for _ in range(comment_bytes // 100)) + "#" * (comment_bytes % 100) + "\n"
+    lines = comments.count("\n")
+    path = write_text(tmp_path, "t.trace", comments + "0x40 READ 3\n")
+    assert detect_format(path) == "dramsim3"
+    path = write_text(tmp_path, "u.trace", comments + "LD 0x40\n")
+    assert detect_format(path) == "ramulator"
+    path = write_text(tmp_path, "v.trace", comments + "1 2 3 4\n")
+    with pytest.raises(TraceError, match=rf"v.trace:{lines + 1}: cannot tell the request-trace format"):
+        open_request_trace(path)
+
+
 # --- the shipped example traces ----------------------------------------------------------------
 
 

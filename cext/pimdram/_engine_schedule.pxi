@@ -288,6 +288,8 @@ cdef int _run(Engine self, bint final) noexcept nogil:
     cdef int64_t t = self.now
     cdef int64_t tn
     cdef int ch, blocked, busy
+    cdef int block_ch = -1          # the channel whose full queue blocked the frontend's head
+    cdef bint block_wr = False
     cdef uint32_t polls = 0
     cdef int nch = self.n_channels
     cdef int64_t* wake = self.wake
@@ -318,7 +320,17 @@ cdef int _run(Engine self, bint final) noexcept nogil:
                     tn = wake[ch]
         self.frontend_pending_at_now = False
         self.front_woke = False
-        blocked = _frontend(self, t)
+        if block_ch >= 0 and (self.wq_count[block_ch] >= self.write_queue if block_wr
+                              else self.rq_count[block_ch] >= self.read_queue):
+            # the head that found its queue full still does (without an offer rate, which counts
+            # offers per cycle, that is all the frontend would find: it changes nothing then)
+            blocked = 1
+        else:
+            blocked = _frontend(self, t)
+            block_ch = -1
+            if blocked and self.offer_rate == 0:
+                block_ch = self.f_ch[self.f_pos]
+                block_wr = self.f_write[self.f_pos] != 0
         if self.front_woke:
             tn = imin(tn, t + 1)
         if self.f_pos == self.f_n:

@@ -16,27 +16,15 @@ def _compile_updates(Engine self, int n_rows):
     cdef int c, node, lvl, k, period
     starts, wstarts = [0], [0]
     offs, lats, wrows, wnodes = [], [], [], []
-
-    def add(c, node, keep):
-        plain = {}
-        for r, x in _row_targets(self, c, node):
-            if self.node_level[x] > self.node_level[node] and not keep(x):
-                continue
-            if self.row_window[r] > 1:
-                wrows.append(r)
-                wnodes.append(x)
-            else:
-                o = x * self.n_class + self.row_to[r]
-                plain[o] = max(plain.get(o, -1), self.row_latency[r])
-        for o in sorted(plain):
-            offs.append(o)
-            lats.append(plain[o])
-        starts.append(len(offs))
-        wstarts.append(len(wrows))
-
+    # per table offset: the largest latency of the list being built (-1 before any), and
+    # whether the list has it yet
+    best = np.full(self.n_nodes * self.n_class, -1, dtype=np.int64)
+    seen = np.zeros(self.n_nodes * self.n_class, dtype=np.uint8)
     for c in range(self.n_cmd):
         for node in range(self.n_nodes):
-            add(c, node, lambda x: True)
+            _add_updates(self, c, node, -1, 0, best, seen, offs, lats, wrows, wnodes)
+            starts.append(len(offs))
+            wstarts.append(len(wrows))
     sel_start, sel_nodes, sel_base = [0], [], []
     for c in range(self.n_cmd):
         period = self.cmd_sel[c]
@@ -46,7 +34,9 @@ def _compile_updates(Engine self, int n_rows):
         lvl = self.cmd_scope[c]
         for node in range(self.level_offset[lvl], self.level_offset[lvl] + self.level_size[lvl]):
             for k in range(period):
-                add(c, node, lambda x, k=k, period=period: _holds_sel(self, x, k, period))
+                _add_updates(self, c, node, k, period, best, seen, offs, lats, wrows, wnodes)
+                starts.append(len(offs))
+                wstarts.append(len(wrows))
                 sel_nodes.extend(x for x in range(self.n_nodes)
                                  if self.node_level[x] > lvl and self.node_anc[x * self.n_levels + lvl] == node
                                  and _holds_sel(self, x, k, period))
@@ -62,30 +52,58 @@ def _compile_updates(Engine self, int n_rows):
     self.sel_base = <int32_t*> cnp.PyArray_DATA(self._keep_arr(np.asarray(sel_base + [0], dtype=np.int32)))
 
 
-def _row_targets(Engine self, int c, int node):
-    """(row, target node) for every constraint row from command c issued at `node`: the
-    ancestor at the row's level (or its siblings), or every node at a deeper level below."""
+cdef _add_updates(Engine self, int c, int node, int k, int period, int64_t[::1] best, uint8_t[::1] seen,
+                  list offs, list lats, list wrows, list wnodes):
+    """Append the update list of command c issued at `node` to offs/lats and wrows/wnodes. A
+    constraint row from c reaches the ancestor of `node` at the row's level (or that ancestor's
+    siblings), or every node of a deeper level below `node`; for a selecting command (choice
+    k >= 0 of `period`) only the deeper nodes holding a selected bank. In C loops: a Python list
+    of (row, node) per (command, node) took 5.8 ms of every engine's construction on HBM3 and
+    9.5 ms on the AttAcc presets. `best` and `seen` are all -1 and 0 on entry and are left so."""
+    cdef int NL = self.n_levels
     cdef int lvl = self.node_level[node]
-    cdef int r, L, first, tgt
-    cdef int64_t span, start
-    NL = self.n_levels
-    out = []
+    cdef int r, L, first, tgt, x, o
+    cdef int64_t span, start, xx
+    touched = []
     for r in range(self.row_start[c], self.row_start[c + 1]):
         L = self.row_level[r]
-        targets = []
         if L <= lvl:
             tgt = self.node_anc[node * NL + L]
             if self.row_sibling[r]:
                 first = self.level_offset[L] + ((tgt - self.level_offset[L]) // self.level_count[L]) * self.level_count[L]
-                targets = [x for x in range(first, first + self.level_count[L]) if x != tgt]
+                start = first
+                span = self.level_count[L]
             else:
-                targets = [tgt]
+                start = tgt
+                span = 1
         elif not self.row_sibling[r]:
             span = self.level_span[lvl * MAXL + L]
             start = self.level_offset[L] + (node - self.level_offset[lvl]) * span
-            targets = list(range(start, start + span))
-        out.extend((r, x) for x in targets)
-    return out
+            tgt = -1
+        else:
+            continue
+        for xx in range(start, start + span):
+            x = <int>xx
+            if L <= lvl and self.row_sibling[r] and x == tgt:
+                continue
+            if k >= 0 and self.node_level[x] > lvl and not _holds_sel(self, x, k, period):
+                continue
+            if self.row_window[r] > 1:
+                wrows.append(r)
+                wnodes.append(x)
+            else:
+                o = x * self.n_class + self.row_to[r]
+                if not seen[o]:
+                    seen[o] = 1
+                    touched.append(o)
+                if self.row_latency[r] > best[o]:
+                    best[o] = self.row_latency[r]
+    touched.sort()
+    for o in touched:
+        offs.append(o)
+        lats.append(best[o])
+        best[o] = -1
+        seen[o] = 0
 
 
 def _holds_sel(Engine self, int x, int k, int period):
