@@ -25,7 +25,7 @@ from ..lower.attacc import _Builder, attention_instances, attention_key, attenti
 from ..lower.generic import GemvBuilder, gemv_key
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
-from .timing import KernelTiming, energy, joules
+from .timing import ENERGY_KINDS, KernelTiming, energy, joules
 
 #: kernel names lowered to PIM command programs on AttAcc-style designs
 ATTENTION_PARTS = ("attention_score", "softmax", "attention_context")
@@ -50,7 +50,9 @@ class PimMemory:
         self.kv_placement = lowering.get("kv_cache", "head")
         # how run_lengths times a ragged kernel: "exact" or "instances" (SimulationState)
         self.composition = "exact"
-        self.shares = {}          # (kind, n, program key) -> one instance's share of a uniform channel
+        # one instance's share of a uniform channel (time, energy by kind, commands), a row per
+        # (kind, n, program key); share_index finds the row from the kernel's numbers directly
+        self.shares, self.share_index, self.share_list, self._arrays = {}, {}, [], None
 
     def loads(self, units, group=1, channels=None):
         """(load, channels) pairs: `units` groups of `group` instances round robin over `channels`
@@ -113,26 +115,43 @@ class PimMemory:
         span = int(L.max()) + 1
         keys, inverse = np.unique(n * span + L, return_inverse=True)      # one key per (n, L)
         inverse = inverse.ravel()
-        t_share = np.empty(len(keys))
-        e_share = []
-        c_share = []
-        for j, key in enumerate(keys.tolist()):
-            nj, Lj = divmod(key, span)
-            key = (kind, nj, self._program_key(kind, (Lj, d, reuse)))    # equal keys, equal programs
-            if key not in self.shares:
-                u = self.run(kind, [(nj, 1)], (Lj, d, reuse), True, 1)
-                self.shares[key] = (u.duration_ns / nj, {k: v / nj for k, v in u.energy.items()},
-                                    np.asarray(u.per_command, dtype=float) / nj)
-            t, e, c = self.shares[key]
-            t_share[j] = t
-            e_share.append(e)
-            c_share.append(c)
-        slowest = float(np.bincount(ch, weights=t_share[inverse] * g).max())
-        instances = np.bincount(inverse, minlength=len(t_share)) * g    # instances of each (n, L)
-        energy_sum = {k: float(sum(m * e[k] for m, e in zip(instances, e_share))) for k in energy()}
-        per_command = sum(m * c for m, c in zip(instances, c_share))
+        rows = self._share_rows(kind, keys.tolist(), span, d, reuse)
+        times, energies, commands = self._share_arrays()
+        slowest = float(np.bincount(ch, weights=times[rows][inverse] * g).max())
+        instances = (np.bincount(inverse, minlength=len(rows)) * g).astype(float)   # instances of each (n, L)
+        energy_sum = dict(zip(ENERGY_KINDS, (instances @ energies[rows]).tolist()))
+        per_command = instances @ commands[rows]
         return KernelTiming(slowest, "composed", energy_sum, int(round(per_command.sum())), 0, C, per_command,
                             self.name)
+
+    def _share_rows(self, kind, keys, span, d, reuse):
+        """Rows of the share table (_share_arrays) of the (n, L) `keys` (n * span + L): one
+        instance's share of a simulated channel of n instances all of context L; a share not
+        yet known is simulated (run, reused across kernels: equal program keys, equal programs)."""
+        rows = []
+        for key in keys:
+            row = self.share_index.get((kind, key, span, d, reuse))
+            if row is None:
+                nj, Lj = divmod(key, span)
+                pkey = (kind, nj, self._program_key(kind, (Lj, d, reuse)))
+                row = self.shares.get(pkey)
+                if row is None:
+                    u = self.run(kind, [(nj, 1)], (Lj, d, reuse), True, 1)
+                    row = self.shares[pkey] = len(self.share_list)
+                    self.share_list.append((u.duration_ns / nj, [u.energy[k] / nj for k in ENERGY_KINDS],
+                                            np.asarray(u.per_command, dtype=float) / nj))
+                    self._arrays = None
+                self.share_index[(kind, key, span, d, reuse)] = row
+            rows.append(row)
+        return np.asarray(rows, dtype=np.int64)
+
+    def _share_arrays(self):
+        """The share table as arrays: time (ns), energy (J by kind) and commands of each row."""
+        if self._arrays is None:
+            self._arrays = (np.asarray([t for t, _, _ in self.share_list]),
+                            np.asarray([e for _, e, _ in self.share_list]).reshape(-1, len(ENERGY_KINDS)),
+                            np.asarray([c for _, _, c in self.share_list]).reshape(len(self.share_list), -1))
+        return self._arrays
 
     def _simulate(self, key, kind, reps, C, reuse, programs_of):
         """Simulate the representative channels `reps` ((load, simulated channels, multiplicity)
