@@ -16,7 +16,11 @@ layer, the whole model placed, contexts as they are, every distinct PIM channel 
    multiple of `granularity`, and equal rounded steps replayed once.
 
 Kernel timings, PIM simulations and the shares of rule 2 persist across steps
-(system.SimulationState).
+(system.SimulationState). Consecutive decode steps of an unchanged batch differ only in their
+contexts, each one token longer: once two such steps have been built, their kernel records'
+difference is the growth per step (trace.kernels.record_growth, checked exact on the second
+step), and the steps that follow are the first one grown (system.StepRun) instead of being
+built, linked and placed again: the same kernels and the same timings, not an estimate.
 """
 import math
 from dataclasses import dataclass
@@ -77,7 +81,10 @@ class StepTimer:
         self._system_record = None
         self.checks = []
         self.replays = 0
+        self.grown = 0              # of the replays: steps timed as an earlier step grown (StepRun)
         self.steps = 0
+        self._last = None           # (phase, groups, counts, traces, results) of the last step built
+        self._run = None            # (phase, groups, counts, [StepRun]) grown from a step built
         self._phases_checked = set()
 
     def close(self):
@@ -158,20 +165,86 @@ class StepTimer:
 
     def _replay_layers(self, phase, groups, counts):
         """[(seconds, joules)] of the step with its first n layers for each n of `counts`, the
-        step built once (mapping.step_traces) and its traces replayed with the stream's state."""
+        step built once (mapping.step_traces) and its traces replayed with the stream's state;
+        or, for a decode step that is an earlier one with every context d tokens longer, that
+        step's traces grown d times (StepRun)."""
         from ..mapping.generate import step_traces
         from ..system import simulate_kernel_trace
 
-        if self._system_record is None:
-            self._system_record = self.system.to_dict()
-        out = []
         if len(self.state.timings) > TIMINGS_LIMIT:
             self.state.timings.clear()
-        for trace in step_traces(self.model, self.system, self._workload(phase, groups), counts, self._system_record):
-            s = simulate_kernel_trace(trace, self.system, interference=self.interference, state=self.state)
+        run = self._run
+        if run is not None and run[0] == phase and run[2] == counts:
+            d = _shift(run[1], groups)
+            if d:
+                self.replays += len(counts)
+                self.grown += len(counts)
+                return [step(d) for step in run[3]]
+        if self._system_record is None:
+            self._system_record = self.system.to_dict()
+        traces = step_traces(self.model, self.system, self._workload(phase, groups), counts, self._system_record)
+        out = []
+        for trace in traces:
+            s = simulate_kernel_trace(trace, self.system, interference=self.interference, state=self.state,
+                                      totals_only=True)
             self.replays += 1
             out.append((s["simulated_seconds"], s["energy_j"]))
+        last, self._last = self._last, (phase, groups, counts, traces, out)
+        if phase == "decode" and last is not None and last[0] == phase and last[2] == counts \
+                and _shift(last[1], groups) == 1:
+            runs = self._grown_runs(last[3], traces, out)
+            if runs is not None:
+                self._run = (phase, last[1], counts, runs)
         return out
+
+    def _grown_runs(self, earlier, later, results):
+        """A StepRun per trace of `earlier` with the growth that takes it to `later` (one step
+        on), or None when the traces differ in more than their numbers or a grown step does not
+        reproduce `results` (later's replays) exactly."""
+        from ..system import StepRun
+        from ..trace.kernels import KernelTrace, kernel_at, record_growth
+
+        runs = []
+        for a, b, (seconds, joules) in zip(earlier, later, results):
+            if len(a.kernels) != len(b.kernels) or _where(a) != _where(b):
+                return None
+            records = []
+            for x, y in zip(a.kernels, b.kernels):
+                grow = record_growth(x, y)
+                if grow is None:
+                    return None
+                r = dict(x, grow=grow) if grow else x
+                z = kernel_at(r, 1)
+                if any(z[f] != y[f] for f in y if f not in ("step", "intensity")):
+                    return None
+                records.append(r)
+            step = StepRun(KernelTrace(a.header, records), self.system, self.interference, self.state)
+            got = step(1)
+            if abs(got[0] - seconds) > 1e-12 * seconds or abs(got[1] - joules) > 1e-12 * abs(joules):
+                return None
+            runs.append(step)
+        return runs
+
+
+def _where(trace):
+    """A trace's regions as far as timing sees them: their memory, kind, channels, banks and
+    first row (a region's bytes, tokens and last row grow with the contexts)."""
+    return {name: {f: (v[0] if f == "rows" else v) for f, v in r.items() if f not in ("bytes", "tokens")}
+            for name, r in trace.header["placement"]["regions"].items()}
+
+
+def _shift(base, groups):
+    """d > 0 when `groups` are `base` with every context d tokens longer (the same new tokens
+    and counts), else 0."""
+    if len(base) != len(groups) or not base:
+        return 0
+    d = groups[0][1] - base[0][1]
+    if d <= 0:
+        return 0
+    for (n0, c0, k0), (n1, c1, k1) in zip(base, groups):
+        if n0 != n1 or k0 != k1 or c1 - c0 != d:
+            return 0
+    return d
 
 
 def _round_up(x, g):

@@ -3,6 +3,7 @@ roofline with utilisation, fixed cost and occupancy; PIM kernels lowered to comm
 simulated by the engine; transfers and collectives on links), list scheduling by dependencies,
 and the statistics tables. `replay_kernels` is the entry point (`pimdram replay TRACE.jsonl`).
 """
-from .replay import KernelReplayError, SimulationState, is_kernel_trace, replay_kernels, simulate_kernel_trace
+from .replay import (KernelReplayError, SimulationState, StepRun, is_kernel_trace, replay_kernels,
+                     simulate_kernel_trace)
 
-__all__ = ["replay_kernels", "simulate_kernel_trace", "SimulationState", "is_kernel_trace", "KernelReplayError"]
+__all__ = ["replay_kernels", "simulate_kernel_trace", "SimulationState", "StepRun", "is_kernel_trace", "KernelReplayError"]

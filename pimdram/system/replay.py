@@ -38,7 +38,7 @@ from .interference import Interference, InterferenceOptions
 from .links import link_timing
 from .pim import PimMemory, pim_timing
 from .schedule import Resources, StepScheduler
-from .tables import Accumulator, static_powers
+from .tables import Accumulator, Totals, static_powers
 from .timing import ENERGY_KINDS
 from .xpu import xpu_timing
 
@@ -128,111 +128,174 @@ class SimulationState:
         self.timings = {}
 
 
-def simulate_kernel_trace(kt, system=None, overrides=None, symmetry=True, interference=None, state=None):
+def simulate_kernel_trace(kt, system=None, overrides=None, symmetry=True, interference=None, state=None,
+                          totals_only=False):
     """The summary of replaying KernelTrace `kt` (in memory) on its header's system or `system`,
     as replay_kernels computes it, without reading or writing files (the serving step timer's
-    path). `state`: a SimulationState shared by replays on the same system."""
+    path). `state`: a SimulationState shared by replays on the same system. `totals_only`: the
+    summary has only simulated_seconds and energy_j (no tables are built)."""
     interference = interference or InterferenceOptions()
     sys_spec = system if system is not None and not overrides and not isinstance(system, (str, Path)) \
         else system_of("kernel trace", kt.header, system, overrides)
     return _simulate(kt, sys_spec, "kernel trace", symmetry, False, None, interference, time.perf_counter(),
-                     state)[4]
+                     state, totals_only)[4]
 
 
-def _simulate(kt, sys_spec, trace, symmetry, command_log, progress, interference, started, state=None):
+def _simulate(kt, sys_spec, trace, symmetry, command_log, progress, interference, started, state=None,
+              totals_only=False):
     """Time and schedule every step of `kt` on `sys_spec`: (accumulator, clock memory spec, PIM
     memories, tables, summary)."""
-    header = kt.header
-    missing = sorted({k["device"] for k in kt.kernels} - set(sys_spec.devices) - set(sys_spec.links))
-    if missing:
-        raise KernelReplayError(f"{trace}: kernels run on {', '.join(missing)}, which system "
-                                f"{sys_spec.name!r} does not have")
-    pim_mems = state.pim_mems if state is not None and state.pim_mems is not None else {}
-    if not pim_mems:
-        for dev in sys_spec.devices.values():
-            pool = sys_spec.memories[dev.memory]
-            if dev.kind == "pim" and dev.memory not in pim_mems:
-                pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems, dev.count)
-                if state is not None:
-                    pim_mems[dev.memory].composition = state.composition
-        if state is not None:
-            state.pim_mems = pim_mems
-    # the clock that cycles are counted in: the first PIM memory's, else the first memory's standard
-    ref = next(iter(pim_mems.values())).spec if pim_mems else next(iter(sys_spec.memories.values())).spec
-    model = header.get("model", {})
-    group_size = max(1, int(model.get("heads", 1)) // max(1, int(model.get("kv_heads", 1) or 1)))
-
-    regions = header["placement"]["regions"]
-    held = Resources(sys_spec, kt.kernels, regions, turns=not interference.enabled)
-    timer = _Timer(sys_spec, pim_mems, symmetry, group_size, held)
-    if state is not None:
-        timer.memo = state.timings
-    holds = [held.of(k) for k in kt.kernels]
-    scheduler = StepScheduler(holds)
-    acc = Accumulator(kt, pim_mems, ref.tck_ns, logged=next(iter(pim_mems)) if command_log and pim_mems else None)
-    first = {k["id"]: i for i, k in enumerate(kt.kernels)}
-    templates = {t: (kernels, scheduler.plan(kernels, [holds[first[k["id"]]] for k in kernels]), acc.plan(kernels))
-                 for t, kernels, _ in kt.templates()}
-    intf = Interference(sys_spec, pim_mems, held, regions, interference) if interference.enabled else None
+    r = _Replay(kt, sys_spec, trace, symmetry, command_log, interference, state, totals_only)
+    acc = r.acc
     runs = kt.step_runs()
     total = sum(count for _, _, count in runs)
     done = 0
     for t, first_step, count in runs:
-        kernels, plan, rows = templates[t]
+        run = _TemplateRun(r, *r.templates[t])
+        if not run.logging:
+            acc.add_timings(run.rows, run.fixed, run.fixed_timings, times=count)
+        for offset in range(count):
+            run.step(offset)
+            done += 1
+            if progress is not None and (done % 64 == 0 or done == total):
+                progress(done, total)
+    tables, summary = acc.tables(time.perf_counter() - started, symmetry, r.ref.command_names,
+                                 overcommitted=bool(kt.header.get("warnings")), static=static_powers(sys_spec))
+    return acc, r.ref, r.pim_mems, tables, summary
+
+
+class _Replay:
+    """What every step of a kernel trace's replay shares: the PIM memories, the resources the
+    kernels hold, the kernel timer, the step scheduler, the accumulator and each template's
+    plans."""
+
+    def __init__(self, kt, sys_spec, trace, symmetry, command_log, interference, state, totals_only):
+        header = kt.header
+        missing = sorted({k["device"] for k in kt.kernels} - set(sys_spec.devices) - set(sys_spec.links))
+        if missing:
+            raise KernelReplayError(f"{trace}: kernels run on {', '.join(missing)}, which system "
+                                    f"{sys_spec.name!r} does not have")
+        pim_mems = state.pim_mems if state is not None and state.pim_mems is not None else {}
+        if not pim_mems:
+            for dev in sys_spec.devices.values():
+                pool = sys_spec.memories[dev.memory]
+                if dev.kind == "pim" and dev.memory not in pim_mems:
+                    pim_mems[dev.memory] = PimMemory(pool, command_log and not pim_mems, dev.count)
+                    if state is not None:
+                        pim_mems[dev.memory].composition = state.composition
+            if state is not None:
+                state.pim_mems = pim_mems
+        self.pim_mems = pim_mems
+        # the clock that cycles are counted in: the first PIM memory's, else the first memory's standard
+        self.ref = next(iter(pim_mems.values())).spec if pim_mems else next(iter(sys_spec.memories.values())).spec
+        model = header.get("model", {})
+        group_size = max(1, int(model.get("heads", 1)) // max(1, int(model.get("kv_heads", 1) or 1)))
+
+        regions = header["placement"]["regions"]
+        held = Resources(sys_spec, kt.kernels, regions, turns=not interference.enabled)
+        self.timer = _Timer(sys_spec, pim_mems, symmetry, group_size, held)
+        if state is not None:
+            self.timer.memo = state.timings
+        holds = [held.of(k) for k in kt.kernels]
+        self.scheduler = StepScheduler(holds)
+        self.acc = Totals(kt) if totals_only else \
+            Accumulator(kt, pim_mems, self.ref.tck_ns, logged=next(iter(pim_mems)) if command_log and pim_mems else None)
+        first = {k["id"]: i for i, k in enumerate(kt.kernels)}
+        self.templates = {t: (kernels, self.scheduler.plan(kernels, [holds[first[k["id"]]] for k in kernels]),
+                              self.acc.plan(kernels))
+                          for t, kernels, _ in kt.templates()}
+        self.intf = Interference(sys_spec, pim_mems, held, regions, interference) if interference.enabled else None
+
+
+class _TemplateRun:
+    """The steps of one template: kernels that do not grow take the same time every step and are
+    timed once; growing kernels that time alike (the same kernel in every layer) form one class,
+    timed once per step. `grown`: the interference of a step is that of its grown kernels (else,
+    as a replay of a trace has always done, of the template's)."""
+
+    def __init__(self, replay, kernels, plan, rows, grown=False):
+        self.r, self.kernels, self.plan, self.rows, self.grown = replay, kernels, plan, rows, grown
+        timer = replay.timer
         n = len(kernels)
-        # kernels that do not grow take the same time every step: timed once for the run;
-        # growing kernels that time alike (the same kernel in every layer) form one class, timed
-        # once per step
         timings = [None if k.get("grow") else timer(k) for k in kernels]
-        fixed = [i for i in range(n) if timings[i] is not None]
+        self.fixed = [i for i in range(n) if timings[i] is not None]
         classes = {}
         for i in range(n):
             if timings[i] is None:
                 parsed = parse_grow(kernels[i])
                 key = (timer.signature(kernels[i]), tuple(parsed))
                 classes.setdefault(key, (i, parsed, []))[2].append(i)
-        growing = list(classes.values())
-        grown_rows = [i for _, _, members in growing for i in members]
-        durations = np.array([0.0 if x is None else x.duration_ns for x in timings])
-        lags = np.array([0.0 if x is None else x.latency_ns for x in timings])
-        energy = np.array([[0.0] * len(ENERGY_KINDS) if x is None else [x.energy[e] for e in ENERGY_KINDS]
-                           for x in timings]).reshape(n, len(ENERGY_KINDS))
-        fixed_timings = [timings[i] for i in fixed]
-        logging = acc.logged is not None        # then every step's PIM commands are logged at its start
-        kinds = intf.kinds(kernels) if intf is not None else None
-        shared = kinds is not None and any(kinds)
-        sigs = [timer.signature(k) for k in kernels] if shared else None
-        if not logging:
-            acc.add_timings(rows, fixed, fixed_timings, times=count)
-        for offset in range(count):
-            grown = []
-            for i, parsed, members in growing:
-                x = timer(kernel_at(kernels[i], offset, parsed), remember=False)
-                durations[members] = x.duration_ns
-                lags[members] = x.latency_ns
-                energy[members] = [x.energy[e] for e in ENERGY_KINDS]
-                grown.extend([x] * len(members))
-            if shared:
-                saved = scheduler.state()
-                starts, ends = scheduler.run(plan, durations, lags)
-                lost, conflicts, blocked = intf.losses(kernels, kinds, sigs, starts, ends)
-                if lost.any():
-                    # second pass: each kernel takes what it lost to the other device's traffic
-                    scheduler.restore(saved)
-                    starts, ends = scheduler.run(plan, durations + lost, lags)
-                acc.add_interference(rows, lost, conflicts, blocked)
-            else:
-                starts, ends = scheduler.run(plan, durations, lags)
-            acc.add_step(rows, offset, energy, starts, ends)
-            acc.add_timings(rows, grown_rows, grown, starts=starts)
-            if logging:
-                acc.add_timings(rows, fixed, fixed_timings, starts=starts)
-            done += 1
-            if progress is not None and (done % 64 == 0 or done == total):
-                progress(done, total)
-    tables, summary = acc.tables(time.perf_counter() - started, symmetry, ref.command_names,
-                                 overcommitted=bool(header.get("warnings")), static=static_powers(sys_spec))
-    return acc, ref, pim_mems, tables, summary
+        self.growing = list(classes.values())
+        self.grown_rows = [i for _, _, members in self.growing for i in members]
+        self.durations = np.array([0.0 if x is None else x.duration_ns for x in timings])
+        self.lags = np.array([0.0 if x is None else x.latency_ns for x in timings])
+        self.energy = np.array([[0.0] * len(ENERGY_KINDS) if x is None else [x.energy[e] for e in ENERGY_KINDS]
+                                for x in timings]).reshape(n, len(ENERGY_KINDS))
+        self.fixed_timings = [timings[i] for i in self.fixed]
+        self.logging = replay.acc.logged is not None   # then every step's PIM commands are logged at its start
+        self.kinds = replay.intf.kinds(kernels) if replay.intf is not None else None
+        self.shared = self.kinds is not None and any(self.kinds)
+        self.sigs = [timer.signature(k) for k in kernels] if self.shared else None
+
+    def step(self, offset):
+        """Time and schedule the template's step `offset` into the accumulator: (starts, ends)."""
+        r, kernels, plan, rows = self.r, self.kernels, self.plan, self.rows
+        durations, lags, energy = self.durations, self.lags, self.energy
+        grown = []
+        step_kernels, sigs = kernels, self.sigs
+        if self.grown and self.shared and offset:
+            step_kernels, sigs = list(kernels), list(sigs)
+        for i, parsed, members in self.growing:
+            k = kernel_at(kernels[i], offset, parsed)
+            x = r.timer(k, remember=False)
+            durations[members] = x.duration_ns
+            lags[members] = x.latency_ns
+            energy[members] = [x.energy[e] for e in ENERGY_KINDS]
+            grown.extend([x] * len(members))
+            if step_kernels is not kernels:
+                for m in members:
+                    step_kernels[m] = k if m == i else kernel_at(kernels[m], offset, parse_grow(kernels[m]))
+                    sigs[m] = r.timer.signature(step_kernels[m])
+        if self.shared:
+            saved = r.scheduler.state()
+            starts, ends = r.scheduler.run(plan, durations, lags)
+            lost, conflicts, blocked = r.intf.losses(step_kernels, self.kinds, sigs, starts, ends)
+            if lost.any():
+                # second pass: each kernel takes what it lost to the other device's traffic
+                r.scheduler.restore(saved)
+                starts, ends = r.scheduler.run(plan, durations + lost, lags)
+            r.acc.add_interference(rows, lost, conflicts, blocked)
+        else:
+            starts, ends = r.scheduler.run(plan, durations, lags)
+        r.acc.add_step(rows, offset, energy, starts, ends)
+        r.acc.add_timings(rows, self.grown_rows, grown, starts=starts)
+        if self.logging:
+            r.acc.add_timings(rows, self.fixed, self.fixed_timings, starts=starts)
+        return starts, ends
+
+
+class StepRun:
+    """A one-step kernel trace whose kernels may grow (`grow`), timed at any offset from its step
+    on its own (each offset a fresh schedule, as simulate_kernel_trace of the grown trace): the
+    trace's setup and the timings of its kernels that do not grow are done once (the serving step
+    timer's consecutive decode steps). Calling it with `offset` gives (seconds, joules)."""
+
+    def __init__(self, kt, system, interference=None, state=None):
+        interference = interference or InterferenceOptions()
+        self.kt, self.system = kt, system
+        self.replay = _Replay(kt, system, "kernel trace", True, False, interference, state, True)
+        (t, _, _), = kt.step_runs()
+        self.run = _TemplateRun(self.replay, *self.replay.templates[t], grown=True)
+        self.start = self.replay.scheduler.state()
+        self.static = static_powers(system)
+
+    def __call__(self, offset):
+        r = self.replay
+        r.scheduler.restore(self.start)
+        r.acc = Totals(self.kt)
+        self.run.step(offset)
+        _, summary = r.acc.tables(0.0, True, (), False, static=self.static)
+        return summary["simulated_seconds"], summary["energy_j"]
 
 
 class _Timer:

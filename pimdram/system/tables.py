@@ -201,11 +201,8 @@ class Accumulator:
         wl = kt.header["workload"]
         n_req = len(wl.get("requests", [])) or int(wl.get("batch", 0))
         tokens, decode_tokens, step_tokens = self._tokens(wl)
-        seconds = self.makespan * 1e-9
+        seconds, static_w, static_j, energy = run_totals(self.makespan, self.energy, static)
         decode_s = self._span("decode")
-        static_w = math.fsum(w for _, w in static.values())
-        static_j = static_w * seconds
-        energy = math.fsum(k_cols["energy_j"]) + static_j
         run = {
             "tokens": tokens, "tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
             "kernels": int(self.instances.sum()),
@@ -357,6 +354,47 @@ class Accumulator:
             part = dict(log)
             part["cycle"] = np.asarray(part["cycle"]) + self.to_cycles(start)
             table.append(part)
+
+
+class Totals:
+    """An Accumulator's interface for a caller that needs only the run's time and energy (the
+    serving step timer replays tens of thousands of one-step traces): the same makespan and
+    energy sums, none of the tables."""
+
+    logged = None
+
+    def __init__(self, kt):
+        self.pos = {k["id"]: i for i, k in enumerate(kt.kernels)}
+        self.energy = np.zeros((len(kt.kernels), len(ENERGY_KINDS)))
+        self.makespan = 0.0
+
+    def plan(self, kernels):
+        return {"rows": np.fromiter((self.pos[k["id"]] for k in kernels), np.int64, len(kernels))}
+
+    def add_step(self, plan, offset, energy, starts, ends):
+        if len(plan["rows"]):
+            self.energy[plan["rows"]] += energy
+            self.makespan = max(self.makespan, float(ends.max()))
+
+    def add_interference(self, plan, lost, conflicts, blocked):
+        pass
+
+    def add_timings(self, plan, positions, timings, times=1, starts=None):
+        pass
+
+    def tables(self, wall, symmetry, command_names, overcommitted, static=None):
+        """(None, {simulated_seconds, energy_j}) as Accumulator.tables has them."""
+        seconds, _, _, energy = run_totals(self.makespan, self.energy, static or {})
+        return None, {"simulated_seconds": seconds, "energy_j": energy}
+
+
+def run_totals(makespan, energy, static):
+    """(seconds, static W, static J, energy J) of a run of `makespan` ns whose kernels took
+    `energy` (kernels x kinds, J) and whose devices and memories draw `static` (static_powers)."""
+    seconds = makespan * 1e-9
+    static_w = math.fsum(w for _, w in static.values())
+    static_j = static_w * seconds
+    return seconds, static_w, static_j, math.fsum(energy.sum(axis=1)) + static_j
 
 
 def static_powers(system):

@@ -371,6 +371,59 @@ def kernel_at(k, offset, parsed=None):
     return out
 
 
+def record_growth(earlier, later):
+    """The `grow` that takes kernel record `earlier` to `later` one step on (kernel_at(earlier
+    with it, 1) == later in every number), or None when the two differ in more than the numbers
+    that grow: flops, shape, tokens' end, contexts' tokens, operands' bytes and shapes (the
+    serving step timer's consecutive steps; `pimdram gen` derives its templates' growth from the
+    kernels before they are records)."""
+    if earlier.keys() != later.keys():
+        return None
+    grow = {}
+
+    def differ(key, a, b):
+        if a != b:
+            grow[key] = b - a
+
+    for key, a in earlier.items():
+        b = later[key]
+        if key in _DERIVED:
+            continue
+        if key == "flops":
+            differ("flops", a, b)
+        elif key == "shape":
+            if a.keys() != b.keys():
+                return None
+            for name, v in a.items():
+                differ(f"shape.{name}", v, b[name])
+        elif key == "tokens":
+            if a[0] != b[0]:
+                return None
+            differ("tokens.hi", a[1], b[1])
+        elif key == "contexts":
+            if len(a) != len(b) or any(x[1] != y[1] for x, y in zip(a, b)):
+                return None
+            for i, (x, y) in enumerate(zip(a, b)):
+                differ(f"contexts.{i}", x[0], y[0])
+        elif key == "operands":
+            if len(a) != len(b):
+                return None
+            for i, (x, y) in enumerate(zip(a, b)):
+                if x.keys() != y.keys() or len(x["shape"]) != len(y["shape"]) or any(
+                        x[f] != y[f] for f in x if f not in ("bytes", "shape")):
+                    return None
+                differ(f"operands.{i}.bytes", x["bytes"], y["bytes"])
+                for j, (u, v) in enumerate(zip(x["shape"], y["shape"])):
+                    differ(f"operands.{i}.shape.{j}", u, v)
+        elif a != b:
+            return None
+    return grow
+
+
+#: record fields that follow from others (kernel_at recomputes the bytes; the step is the offset)
+_DERIVED = ("bytes_read", "bytes_written", "intensity", "step", "grow")
+
+
 #: the largest number a kernel may carry (shapes, FLOPs, bytes): far beyond any real kernel, and
 #: small enough that sums and products of a few stay within 64-bit integers
 MAX_NUMBER = 2**53
