@@ -85,7 +85,7 @@ from typing import Dict
 import numpy as np
 
 from ..errors import ConfigError
-from .program import ProgramBuilder, assemble, mac_occupancy
+from .program import ProgramBuilder, assemble, column, mac_occupancy
 
 # mode -> (activate, mac, precharge) command names
 MODES = {
@@ -340,8 +340,7 @@ class _Builder(ProgramBuilder):
 
         def add(where, order, cmd, node, sel, row, occ):
             k = len(where)
-            parts.append(tuple(np.broadcast_to(np.asarray(v, dtype=np.int64), (k,))
-                               for v in (where, order, cmd, node, sel, row, occ)))
+            parts.append(tuple(column(v, k, np.int64) for v in (where, order, cmd, node, sel, row, occ)))
 
         add(idx, 3, self.mac, self.top, self._select(pos), first_row + phase, self.mac_occupancy)
         # row commands: one segment per (bank position, row); open and close around it

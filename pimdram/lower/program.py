@@ -7,6 +7,17 @@ FP16_BYTES = 2
 COLUMNS = ("channel", "command", "node", "select", "row", "occupancy")
 
 
+def column(v, n, dtype):
+    """`v` (a number, or n of them) as an array of n `dtype` values (np.broadcast_to's result,
+    without its cost: program builders make millions of these)."""
+    if isinstance(v, (int, np.integer)):
+        return np.full(n, v, dtype=dtype)
+    a = np.asarray(v, dtype=dtype)
+    if a.ndim == 0:
+        return np.full(n, a, dtype=dtype)
+    return a if a.shape == (n,) else np.broadcast_to(a, (n,))
+
+
 class ProgramBuilder:
     """One channel's program (channel 0; `assemble` places copies on real channels)."""
 
@@ -20,9 +31,8 @@ class ProgramBuilder:
     def block(self, ch, command, node, select=0, row=0, occupancy=0):
         command = np.atleast_1d(np.asarray(command, dtype=np.int32))
         n = len(command)
-        full = lambda v, dt: np.broadcast_to(np.asarray(v, dtype=dt), (n,))
-        self.blocks.append((full(ch, np.int32), command, full(node, np.int32), full(select, np.int32),
-                            full(row, np.int32), full(occupancy, np.int64)))
+        self.blocks.append((column(ch, n, np.int32), command, column(node, n, np.int32),
+                            column(select, n, np.int32), column(row, n, np.int32), column(occupancy, n, np.int64)))
         np.add.at(self.counts, command, 1)
 
     def emit(self, ch, name, path, occupancy=0):
