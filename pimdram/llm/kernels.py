@@ -142,7 +142,7 @@ class Kernel:
         if self.reuse is not None:
             d["reuse"] = self.reuse
         if self.contexts is not None:
-            d["contexts"] = [list(c) for c in self.contexts]
+            d["contexts"] = list(map(list, self.contexts))
         if self.requests:
             d["requests"] = list(self.requests)
         d["flops"] = self.flops

@@ -356,7 +356,7 @@ def _signature(k, regions):
     return (k["device"], k["name"], k["op"], k["flops"], k["bytes_read"], k["bytes_written"],
             tuple(sorted(k["shape"].items())), len(k.get("requests", ())), tuple(k.get("kv_heads", ())),
             k.get("reuse"), k.get("collective"), tuple((o["bytes"], o.get("role"), where(o)) for o in k["operands"]),
-            tuple(tuple(c) for c in k.get("contexts") or ()))
+            tuple(map(tuple, k.get("contexts") or ())))
 
 
 def system_of(trace, header, system, overrides):

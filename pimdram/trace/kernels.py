@@ -309,22 +309,27 @@ def _validate_grow(k, grow, count, where):
 
 
 def parse_grow(k):
-    """A kernel's `grow` as (where, index, subindex, change) steps for kernel_at."""
+    """A kernel's `grow` as (where, index, subindex, change) steps for kernel_at; the contexts'
+    growth as one step ("contexts", None, None, ((index, change), ...)): a ragged kernel has
+    hundreds."""
     out = []
+    contexts = []
     for key, v in (k.get("grow") or {}).items():
         parts = key.split(".")
-        if parts[0] == "flops":
+        if parts[0] == "contexts":
+            contexts.append((int(parts[1]), v))
+        elif parts[0] == "flops":
             out.append(("flops", None, None, v))
         elif parts[0] == "shape":
             out.append(("shape", parts[1], None, v))
         elif parts[0] == "tokens":
             out.append(("tokens", None, None, v))
-        elif parts[0] == "contexts":
-            out.append(("contexts", int(parts[1]), None, v))
         elif parts[2] == "bytes":
             out.append(("bytes", int(parts[1]), None, v))
         else:
             out.append(("oshape", int(parts[1]), int(parts[3]), v))
+    if contexts:
+        out.append(("contexts", None, None, tuple(contexts)))
     return out
 
 
@@ -338,6 +343,11 @@ def kernel_at(k, offset, parsed=None):
     shape = ops = None
     read = written = 0
     for where, a, b, v in (parsed if parsed is not None else parse_grow(k)):
+        if where == "contexts":
+            ctx = out["contexts"] = list(map(list, k["contexts"]))
+            for i, change in v:
+                ctx[i][0] += offset * change
+            continue
         d = offset * v
         if where == "flops":
             out["flops"] = k["flops"] + d
@@ -347,10 +357,6 @@ def kernel_at(k, offset, parsed=None):
             shape[a] += d
         elif where == "tokens":
             out["tokens"] = [k["tokens"][0], k["tokens"][1] + d]
-        elif where == "contexts":
-            if out.get("contexts") is k.get("contexts"):
-                out["contexts"] = [list(c) for c in k["contexts"]]
-            out["contexts"][a][0] += d
         else:
             if ops is None:
                 ops = out["operands"] = list(k["operands"])
