@@ -204,6 +204,7 @@ class _Builder(ProgramBuilder):
         self.close_among_moves = math.ceil((t["nRTP_L"] - 1) / t["nBL"])
         self.open_among_moves = math.ceil((t["nRP"] - 1) / t["nBL"])
         self.since_close = 0     # MACs since every row was last closed (see _fences)
+        self._segment_memo = {}
 
     # --- moves ---------------------------------------------------------------------------
     def moves(self, name, n, occupancy=0, units=None):
@@ -326,8 +327,7 @@ class _Builder(ProgramBuilder):
         spec = self.spec
         n = int(sum(sizes))
         T, C = self.cycle, spec.columns
-        idx = np.arange(n, dtype=np.int64)
-        pos, phase = self._layout(idx)
+        idx, pos, phase, mac_sel, segs, first, last, s_pos, s_phase, nxt, prv, next_first = self._segments(n)
         n_rows = int(phase[-1]) + 1
         if first_row + n_rows > spec.rows:
             raise ValueError(f"a GEMV of {n} MACs from row {first_row} needs {first_row + n_rows} rows per bank "
@@ -342,20 +342,7 @@ class _Builder(ProgramBuilder):
             k = len(where)
             parts.append(tuple(column(v, k, np.int64) for v in (where, order, cmd, node, sel, row, occ)))
 
-        add(idx, 3, self.mac, self.top, self._select(pos), first_row + phase, self.mac_occupancy)
-        # row commands: one segment per (bank position, row); open and close around it
-        seg = phase * T + pos
-        segs, first = np.unique(seg, return_index=True)
-        last = n - 1 - np.unique(seg[::-1], return_index=True)[1]
-        s_pos, s_phase = segs % T, segs // T
-        # the same bank's next and previous segment (segments are sorted by phase, then position)
-        order = np.lexsort((s_phase, s_pos))
-        nxt = np.full(len(segs), -1)
-        same = s_pos[order][1:] == s_pos[order][:-1]
-        nxt[order[:-1][same]] = order[1:][same]
-        prv = np.full(len(segs), -1)
-        prv[order[1:][same]] = order[:-1][same]
-        next_first = np.where(nxt >= 0, first[np.maximum(nxt, 0)], n)
+        add(idx, 3, self.mac, self.top, mac_sel, first_row + phase, self.mac_occupancy)
         # a precharge goes before the bank's next activate, and before the next fence: at row
         # boundaries, every nREFI worth of MACs, all rows close before any opens
         fences = self._fences(n, T * C)
@@ -413,6 +400,36 @@ class _Builder(ProgramBuilder):
         order = np.lexsort((cols[1], cols[0]))
         self.block(ch, *(c[order] for c in cols[2:]))
         return first_row + n_rows
+
+    def _segments(self, n):
+        """What a GEMV of n MACs lays out whatever its rows and neighbours (kept per n: a
+        channel's instances of one context repeat it): each MAC's index, bank position, row
+        (from the GEMV's first) and bank choice; its row segments (one per bank position and
+        row, which the GEMV opens and closes around), their first and last MAC, bank position
+        and row, the same bank's next and previous segment, and the first MAC of the next."""
+        hit = self._segment_memo.get(n)
+        if hit is not None:
+            return hit
+        T = self.cycle
+        idx = np.arange(n, dtype=np.int64)
+        pos, phase = self._layout(idx)
+        seg = phase * T + pos
+        segs, first = np.unique(seg, return_index=True)
+        last = n - 1 - np.unique(seg[::-1], return_index=True)[1]
+        s_pos, s_phase = segs % T, segs // T
+        # the same bank's next and previous segment (segments are sorted by phase, then position)
+        order = np.lexsort((s_phase, s_pos))
+        nxt = np.full(len(segs), -1)
+        same = s_pos[order][1:] == s_pos[order][:-1]
+        nxt[order[:-1][same]] = order[1:][same]
+        prv = np.full(len(segs), -1)
+        prv[order[1:][same]] = order[:-1][same]
+        next_first = np.where(nxt >= 0, first[np.maximum(nxt, 0)], n)
+        out = (idx, pos, phase, self._select(pos), segs, first, last, s_pos, s_phase, nxt, prv, next_first)
+        for a in out:
+            a.flags.writeable = False
+        self._segment_memo[n] = out
+        return out
 
     def _layout(self, idx):
         """Bank position (among the T banks cycled through) and row (from the GEMV's first) of
