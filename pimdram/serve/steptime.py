@@ -169,7 +169,7 @@ class StepTimer:
         or, for a decode step that is an earlier one with every context d tokens longer, that
         step's traces grown d times (StepRun)."""
         from ..mapping.generate import step_traces
-        from ..system import simulate_kernel_trace
+        from ..system import StepRun
 
         if len(self.state.timings) > TIMINGS_LIMIT:
             self.state.timings.clear()
@@ -183,29 +183,25 @@ class StepTimer:
         if self._system_record is None:
             self._system_record = self.system.to_dict()
         traces = step_traces(self.model, self.system, self._workload(phase, groups), counts, self._system_record)
-        out = []
-        for trace in traces:
-            s = simulate_kernel_trace(trace, self.system, interference=self.interference, state=self.state,
-                                      totals_only=True)
-            self.replays += 1
-            out.append((s["simulated_seconds"], s["energy_j"]))
-        last, self._last = self._last, (phase, groups, counts, traces, out)
+        steps = [StepRun(trace, self.system, self.interference, self.state) for trace in traces]
+        out = [step(0) for step in steps]
+        self.replays += len(steps)
+        last, self._last = self._last, (phase, groups, counts, traces, out, steps)
         if phase == "decode" and last is not None and last[0] == phase and last[2] == counts \
                 and _shift(last[1], groups) == 1:
-            runs = self._grown_runs(last[3], traces, out)
+            runs = self._grown_runs(last[3], last[5], traces, out)
             if runs is not None:
                 self._run = (phase, last[1], counts, runs)
         return out
 
-    def _grown_runs(self, earlier, later, results):
-        """A StepRun per trace of `earlier` with the growth that takes it to `later` (one step
-        on), or None when the traces differ in more than their numbers or a grown step does not
-        reproduce `results` (later's replays) exactly."""
-        from ..system import StepRun
-        from ..trace.kernels import KernelTrace, kernel_at, record_growth
+    def _grown_runs(self, earlier, steps, later, results):
+        """The StepRuns `steps` of the traces `earlier` with the growth that takes them to
+        `later` (one step on), or None when the traces differ in more than their numbers or a
+        grown step does not reproduce `results` (later's replays) exactly."""
+        from ..trace.kernels import kernel_at, record_growth
 
         runs = []
-        for a, b, (seconds, joules) in zip(earlier, later, results):
+        for a, b, step, (seconds, joules) in zip(earlier, later, steps, results):
             if len(a.kernels) != len(b.kernels) or _where(a) != _where(b):
                 return None
             records = []
@@ -218,11 +214,11 @@ class StepTimer:
                 if any(z[f] != y[f] for f in y if f not in ("step", "intensity")):
                     return None
                 records.append(r)
-            step = StepRun(KernelTrace(a.header, records), self.system, self.interference, self.state)
-            got = step(1)
+            grown = step.grown(records)
+            got = grown(1)
             if abs(got[0] - seconds) > 1e-12 * seconds or abs(got[1] - joules) > 1e-12 * abs(joules):
                 return None
-            runs.append(step)
+            runs.append(grown)
         return runs
 
 

@@ -32,7 +32,7 @@ from ..config.system import load_system
 from ..errors import ConfigError, PimdramError
 from ..replay import ReplayResult
 from ..stats import StatsWriter, schema
-from ..trace.kernels import kernel_at, parse_grow, read_kernel_trace
+from ..trace.kernels import KernelTrace, kernel_at, parse_grow, read_kernel_trace
 from ..trace.source import trace_source
 from .interference import Interference, InterferenceOptions
 from .links import link_timing
@@ -288,6 +288,17 @@ class StepRun:
         self.run = _TemplateRun(self.replay, *self.replay.templates[t], grown=True)
         self.start = self.replay.scheduler.state()
         self.static = static_powers(system)
+
+    def grown(self, records):
+        """This step with `records` for its kernel records (the same kernels, with `grow`): a
+        StepRun sharing this one's setup (resources, plans, scheduler)."""
+        out = object.__new__(StepRun)
+        out.kt, out.system, out.replay, out.start, out.static = \
+            KernelTrace(self.kt.header, records), self.system, self.replay, self.start, self.static
+        (t, _, _), = self.kt.step_runs()
+        _, plan, rows = self.replay.templates[t]
+        out.run = _TemplateRun(self.replay, [r for r in records if r.get("template", 0) == t], plan, rows, grown=True)
+        return out
 
     def __call__(self, offset):
         r = self.replay
