@@ -33,9 +33,11 @@ from ..system.interference import InterferenceOptions
 
 #: memoised steps, and kernel timings of the stream's state, kept before they are emptied: with
 #: contexts as they are, steps rarely recur and a long stream's memo would only grow (2,000
-#: GPT-3 requests: ~1 GB before these limits)
+#: GPT-3 requests: ~1 GB before these limits). A ragged attention kernel's timing is keyed by its
+#: contexts (up to a few hundred pairs, ~20 kB a key), hence the low limit on timings; what they
+#: are worth keeping for (a layer's FC products at a batch size) is timed again at little cost
 MEMO_LIMIT = 4096
-TIMINGS_LIMIT = 50_000
+TIMINGS_LIMIT = 5_000
 
 
 @dataclass
