@@ -13,6 +13,12 @@ cdef struct CompletionRing:
     int64_t head, count, cap
 
 
+cdef class Engine
+
+# one channel's tick, compiled for an organisation and scheduler (chosen once per engine)
+ctypedef void (*tick_fn_t)(Engine, int, int64_t) noexcept nogil
+
+
 @cython.final
 cdef class Engine:
     # --- organisation ---------------------------------------------------------------------
@@ -94,6 +100,7 @@ cdef class Engine:
     cdef uint64_t* pend            # [ch * mask_words + w]: banks to look at on the channel's next tick
     cdef uint64_t* wheel           # [(ch * 64 + slot) * mask_words + w]: banks to look at in cycle = slot (mod 64)
     cdef uint64_t* wheel_occ       # [ch]: non-empty wheel slots
+    cdef tick_fn_t tick_fn          # _tick_in specialised for this engine (see _tick_for)
     cdef bint eager                 # FR-FCFS without PIM, active buffer or bank queues: a tick evaluates the
                                     # banks it leaves behind itself (_settle) instead of ticking again next cycle
     cdef uint64_t* fresh           # [ch * mask_words + w] (eager): banks evaluated at the end of the channel's

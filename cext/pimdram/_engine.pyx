@@ -328,6 +328,7 @@ cdef class Engine:
         self.fresh = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.eager = (self.scheduler in (SCHED_FRFCFS, SCHED_FIRST_READY) and not self.leave_at_activate
                       and self.pim_mode == 0 and self.bank_queue == 0)
+        self.tick_fn = _tick_for(self)
         self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.rq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))

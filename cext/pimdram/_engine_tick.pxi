@@ -109,40 +109,66 @@ cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) no
     return r
 
 
-cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
+cdef inline void _tick(Engine self, int ch, int64_t t) noexcept nogil:
     """One cycle of channel `ch` (_tick_in, specialised for the common organisations: the
     words of a bank mask and the levels above a bank become constants there, and for eager
-    engines, whose tick then has no code for the other schedulers, PIM or the active buffer)."""
+    engines, whose tick then has no code for the other schedulers, PIM or the active buffer).
+    The copy is chosen once, when the engine is built: a call through a pointer that never
+    changes instead of testing the organisation on every tick."""
+    self.tick_fn(self, ch, t)
+
+
+cdef tick_fn_t _tick_for(Engine self) noexcept:
+    """The specialised tick for this engine's organisation and scheduler."""
+    cdef int MW = self.mask_words
+    cdef int NL = self.n_levels
     if self.eager:
-        _tick_eager(self, ch, t)
-    else:
-        _tick_general(self, ch, t)
-
-
-cdef void _tick_eager(Engine self, int ch, int64_t t) noexcept nogil:
-    cdef int MW = self.mask_words
-    cdef int NL = self.n_levels
+        if MW == 1 and NL == 4:
+            return _tick_eager_1_4
+        if MW == 1 and NL == 3:
+            return _tick_eager_1_3
+        if MW == 1 and NL == 5:
+            return _tick_eager_1_5
+        return _tick_eager_any
     if MW == 1 and NL == 4:
-        _tick_in(self, ch, t, 1, 4, True)
-    elif MW == 1 and NL == 3:
-        _tick_in(self, ch, t, 1, 3, True)
-    elif MW == 1 and NL == 5:
-        _tick_in(self, ch, t, 1, 5, True)
-    else:
-        _tick_in(self, ch, t, MW, NL, True)
+        return _tick_general_1_4
+    if MW == 1 and NL == 3:
+        return _tick_general_1_3
+    if MW == 1 and NL == 5:
+        return _tick_general_1_5
+    return _tick_general_any
 
 
-cdef void _tick_general(Engine self, int ch, int64_t t) noexcept nogil:
-    cdef int MW = self.mask_words
-    cdef int NL = self.n_levels
-    if MW == 1 and NL == 4:
-        _tick_in(self, ch, t, 1, 4, False)
-    elif MW == 1 and NL == 3:
-        _tick_in(self, ch, t, 1, 3, False)
-    elif MW == 1 and NL == 5:
-        _tick_in(self, ch, t, 1, 5, False)
-    else:
-        _tick_in(self, ch, t, MW, NL, False)
+cdef void _tick_eager_1_4(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, True)
+
+
+cdef void _tick_eager_1_3(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, True)
+
+
+cdef void _tick_eager_1_5(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, True)
+
+
+cdef void _tick_eager_any(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, True)
+
+
+cdef void _tick_general_1_4(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, False)
+
+
+cdef void _tick_general_1_3(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, False)
+
+
+cdef void _tick_general_1_5(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, False)
+
+
+cdef void _tick_general_any(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, False)
 
 
 cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint PLAIN) noexcept nogil:
