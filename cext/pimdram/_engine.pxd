@@ -121,6 +121,15 @@ cdef class Engine:
     cdef int32_t* drain            # [ch] writes left to drain (bank_queue mode) / write mode flag
     cdef int32_t* outstanding      # [ch] accesses accepted and not yet issued
     cdef int64_t* wake             # [ch] next cycle the channel must be looked at
+    # the channels by their wake (kept in _run for 16 to 64 channels): slot k holds those whose
+    # wake is the cycle = k (mod 64) within the next 64, the far set later ones (and at the
+    # start of a run any due already)
+    cdef uint64_t cw_slot[64]
+    cdef uint64_t cw_occ           # non-empty slots
+    cdef uint64_t cw_far
+    cdef uint64_t cw_woken         # channels whose wake the frontend lowered (moved by _run)
+    cdef int64_t cw_old[64]        # [ch] their wake before
+    cdef bint cw_on                # _run keeps the channel wheel
 
     # --- power bookkeeping ----------------------------------------------------------------------
     cdef int pw_level, n_pw_nodes

@@ -119,9 +119,17 @@ cdef inline void _tick(Engine self, int ch, int64_t t) noexcept nogil:
 
 
 cdef tick_fn_t _tick_for(Engine self) noexcept:
-    """The specialised tick for this engine's organisation and scheduler."""
+    """The specialised tick for this engine's organisation, scheduler and channel wheel."""
     cdef int MW = self.mask_words
     cdef int NL = self.n_levels
+    if self.eager and self.cw_on:
+        if MW == 1 and NL == 4:
+            return _tick_eager_1_4_cw
+        if MW == 1 and NL == 3:
+            return _tick_eager_1_3_cw
+        if MW == 1 and NL == 5:
+            return _tick_eager_1_5_cw
+        return _tick_eager_any_cw
     if self.eager:
         if MW == 1 and NL == 4:
             return _tick_eager_1_4
@@ -130,6 +138,14 @@ cdef tick_fn_t _tick_for(Engine self) noexcept:
         if MW == 1 and NL == 5:
             return _tick_eager_1_5
         return _tick_eager_any
+    if self.cw_on:
+        if MW == 1 and NL == 4:
+            return _tick_general_1_4_cw
+        if MW == 1 and NL == 3:
+            return _tick_general_1_3_cw
+        if MW == 1 and NL == 5:
+            return _tick_general_1_5_cw
+        return _tick_general_any_cw
     if MW == 1 and NL == 4:
         return _tick_general_1_4
     if MW == 1 and NL == 3:
@@ -140,41 +156,74 @@ cdef tick_fn_t _tick_for(Engine self) noexcept:
 
 
 cdef void _tick_eager_1_4(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, 1, 4, True)
+    _tick_in(self, ch, t, 1, 4, True, False)
 
 
 cdef void _tick_eager_1_3(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, 1, 3, True)
+    _tick_in(self, ch, t, 1, 3, True, False)
 
 
 cdef void _tick_eager_1_5(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, 1, 5, True)
+    _tick_in(self, ch, t, 1, 5, True, False)
 
 
 cdef void _tick_eager_any(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, self.mask_words, self.n_levels, True)
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, True, False)
+
+
+cdef void _tick_eager_1_4_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, True, True)
+
+
+cdef void _tick_eager_1_3_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, True, True)
+
+
+cdef void _tick_eager_1_5_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, True, True)
+
+
+cdef void _tick_eager_any_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, True, True)
 
 
 cdef void _tick_general_1_4(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, 1, 4, False)
+    _tick_in(self, ch, t, 1, 4, False, False)
 
 
 cdef void _tick_general_1_3(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, 1, 3, False)
+    _tick_in(self, ch, t, 1, 3, False, False)
 
 
 cdef void _tick_general_1_5(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, 1, 5, False)
+    _tick_in(self, ch, t, 1, 5, False, False)
 
 
 cdef void _tick_general_any(Engine self, int ch, int64_t t) noexcept nogil:
-    _tick_in(self, ch, t, self.mask_words, self.n_levels, False)
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, False, False)
 
 
-cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint PLAIN) noexcept nogil:
+cdef void _tick_general_1_4_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, False, True)
+
+
+cdef void _tick_general_1_3_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, False, True)
+
+
+cdef void _tick_general_1_5_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, False, True)
+
+
+cdef void _tick_general_any_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, False, True)
+
+
+cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint PLAIN,
+                          bint CW) noexcept nogil:
     """One cycle of channel `ch`: refresh, read/write mode, then schedule among the banks whose
     cached ready cycle has come (the pending set and this cycle's wheel slot only). MW =
-    self.mask_words, NL = self.n_levels, PLAIN = self.eager (constants)."""
+    self.mask_words, NL = self.n_levels, PLAIN = self.eager, CW = self.cw_on (constants)."""
     cdef int64_t w = CYCLE_NEVER
     cdef int64_t r, seq
     cdef int nb = self.n_banks
@@ -384,6 +433,10 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
         if _move_one(self, ch):
             w = t + 1
     self.wake[ch] = w
+    if CW:
+        # _run took it off the channel wheel (the host API's loop keeps no wheel: what this
+        # files there is overwritten when _run starts)
+        _cw_file(self, ch, w, t, 64)
 
 
 cdef inline uint64_t _settle(Engine self, int ch, int64_t t, int lst, uint64_t* keep, int MW,
