@@ -435,6 +435,20 @@ def test_chunked_feeding_gives_the_same_result(chunks, arrivals):
     assert_same_run(Run(spec, accesses), Run(spec, accesses, chunks=chunks))
 
 
+@pytest.mark.parametrize("gap", [1, 97])
+def test_chunked_feeding_gives_the_same_result_with_the_channel_wheel(gap):
+    # 16 channels: the main loop keeps its wheel of channels, filed afresh at every chunk; with
+    # sparse arrivals wakes fall more than 64 cycles ahead (its far set) and refreshes come due
+    spec = load_memory("hbm3_6.4gbps")
+    assert spec.n_channels == 16
+    accesses = mixed_trace(spec, 3000, seed=21)
+    for k, a in enumerate(accesses):
+        a["arrival"] = gap * k
+    whole = Run(spec, accesses)
+    assert_same_run(whole, Run(spec, accesses, chunks=7))
+    whole.check_legal()
+
+
 def test_replay_in_chunks_gives_the_same_summary(tmp_path):
     spec = load_memory("ddr4_3200")
     accesses = mixed_trace(spec, 3000, seed=17)

@@ -13,6 +13,12 @@ cdef struct CompletionRing:
     int64_t head, count, cap
 
 
+cdef class Engine
+
+# one channel's tick, compiled for an organisation and scheduler (chosen once per engine)
+ctypedef void (*tick_fn_t)(Engine, int, int64_t) noexcept nogil
+
+
 @cython.final
 cdef class Engine:
     # --- organisation ---------------------------------------------------------------------
@@ -94,6 +100,7 @@ cdef class Engine:
     cdef uint64_t* pend            # [ch * mask_words + w]: banks to look at on the channel's next tick
     cdef uint64_t* wheel           # [(ch * 64 + slot) * mask_words + w]: banks to look at in cycle = slot (mod 64)
     cdef uint64_t* wheel_occ       # [ch]: non-empty wheel slots
+    cdef tick_fn_t tick_fn          # _tick_in specialised for this engine (see _tick_for)
     cdef bint eager                 # FR-FCFS without PIM, active buffer or bank queues: a tick evaluates the
                                     # banks it leaves behind itself (_settle) instead of ticking again next cycle
     cdef uint64_t* fresh           # [ch * mask_words + w] (eager): banks evaluated at the end of the channel's
@@ -114,6 +121,15 @@ cdef class Engine:
     cdef int32_t* drain            # [ch] writes left to drain (bank_queue mode) / write mode flag
     cdef int32_t* outstanding      # [ch] accesses accepted and not yet issued
     cdef int64_t* wake             # [ch] next cycle the channel must be looked at
+    # the channels by their wake (kept in _run for 16 to 64 channels): slot k holds those whose
+    # wake is the cycle = k (mod 64) within the next 64, the far set later ones (and at the
+    # start of a run any due already)
+    cdef uint64_t cw_slot[64]
+    cdef uint64_t cw_occ           # non-empty slots
+    cdef uint64_t cw_far
+    cdef uint64_t cw_woken         # channels whose wake the frontend lowered (moved by _run)
+    cdef int64_t cw_old[64]        # [ch] their wake before
+    cdef bint cw_on                # _run keeps the channel wheel
 
     # --- power bookkeeping ----------------------------------------------------------------------
     cdef int pw_level, n_pw_nodes

@@ -23,7 +23,7 @@ from pimdram._types cimport (cycle_t, addr_t, idx_t, int64_t, int32_t, uint8_t, 
                              CYCLE_NEVER, MAX_CYCLE, KIND_ACTIVATE, KIND_PRECHARGE, KIND_READ,
                              KIND_WRITE, KIND_READ_PRECHARGE, KIND_WRITE_PRECHARGE, KIND_REFRESH)
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memmove
+from libc.string cimport memmove, memset
 
 cdef extern from "Python.h":
     # declared without an exception value: a handler's exception stays set for run() to raise,
@@ -325,9 +325,12 @@ cdef class Engine:
         self.pend = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.wheel = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * 64 * self.mask_words, dtype=np.uint64)))
         self.wheel_occ = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels, dtype=np.uint64)))
+        # a pass over up to 8 channels' wakes costs fewer instructions than keeping the wheel
+        self.cw_on = 16 <= self.n_channels <= 64
         self.fresh = <uint64_t*> cnp.PyArray_DATA(self._keep_arr(np.zeros(self.n_channels * self.mask_words, dtype=np.uint64)))
         self.eager = (self.scheduler in (SCHED_FRFCFS, SCHED_FIRST_READY) and not self.leave_at_activate
                       and self.pim_mode == 0 and self.bank_queue == 0)
+        self.tick_fn = _tick_for(self)
         self.rr_next = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.rq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         self.wq_count = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))

@@ -278,13 +278,93 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
         if not look and self.bank_queue == 0:
             look = _mode_flip_due(self, ch)
         if look and self.wake[ch] > t + 1:
+            if self.cw_on:
+                # _run moves it on the channel wheel (here the slot's bits would be computed on
+                # every call: gcc hoists them out of the loop)
+                self.cw_old[ch] = self.wake[ch]
+                self.cw_woken |= (<uint64_t>1) << ch
             self.wake[ch] = t + 1
             self.front_woke = True
         self.f_pos += 1
     return 0
 
 
+cdef inline void _cw_file(Engine self, int ch, int64_t w, int64_t t, int span) noexcept nogil:
+    """File channel `ch` (in no slot and not in the far set) by its wake w, seen from cycle t: in
+    w's slot when t < w <= t + span (span <= 64), else, unless it has none, in the far set."""
+    if <uint64_t>(w - t - 1) < <uint64_t>span:
+        self.cw_slot[w & 63] |= (<uint64_t>1) << ch
+        self.cw_occ |= (<uint64_t>1) << (w & 63)
+    elif w < CYCLE_NEVER:
+        self.cw_far |= (<uint64_t>1) << ch
+
+
+cdef inline void _cw_woken(Engine self, int64_t t) noexcept nogil:
+    """The channels whose wake the frontend lowered to t + 1 (cw_woken; cw_old: the wakes that
+    filed them) move to the next cycle's slot. A slot emptied here keeps its occupancy bit
+    until _cw_next finds it empty."""
+    cdef uint64_t bits = self.cw_woken
+    cdef uint64_t bit
+    cdef int ch
+    self.cw_woken = 0
+    while bits:
+        ch = __builtin_ctzll(bits)
+        bit = bits & (~bits + 1)
+        bits &= bits - 1
+        if self.cw_far & bit:
+            self.cw_far &= ~bit
+        else:
+            self.cw_slot[self.cw_old[ch] & 63] &= ~bit
+        self.cw_slot[(t + 1) & 63] |= bit
+    self.cw_occ |= (<uint64_t>1) << ((t + 1) & 63)
+
+
+cdef inline int64_t _cw_next(Engine self, int64_t t) noexcept nogil:
+    """The earliest wake of any channel: the first non-empty slot after t, or a far one."""
+    cdef int64_t tn = CYCLE_NEVER
+    cdef uint64_t o, bits
+    cdef int k = <int>((t + 1) & 63)
+    cdef int ch, d
+    while self.cw_occ:
+        o = self.cw_occ
+        if k:
+            o = (o >> k) | (o << (64 - k))
+        d = __builtin_ctzll(o)
+        if self.cw_slot[(k + d) & 63]:
+            tn = t + 1 + d
+            break
+        self.cw_occ &= ~((<uint64_t>1) << ((k + d) & 63))     # emptied by the frontend
+    bits = self.cw_far
+    while bits:
+        ch = __builtin_ctzll(bits)
+        bits &= bits - 1
+        if self.wake[ch] < tn:
+            tn = self.wake[ch]
+    return tn
+
+
+cdef uint64_t _cw_far_due(Engine self, int64_t t) noexcept nogil:
+    """The channels of the far set due at cycle t (wake <= t), taken out of it."""
+    cdef uint64_t bits = self.cw_far
+    cdef uint64_t bit, due = 0
+    while bits:
+        bit = bits & (~bits + 1)
+        if self.wake[__builtin_ctzll(bits)] <= t:
+            due |= bit
+        bits &= bits - 1
+    self.cw_far &= ~due
+    return due
+
+
 cdef int _run(Engine self, bint final) noexcept nogil:
+    """Simulate until the fed requests are accepted (final: until every access completed)."""
+    if self.cw_on:
+        return _run_in(self, final, True)
+    return _run_in(self, final, False)
+
+
+cdef inline int _run_in(Engine self, bint final, bint cw) noexcept nogil:
+    """_run, with the channel wheel (cw, a constant: one copy each) or a pass over the channels."""
     cdef int64_t t = self.now
     cdef int64_t tn
     cdef int ch, blocked, busy
@@ -293,28 +373,55 @@ cdef int _run(Engine self, bint final) noexcept nogil:
     cdef uint32_t polls = 0
     cdef int nch = self.n_channels
     cdef int64_t* wake = self.wake
+    cdef uint64_t due
+    cdef int k
     self.input_done = final
     self.last_progress = imax(self.last_progress, t)
+    if cw:
+        # the channel wheel filed afresh: wakes may have changed between runs (a PIM program
+        # fed, the host API's own loop, which does not keep it). Those due by t and
+        # those due at t + 64 go to the far set: slot t & 63 is taken at t (or, when this run
+        # resumes the frontend's visit at t, left alone), so it must hold no later cycle
+        memset(self.cw_slot, 0, sizeof(self.cw_slot))
+        self.cw_occ = 0
+        self.cw_far = 0
+        self.cw_woken = 0
+        for ch in range(nch):
+            _cw_file(self, ch, wake[ch], t, 63)
     while True:
         polls += 1
         if (polls & 0xFFFF) == 0 and _signalled():
             # Ctrl-C, SIGTERM (or a test's alarm) stops even a run that lasts long in here
             self.now = t
             return -3
-        # tick the channels due now; the next cycle anything happens is the earliest wake
-        # after that (a tick sets only its own channel's wake, the frontend only lowers one
-        # to t + 1)
+        # tick the channels due now, in channel order; the next cycle anything happens is the
+        # earliest wake after that (a tick sets only its own channel's wake, the frontend only
+        # lowers one to t + 1). With 16 to 64 channels the channel wheel gives both, so that
+        # a cycle costs the channels due in it, not a pass over all of them
         tn = CYCLE_NEVER
         if not self.frontend_pending_at_now:
-            for ch in range(nch):
-                if wake[ch] <= t:
+            if cw:
+                # the tick files its channel again (_tick_in)
+                k = <int>(t & 63)
+                due = self.cw_slot[k]
+                self.cw_slot[k] = 0
+                self.cw_occ &= ~((<uint64_t>1) << k)
+                if self.cw_far:
+                    due |= _cw_far_due(self, t)
+                while due:
+                    ch = __builtin_ctzll(due)
+                    due &= due - 1
                     _tick(self, ch, t)
-                if wake[ch] < tn:
-                    tn = wake[ch]
+            else:
+                for ch in range(nch):
+                    if wake[ch] <= t:
+                        _tick(self, ch, t)
+                    if wake[ch] < tn:
+                        tn = wake[ch]
             if self.pim_error >= 0:
                 self.now = t
                 return -2
-        else:
+        elif not cw:
             for ch in range(nch):
                 if wake[ch] < tn:
                     tn = wake[ch]
@@ -331,7 +438,11 @@ cdef int _run(Engine self, bint final) noexcept nogil:
             if blocked and self.offer_rate == 0:
                 block_ch = self.f_ch[self.f_pos]
                 block_wr = self.f_write[self.f_pos] != 0
-        if self.front_woke:
+        if cw:
+            if self.cw_woken:
+                _cw_woken(self, t)
+            tn = _cw_next(self, t)
+        elif self.front_woke:
             tn = imin(tn, t + 1)
         if self.f_pos == self.f_n:
             if not final:

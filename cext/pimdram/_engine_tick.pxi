@@ -109,46 +109,121 @@ cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) no
     return r
 
 
-cdef void _tick(Engine self, int ch, int64_t t) noexcept nogil:
+cdef inline void _tick(Engine self, int ch, int64_t t) noexcept nogil:
     """One cycle of channel `ch` (_tick_in, specialised for the common organisations: the
     words of a bank mask and the levels above a bank become constants there, and for eager
-    engines, whose tick then has no code for the other schedulers, PIM or the active buffer)."""
+    engines, whose tick then has no code for the other schedulers, PIM or the active buffer).
+    The copy is chosen once, when the engine is built: a call through a pointer that never
+    changes instead of testing the organisation on every tick."""
+    self.tick_fn(self, ch, t)
+
+
+cdef tick_fn_t _tick_for(Engine self) noexcept:
+    """The specialised tick for this engine's organisation, scheduler and channel wheel."""
+    cdef int MW = self.mask_words
+    cdef int NL = self.n_levels
+    if self.eager and self.cw_on:
+        if MW == 1 and NL == 4:
+            return _tick_eager_1_4_cw
+        if MW == 1 and NL == 3:
+            return _tick_eager_1_3_cw
+        if MW == 1 and NL == 5:
+            return _tick_eager_1_5_cw
+        return _tick_eager_any_cw
     if self.eager:
-        _tick_eager(self, ch, t)
-    else:
-        _tick_general(self, ch, t)
-
-
-cdef void _tick_eager(Engine self, int ch, int64_t t) noexcept nogil:
-    cdef int MW = self.mask_words
-    cdef int NL = self.n_levels
+        if MW == 1 and NL == 4:
+            return _tick_eager_1_4
+        if MW == 1 and NL == 3:
+            return _tick_eager_1_3
+        if MW == 1 and NL == 5:
+            return _tick_eager_1_5
+        return _tick_eager_any
+    if self.cw_on:
+        if MW == 1 and NL == 4:
+            return _tick_general_1_4_cw
+        if MW == 1 and NL == 3:
+            return _tick_general_1_3_cw
+        if MW == 1 and NL == 5:
+            return _tick_general_1_5_cw
+        return _tick_general_any_cw
     if MW == 1 and NL == 4:
-        _tick_in(self, ch, t, 1, 4, True)
-    elif MW == 1 and NL == 3:
-        _tick_in(self, ch, t, 1, 3, True)
-    elif MW == 1 and NL == 5:
-        _tick_in(self, ch, t, 1, 5, True)
-    else:
-        _tick_in(self, ch, t, MW, NL, True)
+        return _tick_general_1_4
+    if MW == 1 and NL == 3:
+        return _tick_general_1_3
+    if MW == 1 and NL == 5:
+        return _tick_general_1_5
+    return _tick_general_any
 
 
-cdef void _tick_general(Engine self, int ch, int64_t t) noexcept nogil:
-    cdef int MW = self.mask_words
-    cdef int NL = self.n_levels
-    if MW == 1 and NL == 4:
-        _tick_in(self, ch, t, 1, 4, False)
-    elif MW == 1 and NL == 3:
-        _tick_in(self, ch, t, 1, 3, False)
-    elif MW == 1 and NL == 5:
-        _tick_in(self, ch, t, 1, 5, False)
-    else:
-        _tick_in(self, ch, t, MW, NL, False)
+cdef void _tick_eager_1_4(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, True, False)
 
 
-cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint PLAIN) noexcept nogil:
+cdef void _tick_eager_1_3(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, True, False)
+
+
+cdef void _tick_eager_1_5(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, True, False)
+
+
+cdef void _tick_eager_any(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, True, False)
+
+
+cdef void _tick_eager_1_4_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, True, True)
+
+
+cdef void _tick_eager_1_3_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, True, True)
+
+
+cdef void _tick_eager_1_5_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, True, True)
+
+
+cdef void _tick_eager_any_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, True, True)
+
+
+cdef void _tick_general_1_4(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, False, False)
+
+
+cdef void _tick_general_1_3(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, False, False)
+
+
+cdef void _tick_general_1_5(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, False, False)
+
+
+cdef void _tick_general_any(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, False, False)
+
+
+cdef void _tick_general_1_4_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 4, False, True)
+
+
+cdef void _tick_general_1_3_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 3, False, True)
+
+
+cdef void _tick_general_1_5_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, 1, 5, False, True)
+
+
+cdef void _tick_general_any_cw(Engine self, int ch, int64_t t) noexcept nogil:
+    _tick_in(self, ch, t, self.mask_words, self.n_levels, False, True)
+
+
+cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint PLAIN,
+                          bint CW) noexcept nogil:
     """One cycle of channel `ch`: refresh, read/write mode, then schedule among the banks whose
     cached ready cycle has come (the pending set and this cycle's wheel slot only). MW =
-    self.mask_words, NL = self.n_levels, PLAIN = self.eager (constants)."""
+    self.mask_words, NL = self.n_levels, PLAIN = self.eager, CW = self.cw_on (constants)."""
     cdef int64_t w = CYCLE_NEVER
     cdef int64_t r, seq
     cdef int nb = self.n_banks
@@ -358,6 +433,10 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
         if _move_one(self, ch):
             w = t + 1
     self.wake[ch] = w
+    if CW:
+        # _run took it off the channel wheel (the host API's loop keeps no wheel: what this
+        # files there is overwritten when _run starts)
+        _cw_file(self, ch, w, t, 64)
 
 
 cdef inline uint64_t _settle(Engine self, int ch, int64_t t, int lst, uint64_t* keep, int MW,
