@@ -146,9 +146,9 @@ class Kernel:
         if self.requests:
             d["requests"] = list(self.requests)
         d["flops"] = self.flops
-        d["bytes_read"] = self.bytes_read
-        d["bytes_written"] = self.bytes_written
-        d["intensity"] = round(self.intensity, 6)
+        d["bytes_read"] = read = self.bytes_read
+        d["bytes_written"] = written = self.bytes_written
+        d["intensity"] = round(self.flops / (read + written) if read + written else 0.0, 6)
         d["operands"] = [o.record() for o in self.operands]
         d["deps"] = list(self.deps)
         if self.prev_deps:
