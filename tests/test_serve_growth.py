@@ -70,3 +70,47 @@ def test_grown_steps_equal_the_steps_built_one_by_one(system):
         assert a == b
     assert grown.grown == 6 and built.grown == 0
     assert grown.replays == built.replays
+
+
+def _grown_equals_built(system, contexts, steps):
+    grown, built = StepTimer("gpt2", system), StepTimer("gpt2", system)
+    for i in range(steps):
+        groups = [(1, c + i, 1) for c in contexts]
+        a = grown("decode", groups)
+        built._run = built._last = None
+        assert a == built("decode", groups), f"step {i}"
+    return grown
+
+
+def test_a_run_of_grown_steps_ends_where_neupims_packs_its_sub_batches_anew():
+    # NeuPIMs packs requests into 2 sub-batches by length (context + 2), longest first, each to
+    # the lighter: 100 | 40 + 30 + 5 while the lengths are d tokens longer with 70 + 2d < 100 + d;
+    # from d = 30 on (130 | 70 + 60, a tie goes to the first) the shortest goes to the first
+    # sub-batch: the kernels change there, so the run must end
+    timer = _grown_equals_built("neupims", [98, 38, 28, 3], 36)
+    assert timer._layout("decode", ((1, 32, 1), (1, 57, 1), (1, 67, 1), (1, 127, 1)))[1] == (1, 1, 1, 0)
+    assert timer._layout("decode", ((1, 33, 1), (1, 58, 1), (1, 68, 1), (1, 128, 1)))[1] == (0, 1, 1, 0)
+    assert timer.grown > 0
+
+
+def test_a_run_of_grown_steps_ends_where_a_context_crosses_a_kv_part_bound(tmp_path):
+    from test_mapping import custom_system
+
+    def by_token(d):
+        d["placement"]["kv_cache"]["split"] = [{"tokens": [0, 48], "memory": "attacc_hbm"},
+                                               {"tokens": [48, 100000], "memory": "gpu_hbm"}]
+        d["mapping"]["head_groups"] = 1
+    system = custom_system(tmp_path, "dgx-attacc", by_token)
+    # contexts 40 and 60: the second has filled the first part (tokens 0-47); the first fills it
+    # on the 8th step (47 cached + 1 new: then both have 48 tokens there, and the part's kernel
+    # is no longer ragged) and crosses into the second part on the 9th
+    timer = _grown_equals_built(system, [40, 60], 14)
+    assert timer._bounds == [0, 48, 100000]
+
+    def at_48(c1, c2):              # each group's (cached, filled, beyond) flags at token 48
+        sides = timer._layout("decode", ((1, c1, 1), (1, c2, 1)))[0]
+        return sides[1], sides[4]
+    assert at_48(46, 66) == ((False, False, False), (True, True, True))
+    assert at_48(47, 67) == ((False, True, False), (True, True, True))
+    assert at_48(48, 68) == ((True, True, True), (True, True, True))
+    assert timer.grown > 0

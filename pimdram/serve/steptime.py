@@ -86,7 +86,8 @@ class StepTimer:
         self.grown = 0              # of the replays: steps timed as an earlier step grown (StepRun)
         self.steps = 0
         self._last = None           # (phase, groups, counts, traces, results) of the last step built
-        self._run = None            # (phase, groups, counts, [StepRun]) grown from a step built
+        self._run = None            # (phase, groups, counts, [StepRun], layout) grown from a step built
+        self._bounds = None         # KV-cache parts' token bounds (_layout)
         self._phases_checked = set()
 
     def close(self):
@@ -178,7 +179,7 @@ class StepTimer:
         run = self._run
         if run is not None and run[0] == phase and run[2] == counts:
             d = _shift(run[1], groups)
-            if d:
+            if d and self._layout(phase, groups) == run[4]:
                 self.replays += len(counts)
                 self.grown += len(counts)
                 return [step(d) for step in run[3]]
@@ -191,10 +192,27 @@ class StepTimer:
         last, self._last = self._last, (phase, groups, counts, traces, out, steps)
         if phase == "decode" and last is not None and last[0] == phase and last[2] == counts \
                 and _shift(last[1], groups) == 1:
-            runs = self._grown_runs(last[3], last[5], traces, out)
+            layout = self._layout(phase, groups)
+            runs = self._grown_runs(last[3], last[5], traces, out) if layout == self._layout(phase, last[1]) else None
             if runs is not None:
-                self._run = (phase, last[1], counts, runs)
+                self._run = (phase, last[1], counts, runs, layout)
         return out
+
+    def _layout(self, phase, groups):
+        """What decides a step's kernels besides its numbers, as far as contexts change it: on
+        which side of each KV-cache part's token bounds every group's cached and new tokens lie
+        (a part a group fills no longer grows, and groups of equal tokens in a part share its
+        kernel's context), and NeuPIMs' sub-batches (packed by request length). A grown step must
+        have its run's."""
+        from ..mapping.generate import _sub_batches, _token_bounds
+
+        if self._bounds is None:
+            self._bounds = _token_bounds(self.system)
+        sides = tuple((c >= b, c + n >= b, c + n > b) for n, c, _ in groups for b in self._bounds)
+        if self.system.policy != "neupims" or self.system.options.get("sub_batches", 1) <= 1:
+            return sides, None
+        _, owner = _sub_batches(self.system, self._workload(phase, groups))
+        return sides, tuple(owner[i] for i in sorted(owner))
 
     def _grown_runs(self, earlier, steps, later, results):
         """The StepRuns `steps` of the traces `earlier` with the growth that takes them to
