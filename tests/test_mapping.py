@@ -7,6 +7,7 @@ import yaml
 from pimdram.config import find_config, list_configs
 from pimdram.errors import ConfigError, WorkloadError
 from pimdram.llm import Workload
+from pimdram.llm.workload import Request
 from pimdram.config.system import load_system, system_raw
 from pimdram.mapping import generate_kernel_trace
 
@@ -201,3 +202,18 @@ def test_a_generations_prefill_cache_is_the_union_of_the_decode_head_groups():
     fits = generate_kernel_trace("gpt3-175b", "dgx-attacc", Workload.uniform(4, 2048, 2048, phase="generate"),
                                  layers=1)
     assert "warnings" not in fits.header
+
+
+def test_a_generation_whose_request_fills_a_kv_part_starts_a_new_template_there(tmp_path):
+    # requests of 40 and 60 prompt tokens, KV cache split at token 48: the second has filled the
+    # first part from its prefill on; the first fills it at decode step 8 (47 cached + 1 new:
+    # both then have 48 tokens there and share the part's kernel) and crosses at step 9. Each
+    # change starts a template (before, the run went on and the growth check failed)
+    def by_token(d):
+        d["placement"]["kv_cache"]["split"] = [{"tokens": [0, 48], "memory": "attacc_hbm"},
+                                               {"tokens": [48, 100000], "memory": "gpu_hbm"}]
+        d["mapping"]["head_groups"] = 1
+    wl = Workload((Request(0, 40, 20), Request(1, 60, 20)), phase="generate")
+    t = generate_kernel_trace("gpt2", custom_system(tmp_path, "dgx-attacc", by_token), wl, allow_overcommit=True)
+    assert [(r["first_step"], r["count"]) for r in t.header["steps"]] == [(0, 1), (1, 1), (2, 6), (8, 1), (9, 1),
+                                                                         (10, 10)]

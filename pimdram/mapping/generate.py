@@ -301,10 +301,12 @@ def _token_bounds(system):
 def _runs(steps, bounds):
     """Consecutive steps whose kernels can share a template: the same phase, live requests and
     new tokens per group, each group's context grown by its new tokens, and no group's cached or
-    new tokens crossing a KV-cache part's boundary."""
+    new tokens reaching or crossing a KV-cache part's boundary (a group that fills a part stops
+    growing there, and may then share the part's context with another group)."""
     def shape(step):
         return (step.phase, tuple((g.requests, g.new_tokens,
-                                   tuple((g.context >= b, g.context + g.new_tokens > b) for b in bounds))
+                                   tuple((g.context >= b, g.context + g.new_tokens >= b, g.context + g.new_tokens > b)
+                                         for b in bounds))
                                   for g in step.groups))
 
     runs = []
