@@ -4,7 +4,7 @@ steps built and replayed one by one."""
 import pytest
 
 from pimdram.serve.steptime import StepTimer, _shift
-from pimdram.trace.kernels import kernel_at, record_growth
+from pimdram.trace.growth import kernel_at, record_growth
 
 
 def _record(L, device="pim"):

@@ -18,7 +18,7 @@ layer, the whole model placed, contexts as they are, every distinct PIM channel 
 Kernel timings, PIM simulations and the shares of rule 2 persist across steps
 (system.SimulationState). Consecutive decode steps of an unchanged batch differ only in their
 contexts, each one token longer: once two such steps have been built, their kernel records'
-difference is the growth per step (trace.kernels.record_growth, checked exact on the second
+difference is the growth per step (trace.growth.record_growth, checked exact on the second
 step), and the steps that follow are the first one grown (system.StepRun) instead of being
 built, linked and placed again: the same kernels and the same timings, not an estimate.
 """
@@ -218,7 +218,7 @@ class StepTimer:
         """The StepRuns `steps` of the traces `earlier` with the growth that takes them to
         `later` (one step on), or None when the traces differ in more than their numbers or a
         grown step does not reproduce `results` (later's replays) exactly."""
-        from ..trace.kernels import kernel_at, record_growth
+        from ..trace.growth import kernel_at, record_growth
 
         runs = []
         for a, b, step, (seconds, joules) in zip(earlier, later, steps, results):

@@ -32,7 +32,8 @@ from ..config.system import load_system
 from ..errors import ConfigError, PimdramError
 from ..replay import ReplayResult
 from ..stats import StatsWriter, schema
-from ..trace.kernels import KernelTrace, kernel_at, parse_grow, read_kernel_trace
+from ..trace.growth import kernel_at, parse_grow
+from ..trace.kernels import KernelTrace, read_kernel_trace
 from ..trace.source import trace_source
 from .interference import Interference, InterferenceOptions
 from .links import link_timing
