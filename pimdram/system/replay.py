@@ -255,7 +255,7 @@ class _TemplateRun:
             grown.extend([x] * len(members))
             if step_kernels is not kernels:
                 for m in members:
-                    step_kernels[m] = k if m == i else kernel_at(kernels[m], offset, parse_grow(kernels[m]))
+                    step_kernels[m] = k if m == i else kernel_at(kernels[m], offset, parsed)
                     sigs[m] = r.timer.signature(step_kernels[m])
         if self.shared:
             saved = r.scheduler.state()
