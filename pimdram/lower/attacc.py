@@ -206,6 +206,20 @@ class _Builder(ProgramBuilder):
         self.since_close = 0     # MACs since every row was last closed (see _fences)
         self._segment_memo = {}
 
+    def state(self):
+        """What the program built so far passes to what follows (lower.uniform resumes from
+        it): how many blocks, the command counts, what the last GEMV carries, the MACs since
+        every row was closed."""
+        return len(self.blocks), self.counts.copy(), list(self.carry), list(self.carry_close), self.since_close
+
+    def resume(self, state, blocks):
+        """Continue from `state` (of state()) of a builder of the same design whose blocks are
+        `blocks`."""
+        n, counts, carry, carry_close, since_close = state
+        self.blocks = blocks[:n]
+        self.counts = counts.copy()
+        self.carry, self.carry_close, self.since_close = list(carry), list(carry_close), since_close
+
     # --- moves ---------------------------------------------------------------------------
     def moves(self, name, n, occupancy=0, units=None):
         """n move commands `name` as (command, node, occupancy). A move addresses a bank group as
@@ -522,7 +536,7 @@ def attention_instances(b, lengths, d):
     n_inst = len(lengths)
     if n_inst == 0:
         return
-    m, ch = b.mode, 0
+    ch = 0
     rows = [b.rows_per_gemv(L, d) for L in lengths]
     first = [0]
     for r in rows:
@@ -533,21 +547,33 @@ def attention_instances(b, lengths, d):
         what = f"{n_inst} instances of {lengths[0]} tokens" if len(set(lengths)) == 1 else \
             f"{n_inst} instances of {min(lengths)}-{max(lengths)} tokens"
         raise ValueError(f"{what} x {d} need {first[-1]} rows per bank in a channel; the memory has {b.spec.rows}")
-    half = lambda n: n // 2                 # noqa: E731 -- MVGB goes over the second half of the blocks
-    wrgb = lambda: b.moves("WRGB", _wrgb(m, d))                   # noqa: E731
-    sfm = lambda L: b.moves("SFM", 1, b.softmax_cycles(L))        # noqa: E731
     i = 0
     while i + 1 < n_inst:
-        L0, L1 = lengths[i], lengths[i + 1]
-        b.gemv(ch, L0, d, k_row(i), _share(wrgb(), lambda n: 0), lead=wrgb())
-        b.gemv(ch, L1, d, k_row(i + 1), _with_first(sfm(L0), _share(b.mvgb(L0), half)))
-        b.context_gemv(ch, L0, d, v_row(i), _with_first(sfm(L1), _share(b.mvgb(L1), half)))
-        b.context_gemv(ch, L1, d, v_row(i + 1))
+        attention_pair(b, lengths[i], lengths[i + 1], d, k_row(i), k_row(i + 1), v_row(i), v_row(i + 1))
         i += 2
     if i < n_inst:
-        b.gemv(ch, lengths[i], d, k_row(i), lead=wrgb())
-        b.context_gemv(ch, lengths[i], d, v_row(i), lead=sfm(lengths[i]) + b.mvgb(lengths[i]))
+        attention_single(b, lengths[i], d, k_row(i), v_row(i))
     b.flush(ch)
+
+
+def attention_pair(b, L0, L1, d, k0, k1, v0, v1):
+    """Two instances of contexts L0 and L1 (K from rows k0, k1, V from v0, v1) on channel 0 of
+    builder b, as attention_instances pairs them: the softmax and buffer moves of each overlap
+    the other's MACs."""
+    m = b.mode
+    half = lambda n: n // 2                 # noqa: E731 -- MVGB goes over the second half of the blocks
+    wrgb = lambda: b.moves("WRGB", _wrgb(m, d))                   # noqa: E731
+    b.gemv(0, L0, d, k0, _share(wrgb(), lambda n: 0), lead=wrgb())
+    b.gemv(0, L1, d, k1, _with_first(b.moves("SFM", 1, b.softmax_cycles(L0)), _share(b.mvgb(L0), half)))
+    b.context_gemv(0, L0, d, v0, _with_first(b.moves("SFM", 1, b.softmax_cycles(L1)), _share(b.mvgb(L1), half)))
+    b.context_gemv(0, L1, d, v1)
+
+
+def attention_single(b, L, d, k, v):
+    """An instance left without a pair (the last of an odd number): its score, then its softmax
+    and moves before its context."""
+    b.gemv(0, L, d, k, lead=b.moves("WRGB", _wrgb(b.mode, d)))
+    b.context_gemv(0, L, d, v, lead=b.moves("SFM", 1, b.softmax_cycles(L)) + b.mvgb(L))
 
 
 def _with_first(moves, extra):

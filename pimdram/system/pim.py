@@ -21,7 +21,8 @@ import numpy as np
 from .._engine import Engine
 from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
-from ..lower.attacc import _Builder, attention_instances, attention_key, attention_layer, attention_piece, fc_piece
+from ..lower.attacc import _Builder, attention_instances, attention_key, attention_piece, fc_piece
+from ..lower.uniform import UniformAttention
 from ..lower.generic import GemvBuilder, gemv_key
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
@@ -30,6 +31,10 @@ from .timing import ENERGY_KINDS, KernelTiming, energy, joules
 #: kernel names lowered to PIM command programs on AttAcc-style designs
 ATTENTION_PARTS = ("attention_score", "softmax", "attention_context")
 FC_OPS = ("gemm", "gemv")
+
+
+#: composed ragged kernels kept (a step's head groups compose alike; steps rarely recur)
+RECENT_LIMIT = 64
 
 
 class PimMemory:
@@ -53,6 +58,8 @@ class PimMemory:
         # one instance's share of a uniform channel (time, energy by kind, commands), a row per
         # (kind, n, program key); share_index finds the row from the kernel's numbers directly
         self.shares, self.share_index, self.share_list, self._arrays = {}, {}, [], None
+        self._uniform = {}      # attention programs by instance count (_uniform_attention)
+        self._recent = {}       # composed ragged kernels by their loads' key (run_lengths)
 
     def loads(self, units, group=1, channels=None):
         """(load, channels) pairs: `units` groups of `group` instances round robin over `channels`
@@ -89,7 +96,15 @@ class PimMemory:
         if not ragged:
             return KernelTiming(0.0, "model", channels_total=C)
         if self.composition == "instances":
-            return self._composed(kind, ragged, d, reuse, C)
+            if ragged.key is None:
+                return self._composed(kind, ragged, d, reuse, C)
+            key = (kind, ragged.key, d, reuse, C)
+            timing = self._recent.get(key)
+            if timing is None:
+                if len(self._recent) >= RECENT_LIMIT:
+                    self._recent.clear()
+                timing = self._recent[key] = self._composed(kind, ragged, d, reuse, C)
+            return timing
         counts = {}
         for lst in ragged.lists():
             t = tuple(lst)
@@ -230,7 +245,7 @@ class PimMemory:
                 if kind == "fc":
                     fc_piece(b, load, n_in)
                 elif kind == "layer":
-                    attention_layer(b, load, L, d)
+                    b = self._uniform_attention(spec, engine, shape).program(load)
                 else:
                     for _ in range(load):
                         attention_piece(b, kind, L, d)
@@ -238,6 +253,17 @@ class PimMemory:
                 programs.append((ch, b))
                 ch += 1
         return programs
+
+    def _uniform_attention(self, spec, engine, shape):
+        """The UniformAttention of `shape` (L, d, reuse) on this memory's design (its programs of
+        any instance count, built pair by pair once: lower.uniform)."""
+        L, d, reuse = shape
+        key = (tuple(spec.counts), self._program_key("layer", shape))
+        u = self._uniform.get(key)
+        if u is None:
+            node_id = engine.node_id
+            u = self._uniform[key] = UniformAttention(lambda: _Builder(spec, node_id, self.mode, reuse), L, d)
+        return u
 
     def channel_program(self, kind, load, shape):
         """(one-channel spec, program columns) of one channel carrying `load` of kernel part
@@ -304,11 +330,14 @@ class Ragged:
     `split` units of `group` instances, the units round robin over `channels` channels (as a
     uniform kernel's, PimMemory.loads). `lists()`: per channel, the contexts of its instances."""
 
-    def __init__(self, lengths, split, group, channels):
+    def __init__(self, lengths, split, group, channels, key=None):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.split, self.group = int(split), int(group)
         self.channels = min(int(channels), len(self.lengths) * self.split)
         self._lists = None
+        # what the loads follow from, when the caller has it at hand (equal keys, equal loads):
+        # PimMemory composes a kernel once for its head groups, which differ only in their heads
+        self.key = None if key is None else (key, self.split, self.group, self.channels)
 
     def __bool__(self):
         return len(self.lengths) > 0
@@ -333,13 +362,14 @@ def channel_lengths(pm, k, heads, channels=None):
     placement as `split` units of its heads (one per device); units round robin over the
     channels."""
     C = channels or pm.channels
-    per_request = [t for t, n in k["contexts"] for _ in range(n)]
+    contexts = k["contexts"]
+    per_request = [t for t, n in contexts for _ in range(n)]
     if pm.kv_placement == "request":
         split = min(pm.devices, heads)
         group = -(-heads // split)
     else:
         split, group = heads, 1
-    return Ragged(per_request, split, group, C)
+    return Ragged(per_request, split, group, C, tuple(map(tuple, contexts)))
 
 
 def pim_work(pm, k, channels=None):
