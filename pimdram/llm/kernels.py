@@ -191,6 +191,7 @@ class StepBuilder:
         self.head_groups = [(i * model.kv_heads // n, (i + 1) * model.kv_heads // n) for i in range(n)]
         # ffn_split(M, K, N) -> output columns of an FFN product to give a second device (0: none)
         self.ffn_split = ffn_split
+        self._rows_for, self._rows_memo = None, {}      # _part_rows, kept for one step's groups
 
     # --- operand helpers -------------------------------------------------------------------
     def _operand(self, role, dtype, name, access, shape, tensor, mode="write", on_chip=False):
@@ -334,21 +335,12 @@ class StepBuilder:
                 kvh = phi - plo
                 if kvh <= 0:
                     continue
-                # per group of requests: (requests, cached + new tokens in the part, new tokens it stores)
-                rows = []
-                for c, reqs in members:
-                    tlo, thi = max(part.tokens[0], 0), min(part.tokens[1], c + n)
-                    if thi > tlo:
-                        rows.append((reqs, thi - tlo, max(0, thi - max(tlo, c))))
+                rows, requests, lengths = self._part_rows(groups, n, members, part.tokens)
                 if not rows:
                     continue
                 tlo = max(part.tokens[0], 0)
-                thi = tlo + max(t for _, t, _ in rows)
-                requests = tuple(sorted(r for reqs, _, _ in rows for r in reqs))
+                thi = tlo + max(lengths)
                 R = len(requests)
-                lengths = {}
-                for reqs, t, _ in rows:
-                    lengths[t] = lengths.get(t, 0) + len(reqs)
                 ragged = len(lengths) > 1
                 tag = dict(kv_heads=(plo, phi), tokens=(tlo, thi), reuse=g * n)
                 gcommon = dict(common, requests=requests)
@@ -414,6 +406,29 @@ class StepBuilder:
             proj.operands[-1].mode = "update"
         proj.accumulated = heads[1] < m.kv_heads
         out.append(proj)
+
+    def _part_rows(self, groups, n, members, tokens):
+        """For the attention set of `n` new tokens (`members`: (context, requests) pairs) and a
+        KV-cache part's token range `tokens`: per group of requests (requests, cached + new
+        tokens in the part, new tokens it stores), the requests sorted and the requests of each
+        length. Every layer and head group of a step asks the same: kept for `groups`."""
+        if self._rows_for is not groups:
+            self._rows_for, self._rows_memo = groups, {}
+        key = (n, tokens)
+        hit = self._rows_memo.get(key)
+        if hit is not None:
+            return hit
+        rows = []
+        for c, reqs in members:
+            tlo, thi = max(tokens[0], 0), min(tokens[1], c + n)
+            if thi > tlo:
+                rows.append((reqs, thi - tlo, max(0, thi - max(tlo, c))))
+        requests = tuple(sorted(r for reqs, _, _ in rows for r in reqs))
+        lengths = {}
+        for reqs, t, _ in rows:
+            lengths[t] = lengths.get(t, 0) + len(reqs)
+        hit = self._rows_memo[key] = rows, requests, lengths
+        return hit
 
     def _ffn(self, out, layer, L, W, x, y, M, ffn, expert, common):
         m = self.m

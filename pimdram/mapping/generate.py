@@ -123,13 +123,25 @@ def step_traces(model, system, workload, layer_counts, system_record=None):
     record = system_record if system_record is not None else system.to_dict()
     tokens = len(step.requests) if step.phase == "prefill" else step.tokens
     runs = [{"template": 0, "first_step": step.index, "count": 1, "phase": step.phase, "tokens": tokens}]
+    # the records of every kernel built; a count's kept kernels take theirs with the positions
+    # selection gives them (selection renumbers what it keeps: it works on copies)
+    full = [k.record() for k in linked]
     out = []
-    for j, n in enumerate(counts):
-        # selection renumbers the kernels it keeps: each count but the last selects from copies
-        kernels = linked if j == len(counts) - 1 else [_copy_kernel(k) for k in linked]
-        kept = Selection(n, None).select(kernels)
-        records = [k.record() for k in kept]
+    for n in counts:
+        copies = [_copy_kernel(k) for k in linked]
+        kept = Selection(n, None).select(copies)
+        index = {id(c): i for i, c in enumerate(copies)}
+        records = [_renumbered(full[index[id(k)]], k) for k in kept]
         out.append(KernelTrace(_header(model, record, workload, regions, records, n, None, runs, []), records))
+    return out
+
+
+def _renumbered(record, k):
+    """Kernel `record` with the position and dependencies kernel `k` (its copy, selected) has."""
+    out = dict(record, id=k.id, deps=list(k.deps))
+    out.pop("prev_deps", None)
+    if k.prev_deps:
+        out["prev_deps"] = list(k.prev_deps)
     return out
 
 

@@ -52,18 +52,23 @@ def place(model, system, workload, kernels, parts):
     demand = {m: {"weights": 0, "kv_cache": 0, "activations": 0} for m in system.memories}
     for name, (tensor, size) in sorted(weights.items()):
         regions[name] = {"memory": name.split(":", 1)[0], "kind": "weights", "bytes": size, "layout": "interleaved"}
+    cached = {}     # the regions of every layer and head group hold the same requests' tokens
     for name, (tensor, layer, kv_heads) in sorted(kv.items()):
         part = parts(layer)[int(_KV_PART.search(tensor).group(1))]
         kvh = kv_heads[1] - kv_heads[0]
         per_token = 2 * kvh * model.head_dim
-        reqs = sorted(kv_requests[tensor])
-        tokens = [max(0, min(part.tokens[1], workload.max_cached_tokens(by_id[r])) - part.tokens[0]) for r in reqs]
+        reqs = tuple(sorted(kv_requests[tensor]))
+        key = (reqs, part.tokens, per_token)
+        if key not in cached:
+            tokens = [max(0, min(part.tokens[1], workload.max_cached_tokens(by_id[r])) - part.tokens[0]) for r in reqs]
+            cached[key] = max(tokens), sum(wb("kv_cache", t * per_token) for t in tokens)
+        most, total = cached[key]
         regions[name] = {"memory": name.split(":", 1)[0], "kind": "kv_cache", "layer": layer,
                          "kv_heads": list(kv_heads),
-                         "tokens": [part.tokens[0], min(part.tokens[1], max(tokens) + part.tokens[0])],
-                         "requests": len(reqs), "bytes": sum(wb("kv_cache", t * per_token) for t in tokens),
+                         "tokens": [part.tokens[0], min(part.tokens[1], most + part.tokens[0])],
+                         "requests": len(reqs), "bytes": total,
                          "layout": system.placement.kv_layout,
-                         "_instance_bytes": wb("kv_cache", max(tokens) * 2 * model.head_dim),
+                         "_instance_bytes": wb("kv_cache", most * 2 * model.head_dim),
                          "_instances": len(reqs) * kvh, "_cell_heads": part.kv_heads}
     for name, size in sorted(acts.items()):
         regions[name] = {"memory": name.split(":", 1)[0], "kind": "activations", "bytes": size,

@@ -319,8 +319,10 @@ class _Timer:
         self.memo = {}
 
     def __call__(self, k, remember=True):
-        """`remember=False`: a grown kernel, whose numbers recur rarely; not kept (PIM runs are
-        still reused through the memory's own cache)."""
+        """`remember=False`: a grown kernel, whose numbers recur rarely; neither looked up nor
+        kept (PIM runs are still reused through the memory's own caches)."""
+        if not remember:
+            return self._time(k)
         key = self.signature(k)
         timing = self.memo.get(key)
         if timing is None:
