@@ -32,7 +32,7 @@ def test_programs_of_any_count_equal_attention_layer(design):
     for L, d, reuse in ((1500, 128, 1), (37, 64, 4)):
         u = UniformAttention(lambda: _Builder(spec, node_id, mode, reuse), L, d)
         # counts out of order: up, down to a count whose pairs are built, odd and even
-        for n in (3, 1, 6, 2, 5, 0, 4):
+        for n in (3, 1, 9, 2, 5, 0, 8):
             want = _Builder(spec, node_id, mode, reuse)
             attention_layer(want, n, L, d)
             got = u.program(n)
@@ -41,8 +41,11 @@ def test_programs_of_any_count_equal_attention_layer(design):
             assert ca == cb, (L, n)
             for k in a:
                 np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k}, L={L}, n={n}")
-        # 6 instances of 1500 tokens: 3 pairs built, each four GEMVs
-        assert len(u.states) == 4
+        # up to 9 instances: 4 pairs; without refresh fences (bank level: every bank at once)
+        # each pair after the first begins as the one before and is its commands on other rows
+        assert len(u.states) == 5
+        if mode == "bank":
+            assert u.reused == 2
 
 
 def test_a_count_beyond_the_rows_is_refused_as_attention_layer_refuses_it():

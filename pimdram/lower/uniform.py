@@ -8,7 +8,14 @@ attention_instances pairs the instances in order and lays instance i's K and V f
 when n is odd and the flush. UniformAttention builds the pairs once, keeps the builder's state
 after each, and makes the program of any n from the state after its pairs: what it returns is
 the program attention_layer builds (tests/test_lower_uniform.py compares them command by command).
+
+A pair's commands depend on its rows only through the rows its activates and MACs name, and
+otherwise on what the pair before passed on (its last MVSB and the banks it leaves open, and the
+MACs since the last refresh fence). Where two pairs begin in the same state (without fences,
+every pair after the first) the second is the first's commands with those rows moved on.
 """
+import numpy as np
+
 from .attacc import attention_pair, attention_single
 
 
@@ -21,6 +28,10 @@ class UniformAttention:
         self.master = new_builder()            # the pairs built so far
         self.rows = self.master.rows_per_gemv(L, d)
         self.states = [self.master.state()]     # the master's state after k pairs, k = index
+        # the last pair built: (state it began in, its blocks, its command counts, its first row,
+        # state it left); a pair that begins in the same state is the same commands on other rows
+        self._last = None
+        self.reused = 0
 
     def program(self, n):
         """A builder holding the program of `n` instances (attention_layer(b, n, L, d))."""
@@ -30,7 +41,19 @@ class UniformAttention:
                              f"memory has {b.spec.rows}")
         while len(self.states) <= n // 2:
             k0 = 4 * (len(self.states) - 1) * r     # the pair's first instance: K from k0, V from k0 + r
-            attention_pair(b, L, L, d, k0, k0 + 2 * r, k0 + r, k0 + 3 * r)
+            entry = self.states[-1]
+            last = self._last
+            if last is not None and _same_entry(last[0], entry):
+                # the pair before began in the same state: this one is it, rows moved on
+                _, blocks, counts, row, exit_ = last
+                b.blocks.extend(_moved(blk, k0 - row, b.act, b.mac) for blk in blocks)
+                b.counts += counts
+                b.carry, b.carry_close, b.since_close = list(exit_[2]), list(exit_[3]), exit_[4]
+                self.reused += 1
+            else:
+                start, counts = len(b.blocks), b.counts.copy()
+                attention_pair(b, L, L, d, k0, k0 + 2 * r, k0 + r, k0 + 3 * r)
+                self._last = (entry, b.blocks[start:], b.counts - counts, k0, b.state())
             self.states.append(b.state())
         out = self.new_builder()
         out.resume(self.states[n // 2], b.blocks)
@@ -40,3 +63,15 @@ class UniformAttention:
         if n:
             out.flush(0)
         return out
+
+
+def _same_entry(a, b):
+    """Whether two builder states (_Builder.state) pass the same to what follows."""
+    return a[2] == b[2] and a[3] == b[3] and a[4] == b[4]
+
+
+def _moved(block, delta, act, mac):
+    """A program block (feed_program columns) with the rows of its activates and MACs `delta` on."""
+    ch, command, node, select, row, occupancy = block
+    moved = (command == act) | (command == mac)
+    return ch, command, node, select, np.where(moved, row + delta, row).astype(row.dtype), occupancy
