@@ -146,7 +146,8 @@ def _renumbered(record, k):
 
 
 def _copy_kernel(k):
-    c = copy.copy(k)
+    c = object.__new__(type(k))          # copy.copy's result, without its generic protocol
+    c.__dict__.update(k.__dict__)
     c.deps, c.prev_deps = list(k.deps), list(k.prev_deps)
     return c
 

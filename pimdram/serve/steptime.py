@@ -218,23 +218,25 @@ class StepTimer:
         """The StepRuns `steps` of the traces `earlier` with the growth that takes them to
         `later` (one step on), or None when the traces differ in more than their numbers or a
         grown step does not reproduce `results` (later's replays) exactly."""
-        from ..trace.growth import kernel_at, record_growth
+        from ..trace.growth import kernel_at, parse_grow, record_growth
 
         runs = []
         for a, b, step, (seconds, joules) in zip(earlier, later, steps, results):
             if len(a.kernels) != len(b.kernels) or _where(a) != _where(b):
                 return None
-            records = []
+            records, parsed = [], []
             for x, y in zip(a.kernels, b.kernels):
                 grow = record_growth(x, y)
                 if grow is None:
                     return None
                 r = dict(x, grow=grow) if grow else x
-                z = kernel_at(r, 1)
+                p = parse_grow(r)
+                z = kernel_at(r, 1, p)
                 if any(z[f] != y[f] for f in y if f not in ("step", "intensity")):
                     return None
                 records.append(r)
-            grown = step.grown(records)
+                parsed.append(p)
+            grown = step.grown(records, parsed)
             got = grown(1)
             if abs(got[0] - seconds) > 1e-12 * seconds or abs(got[1] - joules) > 1e-12 * abs(joules):
                 return None

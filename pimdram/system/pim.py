@@ -14,6 +14,7 @@ slowest. Kernels with the same lowering inputs (e.g. the same kernel in every la
 simulated once and reused. Both are recorded per kernel (`source`, `channels_simulated`,
 `channels_total`); `symmetry=False` simulates every channel of every PIM kernel.
 """
+import collections
 import dataclasses
 
 import numpy as np
@@ -35,6 +36,10 @@ FC_OPS = ("gemm", "gemv")
 
 #: composed ragged kernels kept (a step's head groups compose alike; steps rarely recur)
 RECENT_LIMIT = 64
+#: contexts whose attention programs are kept for other instance counts (lower.uniform; about
+#: half a MB each for a GPT-3 175B channel of a dozen instances): a stream's batches move the
+#: count at the contexts its requests are at, which move on
+UNIFORM_LIMIT = 256
 
 
 class PimMemory:
@@ -58,7 +63,7 @@ class PimMemory:
         # one instance's share of a uniform channel (time, energy by kind, commands), a row per
         # (kind, n, program key); share_index finds the row from the kernel's numbers directly
         self.shares, self.share_index, self.share_list, self._arrays = {}, {}, [], None
-        self._uniform = {}      # attention programs by instance count (_uniform_attention)
+        self._uniform = collections.OrderedDict()   # attention programs by instance count (_uniform_attention)
         self._recent = {}       # composed ragged kernels by their loads' key (run_lengths)
 
     def loads(self, units, group=1, channels=None):
@@ -261,8 +266,12 @@ class PimMemory:
         key = (tuple(spec.counts), self._program_key("layer", shape))
         u = self._uniform.get(key)
         if u is None:
+            if len(self._uniform) >= UNIFORM_LIMIT:      # the least recently used goes
+                self._uniform.popitem(last=False)
             node_id = engine.node_id
             u = self._uniform[key] = UniformAttention(lambda: _Builder(spec, node_id, self.mode, reuse), L, d)
+        else:
+            self._uniform.move_to_end(key)
         return u
 
     def channel_program(self, kind, load, shape):

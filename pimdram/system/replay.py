@@ -214,7 +214,7 @@ class _TemplateRun:
     timed once per step. `grown`: the interference of a step is that of its grown kernels (else,
     as a replay of a trace has always done, of the template's)."""
 
-    def __init__(self, replay, kernels, plan, rows, grown=False):
+    def __init__(self, replay, kernels, plan, rows, grown=False, parsed=None):
         self.r, self.kernels, self.plan, self.rows, self.grown = replay, kernels, plan, rows, grown
         timer = replay.timer
         n = len(kernels)
@@ -223,9 +223,9 @@ class _TemplateRun:
         classes = {}
         for i in range(n):
             if timings[i] is None:
-                parsed = parse_grow(kernels[i])
-                key = (timer.signature(kernels[i]), tuple(parsed))
-                classes.setdefault(key, (i, parsed, []))[2].append(i)
+                grow = parse_grow(kernels[i]) if parsed is None else parsed[i]
+                key = (timer.signature(kernels[i]), tuple(grow))
+                classes.setdefault(key, (i, grow, []))[2].append(i)
         self.growing = list(classes.values())
         self.grown_rows = [i for _, _, members in self.growing for i in members]
         self.durations = np.array([0.0 if x is None else x.duration_ns for x in timings])
@@ -290,15 +290,18 @@ class StepRun:
         self.start = self.replay.scheduler.state()
         self.static = static_powers(system)
 
-    def grown(self, records):
+    def grown(self, records, parsed=None):
         """This step with `records` for its kernel records (the same kernels, with `grow`): a
-        StepRun sharing this one's setup (resources, plans, scheduler)."""
+        StepRun sharing this one's setup (resources, plans, scheduler). `parsed`: each record's
+        parse_grow, when the caller has them."""
         out = object.__new__(StepRun)
         out.kt, out.system, out.replay, out.start, out.static = \
             KernelTrace(self.kt.header, records), self.system, self.replay, self.start, self.static
         (t, _, _), = self.kt.step_runs()
         _, plan, rows = self.replay.templates[t]
-        out.run = _TemplateRun(self.replay, [r for r in records if r.get("template", 0) == t], plan, rows, grown=True)
+        keep = [i for i, r in enumerate(records) if r.get("template", 0) == t]
+        out.run = _TemplateRun(self.replay, [records[i] for i in keep], plan, rows, grown=True,
+                               parsed=None if parsed is None else [parsed[i] for i in keep])
         return out
 
     def __call__(self, offset):

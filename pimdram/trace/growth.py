@@ -5,15 +5,16 @@ from two records one step apart (record_growth, the serving step timer's grown s
 
 def parse_grow(k):
     """A kernel's `grow` as (where, index, subindex, change) steps for kernel_at; the contexts'
-    growth as one step ("contexts", None, None, ((index, change), ...)): a ragged kernel has
-    hundreds."""
+    growth as one step ("contexts", dense, None, ((index, change), ...)): a ragged kernel has
+    hundreds (dense: one for each of its contexts, in order)."""
     out = []
     contexts = []
     for key, v in (k.get("grow") or {}).items():
+        if key.startswith("contexts."):
+            contexts.append((int(key[9:]), v))
+            continue
         parts = key.split(".")
-        if parts[0] == "contexts":
-            contexts.append((int(parts[1]), v))
-        elif parts[0] == "flops":
+        if parts[0] == "flops":
             out.append(("flops", None, None, v))
         elif parts[0] == "shape":
             out.append(("shape", parts[1], None, v))
@@ -24,7 +25,9 @@ def parse_grow(k):
         else:
             out.append(("oshape", int(parts[1]), int(parts[3]), v))
     if contexts:
-        out.append(("contexts", None, None, tuple(contexts)))
+        # dense: every context grows, in order (a decode step's ragged kernel): kernel_at zips
+        dense = len(contexts) == len(k.get("contexts") or ()) and all(i == j for j, (i, _) in enumerate(contexts))
+        out.append(("contexts", dense, None, tuple(contexts)))
     return out
 
 
@@ -39,9 +42,12 @@ def kernel_at(k, offset, parsed=None):
     read = written = 0
     for where, a, b, v in (parsed if parsed is not None else parse_grow(k)):
         if where == "contexts":
-            ctx = out["contexts"] = list(map(list, k["contexts"]))
-            for i, change in v:
-                ctx[i][0] += offset * change
+            if a:       # dense
+                out["contexts"] = [[t + offset * change, n] for (t, n), (_, change) in zip(k["contexts"], v)]
+            else:
+                ctx = out["contexts"] = list(map(list, k["contexts"]))
+                for i, change in v:
+                    ctx[i][0] += offset * change
             continue
         d = offset * v
         if where == "flops":
