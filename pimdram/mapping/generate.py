@@ -126,11 +126,16 @@ def step_traces(model, system, workload, layer_counts, system_record=None):
     # the records of every kernel built; a count's kept kernels take theirs with the positions
     # selection gives them (selection renumbers what it keeps: it works on copies)
     full = [k.record() for k in linked]
+    position = {id(k): i for i, k in enumerate(linked)}
     out = []
-    for n in counts:
-        copies = [_copy_kernel(k) for k in linked]
-        kept = Selection(n, None).select(copies)
-        index = {id(c): i for i, c in enumerate(copies)}
+    for j, n in enumerate(counts):
+        selection = Selection(n, None)
+        if j == len(counts) - 1:
+            kernels, index = linked, position
+        else:   # selection changes only what it keeps (and reads the others): those are copied
+            kernels = [_copy_kernel(k) if selection.keep(k) else k for k in linked]
+            index = {id(c): i for i, c in enumerate(kernels)}
+        kept = selection.select(kernels)
         records = [_renumbered(full[index[id(k)]], k) for k in kept]
         out.append(KernelTrace(_header(model, record, workload, regions, records, n, None, runs, []), records))
     return out
