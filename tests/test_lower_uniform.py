@@ -59,3 +59,21 @@ def test_a_count_beyond_the_rows_is_refused_as_attention_layer_refuses_it():
     with pytest.raises(ValueError, match=f"{n} instances of 4096 tokens x 128 need {2 * n * rows} rows"):
         attention_layer(_Builder(spec, node_id, mode, 1), n, 4096, 128)
     assert len(u.states) == 1           # nothing built for a refused count
+
+
+def test_a_memory_keeps_the_most_recent_contexts_and_times_evicted_ones_alike(monkeypatch):
+    import pimdram.system.pim as pim
+    from pimdram.config.system import load_system
+    pool = load_system("dgx-attacc").memories["attacc_hbm"]
+    monkeypatch.setattr(pim, "UNIFORM_LIMIT", 2)
+    pm = pim.PimMemory(pool)
+    lengths = (300, 700, 1100, 300)
+    got = []
+    for L in lengths:
+        got.append(pm.run("layer", [(3, 1)], (L, 128, 1), True, 1).duration_ns)
+        pm.cache.clear()                        # simulate again: the programs come from UniformAttention
+    assert len(pm._uniform) == 2
+    # 300 tokens was evicted by 1100 and built again: the same time as the first
+    assert got[3] == got[0]
+    fresh = pim.PimMemory(pool)
+    assert [fresh.run("layer", [(3, 1)], (L, 128, 1), True, 1).duration_ns for L in lengths] == got

@@ -2,6 +2,7 @@
 import math
 from dataclasses import dataclass, field
 
+from ..trace.contexts import as_list
 from .workload import dtype_bytes
 
 ROLES = ("weight", "activation", "kv_cache")
@@ -142,7 +143,7 @@ class Kernel:
         if self.reuse is not None:
             d["reuse"] = self.reuse
         if self.contexts is not None:
-            d["contexts"] = list(map(list, self.contexts))
+            d["contexts"] = as_list(self.contexts)       # one list for a step's kernels (trace.contexts)
         if self.requests:
             d["requests"] = list(self.requests)
         d["flops"] = self.flops
@@ -335,7 +336,7 @@ class StepBuilder:
                 kvh = phi - plo
                 if kvh <= 0:
                     continue
-                rows, requests, lengths = self._part_rows(groups, n, members, part.tokens)
+                rows, requests, lengths, contexts = self._part_rows(groups, n, members, part.tokens)
                 if not rows:
                     continue
                 tlo = max(part.tokens[0], 0)
@@ -364,7 +365,7 @@ class StepBuilder:
                 # a ragged kernel (requests with different contexts, one launch as a paged
                 # attention kernel runs them) lays its requests' tokens end to end in its shapes
                 per = (1, total_tokens) if ragged else (R, Ntok)
-                extra = dict(contexts=tuple(sorted(lengths.items()))) if ragged else {}
+                extra = dict(contexts=contexts) if ragged else {}
                 sc = f"{L}scores.r{requests[0]}.p{i}{gs}"
                 # a prefill's attention runs in tiles (FlashAttention): its scores and
                 # probabilities stay on chip, one tile at a time
@@ -410,8 +411,9 @@ class StepBuilder:
     def _part_rows(self, groups, n, members, tokens):
         """For the attention set of `n` new tokens (`members`: (context, requests) pairs) and a
         KV-cache part's token range `tokens`: per group of requests (requests, cached + new
-        tokens in the part, new tokens it stores), the requests sorted and the requests of each
-        length. Every layer and head group of a step asks the same: kept for `groups`."""
+        tokens in the part, new tokens it stores), the requests sorted, the requests of each
+        length and those as sorted (tokens, requests) pairs. Every layer and head group of a
+        step asks the same: kept for `groups` (the kernels then share one contexts tuple)."""
         if self._rows_for is not groups:
             self._rows_for, self._rows_memo = groups, {}
         key = (n, tokens)
@@ -427,7 +429,7 @@ class StepBuilder:
         lengths = {}
         for reqs, t, _ in rows:
             lengths[t] = lengths.get(t, 0) + len(reqs)
-        hit = self._rows_memo[key] = rows, requests, lengths
+        hit = self._rows_memo[key] = rows, requests, lengths, tuple(sorted(lengths.items()))
         return hit
 
     def _ffn(self, out, layer, L, W, x, y, M, ffn, expert, common):

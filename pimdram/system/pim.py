@@ -24,6 +24,7 @@ from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
 from ..lower.attacc import _Builder, attention_instances, attention_key, attention_piece, fc_piece
 from ..lower.uniform import UniformAttention
+from ..trace.contexts import as_tuple
 from ..lower.generic import GemvBuilder, gemv_key
 from ..lower.program import FP16_BYTES, assemble
 from ..replay import CommandLogExpander, engine_params
@@ -378,7 +379,7 @@ def channel_lengths(pm, k, heads, channels=None):
         group = -(-heads // split)
     else:
         split, group = heads, 1
-    return Ragged(per_request, split, group, C, tuple(map(tuple, contexts)))
+    return Ragged(per_request, split, group, C, as_tuple(contexts))
 
 
 def pim_work(pm, k, channels=None):

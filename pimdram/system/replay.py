@@ -32,6 +32,7 @@ from ..config.system import load_system
 from ..errors import ConfigError, PimdramError
 from ..replay import ReplayResult
 from ..stats import StatsWriter, schema
+from ..trace.contexts import as_tuple
 from ..trace.growth import kernel_at, parse_grow
 from ..trace.kernels import KernelTrace, read_kernel_trace
 from ..trace.source import trace_source
@@ -373,7 +374,7 @@ def _signature(k, regions):
     return (k["device"], k["name"], k["op"], k["flops"], k["bytes_read"], k["bytes_written"],
             tuple(sorted(k["shape"].items())), len(k.get("requests", ())), tuple(k.get("kv_heads", ())),
             k.get("reuse"), k.get("collective"), tuple((o["bytes"], o.get("role"), where(o)) for o in k["operands"]),
-            tuple(map(tuple, k.get("contexts") or ())))
+            as_tuple(k["contexts"]) if k.get("contexts") else ())
 
 
 def system_of(trace, header, system, overrides):

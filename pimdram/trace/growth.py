@@ -1,12 +1,13 @@
 """How a kernel record grows from step to step: a template's `grow` (kernel-trace format 1.2:
 the per-step change of each number) parsed, applied `offset` steps on (kernel_at), and derived
 from two records one step apart (record_growth, the serving step timer's grown steps)."""
+from .contexts import grown_by
 
 
 def parse_grow(k):
     """A kernel's `grow` as (where, index, subindex, change) steps for kernel_at; the contexts'
     growth as one step ("contexts", dense, None, ((index, change), ...)): a ragged kernel has
-    hundreds (dense: one for each of its contexts, in order)."""
+    hundreds (dense: one for each of its contexts, in order; "unit": each of them 1)."""
     out = []
     contexts = []
     for key, v in (k.get("grow") or {}).items():
@@ -27,6 +28,8 @@ def parse_grow(k):
     if contexts:
         # dense: every context grows, in order (a decode step's ragged kernel): kernel_at zips
         dense = len(contexts) == len(k.get("contexts") or ()) and all(i == j for j, (i, _) in enumerate(contexts))
+        if dense and all(change == 1 for _, change in contexts):
+            dense = "unit"
         out.append(("contexts", dense, None, tuple(contexts)))
     return out
 
@@ -42,7 +45,9 @@ def kernel_at(k, offset, parsed=None):
     read = written = 0
     for where, a, b, v in (parsed if parsed is not None else parse_grow(k)):
         if where == "contexts":
-            if a:       # dense
+            if a == "unit":     # every context one token a step (a decode step's): shared
+                out["contexts"] = grown_by(k["contexts"], offset)
+            elif a:             # dense
                 out["contexts"] = [[t + offset * change, n] for (t, n), (_, change) in zip(k["contexts"], v)]
             else:
                 ctx = out["contexts"] = list(map(list, k["contexts"]))
