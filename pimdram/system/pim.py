@@ -159,19 +159,31 @@ class PimMemory:
                 if row is None:
                     u = self.run(kind, [(nj, 1)], (Lj, d, reuse), True, 1)
                     row = self.shares[pkey] = len(self.share_list)
-                    self.share_list.append((u.duration_ns / nj, [u.energy[k] / nj for k in ENERGY_KINDS],
-                                            np.asarray(u.per_command, dtype=float) / nj))
-                    self._arrays = None
+                    share = (u.duration_ns / nj, [u.energy[k] / nj for k in ENERGY_KINDS],
+                             np.asarray(u.per_command, dtype=float) / nj)
+                    self.share_list.append(share)
+                    self._add_share_row(row, share)
                 self.share_index[(kind, key, span, d, reuse)] = row
             rows.append(row)
         return np.asarray(rows, dtype=np.int64)
 
+    def _add_share_row(self, row, share):
+        """Row `row` of the share table's arrays (their capacity doubled when full: a stream adds
+        thousands of rows one at a time)."""
+        t, e, c = share
+        if self._arrays is None or row >= len(self._arrays[0]):
+            size = max(64, 2 * row)
+            grown = (np.zeros(size), np.zeros((size, len(ENERGY_KINDS))), np.zeros((size, len(c))))
+            if self._arrays is not None:
+                for new, old in zip(grown, self._arrays):
+                    new[:row] = old[:row]
+            self._arrays = grown
+        times, energies, commands = self._arrays
+        times[row], energies[row], commands[row] = t, e, c
+
     def _share_arrays(self):
-        """The share table as arrays: time (ns), energy (J by kind) and commands of each row."""
-        if self._arrays is None:
-            self._arrays = (np.asarray([t for t, _, _ in self.share_list]),
-                            np.asarray([e for _, e, _ in self.share_list]).reshape(-1, len(ENERGY_KINDS)),
-                            np.asarray([c for _, _, c in self.share_list]).reshape(len(self.share_list), -1))
+        """The share table as arrays: time (ns), energy (J by kind) and commands of each row
+        (rows past the table's are zeros)."""
         return self._arrays
 
     def _simulate(self, key, kind, reps, C, reuse, programs_of):
