@@ -193,6 +193,7 @@ class StepBuilder:
         # ffn_split(M, K, N) -> output columns of an FFN product to give a second device (0: none)
         self.ffn_split = ffn_split
         self._rows_for, self._rows_memo = None, {}      # _part_rows, kept for one step's groups
+        self._sets_for, self._sets = None, None          # _attention_sets of one step's groups
 
     # --- operand helpers -------------------------------------------------------------------
     def _operand(self, role, dtype, name, access, shape, tensor, mode="write", on_chip=False):
@@ -329,14 +330,16 @@ class StepBuilder:
         ctx = L + "context" + gs
         ctx_parts = {}
         all_parts = self.attention_parts(layer)
-        for n, members in _attention_sets(groups):
+        if self._sets_for is not groups:         # every layer and head group of a step: the same sets
+            self._sets_for, self._sets = groups, _attention_sets(groups)
+        for n, members in self._sets:
             for part in parts:
                 i = all_parts.index(part)
                 plo, phi = max(part.kv_heads[0], hlo), min(part.kv_heads[1], hhi)
                 kvh = phi - plo
                 if kvh <= 0:
                     continue
-                rows, requests, lengths, contexts = self._part_rows(groups, n, members, part.tokens)
+                rows, requests, lengths, contexts, stored = self._part_rows(groups, n, members, part.tokens)
                 if not rows:
                     continue
                 tlo = max(part.tokens[0], 0)
@@ -346,7 +349,6 @@ class StepBuilder:
                 tag = dict(kv_heads=(plo, phi), tokens=(tlo, thi), reuse=g * n)
                 gcommon = dict(common, requests=requests)
                 kv_tensor = f"{sb}L{layer}.kv.p{i}{gs}"
-                stored = [(len(reqs), new) for reqs, _, new in rows if new > 0]
                 if stored:  # this part stores some of the new tokens
                     if len({new for _, new in stored}) == 1:
                         Rn, nt = sum(k for k, _ in stored), stored[0][1]
@@ -412,7 +414,8 @@ class StepBuilder:
         """For the attention set of `n` new tokens (`members`: (context, requests) pairs) and a
         KV-cache part's token range `tokens`: per group of requests (requests, cached + new
         tokens in the part, new tokens it stores), the requests sorted, the requests of each
-        length and those as sorted (tokens, requests) pairs. Every layer and head group of a
+        length, those as sorted (tokens, requests) pairs, and (requests, new tokens) of the
+        groups that store tokens in the part. Every layer and head group of a
         step asks the same: kept for `groups` (the kernels then share one contexts tuple)."""
         if self._rows_for is not groups:
             self._rows_for, self._rows_memo = groups, {}
@@ -429,7 +432,8 @@ class StepBuilder:
         lengths = {}
         for reqs, t, _ in rows:
             lengths[t] = lengths.get(t, 0) + len(reqs)
-        hit = self._rows_memo[key] = rows, requests, lengths, tuple(sorted(lengths.items()))
+        stored = [(len(reqs), new) for reqs, _, new in rows if new > 0]
+        hit = self._rows_memo[key] = rows, requests, lengths, tuple(sorted(lengths.items())), stored
         return hit
 
     def _ffn(self, out, layer, L, W, x, y, M, ffn, expert, common):

@@ -137,7 +137,8 @@ def step_traces(model, system, workload, layer_counts, system_record=None):
             index = {id(c): i for i, c in enumerate(kernels)}
         kept = selection.select(kernels)
         records = [_renumbered(full[index[id(k)]], k) for k in kept]
-        out.append(KernelTrace(_header(model, record, workload, regions, records, n, None, runs, []), records))
+        out.append(KernelTrace(_header(model, record, workload, regions, records, n, None, runs, [],
+                                       out[0].header if out else None), records))
     return out
 
 
@@ -157,14 +158,16 @@ def _copy_kernel(k):
     return c
 
 
-def _header(model, system_record, workload, regions, records, layers, only, step_runs, overflows):
+def _header(model, system_record, workload, regions, records, layers, only, step_runs, overflows, like=None):
+    """A kernel trace's header; `like`: a header of the same model and workload whose model and
+    workload entries it shares (the traces of one step)."""
     used = sorted({o["region"] for r in records for o in r["operands"] if "region" in o})
     header = {
         "format": FORMAT_NAME,
         "version": list(FORMAT_VERSION),
         "generated_by": f"pimdram {__version__}",
-        "model": model.summary(kv_bytes=workload.bytes("kv_cache", 1)),
-        "workload": workload.describe(),
+        "model": like["model"] if like else model.summary(kv_bytes=workload.bytes("kv_cache", 1)),
+        "workload": like["workload"] if like else workload.describe(),
         "system": system_record,
         "placement": {"regions": {name: regions[name] for name in used}},
         "selection": {"layers": layers, "only": list(only) if only else None},
