@@ -352,17 +352,27 @@ class Ragged:
     `split` units of `group` instances, the units round robin over `channels` channels (as a
     uniform kernel's, PimMemory.loads). `lists()`: per channel, the contexts of its instances."""
 
-    def __init__(self, lengths, split, group, channels, key=None):
-        self.lengths = np.asarray(lengths, dtype=np.int64)
+    def __init__(self, lengths, split, group, channels, key=None, count=None):
+        # `lengths` may be a function giving them (made when needed: a kernel composed before
+        # by `key` needs none), then `count` says how many
+        self._lengths = lengths if callable(lengths) else np.asarray(lengths, dtype=np.int64)
+        n = count if callable(lengths) else len(self._lengths)
         self.split, self.group = int(split), int(group)
-        self.channels = min(int(channels), len(self.lengths) * self.split)
+        self.channels = min(int(channels), n * self.split)
+        self.count = n
         self._lists = None
         # what the loads follow from, when the caller has it at hand (equal keys, equal loads):
         # PimMemory composes a kernel once for its head groups, which differ only in their heads
         self.key = None if key is None else (key, self.split, self.group, self.channels)
 
+    @property
+    def lengths(self):
+        if callable(self._lengths):
+            self._lengths = np.asarray(self._lengths(), dtype=np.int64)
+        return self._lengths
+
     def __bool__(self):
-        return len(self.lengths) > 0
+        return self.count > 0
 
     def units(self):
         """(context of each unit, its channel)."""
@@ -385,13 +395,13 @@ def channel_lengths(pm, k, heads, channels=None):
     channels."""
     C = channels or pm.channels
     contexts = k["contexts"]
-    per_request = [t for t, n in contexts for _ in range(n)]
     if pm.kv_placement == "request":
         split = min(pm.devices, heads)
         group = -(-heads // split)
     else:
         split, group = heads, 1
-    return Ragged(per_request, split, group, C, as_tuple(contexts))
+    return Ragged(lambda: [t for t, n in contexts for _ in range(n)], split, group, C, as_tuple(contexts),
+                  sum(n for _, n in contexts))
 
 
 def pim_work(pm, k, channels=None):
