@@ -13,6 +13,21 @@ cdef struct CompletionRing:
     int64_t head, count, cap
 
 
+# One queued access (a request slot): what the frontend, the scheduler and the issue read of it
+# lies in one 64-byte cache line (separate arrays per field cost a cache miss per field once the
+# slots of 16 channels' queues outgrow the first-level cache)
+cdef struct SlotRec:
+    int64_t seq                 # the access's position in the frontend's order (its age)
+    int64_t arrive              # cycle it was accepted
+    int32_t row, col, bank
+    int32_t write               # int32, not uint8: a byte store would alias every field in the hot loop
+    int32_t cls                 # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
+    int32_t next                # next slot of its bank list or of the free list (-1: none)
+    int32_t req                 # the access's request record (track only)
+    int32_t released            # the request has left its queue (leave_at_activate)
+    int32_t pad[4]
+
+
 cdef class Engine
 
 # one channel's tick, compiled for an organisation and scheduler (chosen once per engine)
@@ -74,20 +89,12 @@ cdef class Engine:
     cdef int read_queue, write_queue, bank_queue, scheduler, row_hit_cap, closed_page
     cdef int wq_high, wq_low
     cdef bint leave_at_activate     # a request leaves its queue when its row opens (Ramulator's active buffer)
-    cdef uint8_t* s_released        # [slot] the request has left its queue (leave_at_activate)
     cdef int32_t* bank_active       # [ch * n_banks + b] slot of the request that left its queue at activate and
                                     # waits for its column command (-1: none); the bank serves it first
 
     # --- request slots and queues (per channel) -------------------------------------------------
     cdef int n_slots
-    cdef int32_t* s_row
-    cdef int32_t* s_col
-    cdef int32_t* s_bank
-    cdef int32_t* s_write          # int32, not uint8: a byte store would alias every field in the hot loop
-    cdef int32_t* s_class          # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
-    cdef int64_t* s_seq
-    cdef int64_t* s_arrive
-    cdef int32_t* s_next
+    cdef SlotRec* sl               # [slot] (ch * n_slots + i), 64-byte aligned
     cdef int32_t* free_head        # [ch]
     cdef int32_t* q_head           # [(ch * n_banks + b) * 2 + list]
     cdef int32_t* q_tail
@@ -185,7 +192,6 @@ cdef class Engine:
 
     # --- host-simulator API (pimdram.MemorySystem; _engine_api.pxi) ------------------------------
     cdef bint track                 # keep a record per request and report completions
-    cdef int32_t* s_req             # [slot] the access's request record (track only)
     cdef int32_t* f_req             # [frontend entry] request record (track only)
     cdef int64_t f_waiting          # requests in the frontend none of whose accesses is accepted (track only)
     cdef object _batch_arrays       # offer_batch()'s frontend arrays, filled up to f_n (track only)
@@ -246,6 +252,7 @@ cdef class Engine:
     cdef object _lat_sum, _lat_max, _lat_hist, _bw_read, _bw_write
 
     cdef object _keep_arr(self, a)
+    cdef void* _aligned(self, size_t nbytes)
     cdef object _i32(self, n, fill=*)
     cdef object _i64(self, n, fill=*)
     cdef object _u8(self, n, fill=*)

@@ -284,20 +284,14 @@ cdef class Engine:
         self.n_slots = (self.read_queue + self.write_queue + self.n_banks * self.bank_queue
                         + (self.n_banks if self.leave_at_activate else 0))
         ns = self.n_channels * self.n_slots
-        self.s_released = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
         self.bank_active = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
-        self.s_row = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_col = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_bank = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_write = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_class = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_seq = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
-        self.s_arrive = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
-        self.s_next = <int32_t*> cnp.PyArray_DATA(self._i32(ns, -1))
+        self.sl = <SlotRec*> self._aligned(ns * sizeof(SlotRec))
+        for i in range(ns):
+            self.sl[i].req = -1
         self.free_head = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         for ch in range(self.n_channels):
             for i in range(self.n_slots):
-                self.s_next[ch * self.n_slots + i] = ch * self.n_slots + i + 1 if i + 1 < self.n_slots else -1
+                self.sl[ch * self.n_slots + i].next = ch * self.n_slots + i + 1 if i + 1 < self.n_slots else -1
             self.free_head[ch] = ch * self.n_slots
         nq = self.n_channels * self.n_banks * 2
         self.q_head = <int32_t*> cnp.PyArray_DATA(self._i32(nq, -1))
@@ -428,7 +422,6 @@ cdef class Engine:
 
         # host-simulator API: request records and completions (pimdram.MemorySystem)
         self.track = bool(p.get("track", False))
-        self.s_req = <int32_t*> cnp.PyArray_DATA(self._i32(ns if self.track else 1, -1))
         self.r_cap = 0
         self.r_free = -1
         self.r_live = 0
@@ -468,6 +461,11 @@ cdef class Engine:
     cdef object _keep_arr(self, a):
         self._keep.append(a)
         return a
+
+    cdef void* _aligned(self, size_t nbytes):
+        """nbytes of zeros at a 64-byte boundary (a cache line), owned by the engine."""
+        a = self._keep_arr(np.zeros(nbytes + 64, dtype=np.uint8))
+        return <void*> ((<size_t> cnp.PyArray_DATA(a) + 63) & ~(<size_t> 63))
 
     cdef object _i32(self, n, fill=0):
         return self._keep_arr(np.full(int(n), fill, dtype=np.int32))

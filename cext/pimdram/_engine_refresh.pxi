@@ -7,7 +7,7 @@ cdef bint _active_waiting(Engine self, int ch, int first, int nb) noexcept nogil
     cdef int b, bi
     for b in range(first, first + nb):
         bi = ch * self.n_banks + b
-        if self.bank_active[bi] >= 0 and self.open_row[bi] == self.s_row[self.bank_active[bi]]:
+        if self.bank_active[bi] >= 0 and self.open_row[bi] == self.sl[self.bank_active[bi]].row:
             return True
     return False
 

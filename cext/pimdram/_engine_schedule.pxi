@@ -58,9 +58,9 @@ cdef void _count_hits(Engine self, int ch, int b) noexcept nogil:
         if row >= 0:
             s = self.q_head[bi * 2 + lst]
             while s >= 0:
-                if self.s_row[s] == row:
+                if self.sl[s].row == row:
                     n += 1
-                s = self.s_next[s]
+                s = self.sl[s].next
         self.q_hits[bi * 2 + lst] = n
 
 
@@ -69,10 +69,10 @@ cdef bint _bank_push(Engine self, int ch, int b, int lst, int s) noexcept nogil:
     new request can change it: returns whether it was dropped (the bank needs a look)."""
     cdef int bi = ch * self.n_banks + b
     cdef int qi = bi * 2 + lst
-    cdef bint hit = self.s_row[s] == self.open_row[bi]
-    self.s_next[s] = -1
+    cdef bint hit = self.sl[s].row == self.open_row[bi]
+    self.sl[s].next = -1
     if self.q_tail[qi] >= 0:
-        self.s_next[self.q_tail[qi]] = s
+        self.sl[self.q_tail[qi]].next = s
     else:
         self.q_head[qi] = s
     self.q_tail[qi] = s
@@ -100,22 +100,22 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
     self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
     self.cmd_count[ch * self.n_cmd + cmd] += 1
     if kind == KIND_ACTIVATE:
-        row = self.s_row[s]
-        if self.s_class[s] == 0:
-            self.s_class[s] = 1
+        row = self.sl[s].row
+        if self.sl[s].cls == 0:
+            self.sl[s].cls = 1
         if self.leave_at_activate and self.bank_active[ch * self.n_banks + b] < 0:
             # Ramulator: the request whose row opens leaves its queue for the bank's active slot
             self.bank_active[ch * self.n_banks + b] = s
-            self.s_released[s] = 1
-            if self.s_write[s]:
+            self.sl[s].released = 1
+            if self.sl[s].write:
                 self.wq_count[ch] -= 1
             else:
                 self.rq_count[ch] -= 1
         _set_open(self, ch, b, row, t)
     elif kind == KIND_PRECHARGE:
         if self.node_level[node] == self.bank_level:
-            if s >= 0 and self.s_class[s] == 0:
-                self.s_class[s] = 2
+            if s >= 0 and self.sl[s].cls == 0:
+                self.sl[s].cls = 2
             _set_open(self, ch, b, -1, t)
         else:
             first = self.node_first_bank[node]
@@ -127,15 +127,15 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
         pass
     else:
         bi = ch * self.n_banks + b
-        lst = 0 if self.bank_queue > 0 else <int>self.s_write[s]
+        lst = 0 if self.bank_queue > 0 else <int>self.sl[s].write
         qi = bi * 2 + lst
-        row = self.s_row[s]
-        col = self.s_col[s]
+        row = self.sl[s].row
+        col = self.sl[s].col
         # unlink s from its bank list
         if prev >= 0:
-            self.s_next[prev] = self.s_next[s]
+            self.sl[prev].next = self.sl[s].next
         else:
-            self.q_head[qi] = self.s_next[s]
+            self.q_head[qi] = self.sl[s].next
         if self.q_tail[qi] == s:
             self.q_tail[qi] = prev
         self.q_count[qi] -= 1
@@ -146,16 +146,16 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.busy_mask[ch * self.mask_words + (b >> 6)] &= ~((<uint64_t>1) << (b & 63))
             self.cand_ready[bi] = CYCLE_NEVER
             self.cand_cmd[bi] = -1
-        k = <int>self.s_write[s]
-        _count_completion(self, ch, k, self.s_class[s], self.s_arrive[s], t)
+        k = <int>self.sl[s].write
+        _count_completion(self, ch, k, self.sl[s].cls, self.sl[s].arrive, t)
         if self.track:
-            _track_issue(self, self.s_req[s], t + (self.write_latency if k else self.read_latency), k)
+            _track_issue(self, self.sl[s].req, t + (self.write_latency if k else self.read_latency), k)
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
             self.stage_scan[ch * 2] = 0       # a bank queue has room again: staged entries may move
             self.stage_scan[ch * 2 + 1] = 0
-        elif self.s_released[s]:
-            self.s_released[s] = 0          # it left its queue when its row opened
+        elif self.sl[s].released:
+            self.sl[s].released = 0          # it left its queue when its row opened
             self.bank_active[bi] = -1
         elif k:
             self.wq_count[ch] -= 1
@@ -163,7 +163,7 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.rq_count[ch] -= 1
         self.outstanding[ch] -= 1
         self.last_progress = t
-        self.s_next[s] = self.free_head[ch]
+        self.sl[s].next = self.free_head[ch]
         self.free_head[ch] = s
         if kind == KIND_READ_PRECHARGE or kind == KIND_WRITE_PRECHARGE:
             _set_open(self, ch, b, -1, t)
@@ -200,7 +200,7 @@ cdef bint _move_one(Engine self, int ch) noexcept nogil:
     # the entries before stage_scan found their bank queues full, and none has been served since
     for i in range(self.stage_scan[ch * 2 + writes], n):
         s = self.stage[off + i]
-        b = self.s_bank[s]
+        b = self.sl[s].bank
         if self.q_count[(ch * self.n_banks + b) * 2] < self.bank_queue:
             memmove(&self.stage[off + i], &self.stage[off + i + 1], (n - i - 1) * sizeof(int32_t))
             self.stage_scan[ch * 2 + writes] = i
@@ -240,15 +240,15 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
         elif self.rq_count[ch] >= self.read_queue:
             return 1
         s = self.free_head[ch]
-        self.free_head[ch] = self.s_next[s]
+        self.free_head[ch] = self.sl[s].next
         b = self.f_bank[self.f_pos]
-        self.s_row[s] = self.f_row[self.f_pos]
-        self.s_col[s] = self.f_col[self.f_pos]
-        self.s_bank[s] = b
-        self.s_write[s] = wr
-        self.s_class[s] = 0
-        self.s_seq[s] = self.f_base + self.f_pos
-        self.s_arrive[s] = t
+        self.sl[s].row = self.f_row[self.f_pos]
+        self.sl[s].col = self.f_col[self.f_pos]
+        self.sl[s].bank = b
+        self.sl[s].write = wr
+        self.sl[s].cls = 0
+        self.sl[s].seq = self.f_base + self.f_pos
+        self.sl[s].arrive = t
         look = True
         if self.bank_queue > 0:
             off = ch * (self.read_queue + self.write_queue)
@@ -269,7 +269,7 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
             self.offer_count += 1
         if self.track:
             rec = self.f_req[self.f_pos]
-            self.s_req[s] = rec
+            self.sl[s].req = rec
             if self.r_accept[rec] < 0:
                 self.r_accept[rec] = t
                 self.f_waiting -= 1

@@ -17,7 +17,7 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     cdef int64_t r
     if not PLAIN and self.leave_at_activate and self.bank_active[bi] >= 0 and (
             not self.bank_blocked[bi] or (self.bank_blocked[bi] == BLOCK_REFRESH
-                                          and self.open_row[bi] == self.s_row[self.bank_active[bi]])):
+                                          and self.open_row[bi] == self.sl[self.bank_active[bi]].row)):
         # an active request is served in either mode, and before a refresh closes its row
         return _active_candidate(self, ch, b, t, NL)
     if self.q_count[qi] == 0 or self.bank_blocked[bi]:
@@ -41,16 +41,16 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     if orow >= 0:
         hits = self.q_hits[qi]
         if not PLAIN and (self.scheduler == SCHED_FCFS or (self.scheduler == SCHED_ROUND_ROBIN
-                                                           and self.s_row[s] == orow)):
-            is_col = self.s_row[s] == orow
+                                                           and self.sl[s].row == orow)):
+            is_col = self.sl[s].row == orow
         elif hits > 0 and not (self.row_hit_cap > 0 and self.served[bi] >= self.row_hit_cap
                                and self.q_count[qi] > hits):
-            while self.s_row[s] != orow:
+            while self.sl[s].row != orow:
                 prev = s
-                s = self.s_next[s]
+                s = self.sl[s].next
             is_col = True
         if is_col:
-            if self.s_write[s]:
+            if self.sl[s].write:
                 cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
             else:
                 cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
@@ -85,14 +85,14 @@ cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) no
         self.cand_ready[bi] = r
         return r
     orow = self.open_row[bi]
-    if orow == self.s_row[a]:
-        s = self.q_head[bi * 2 + self.s_write[a]]
+    if orow == self.sl[a].row:
+        s = self.q_head[bi * 2 + self.sl[a].write]
         while s != a:
             prev = s
-            s = self.s_next[s]
-        hits = self.q_hits[bi * 2 + self.s_write[a]]
+            s = self.sl[s].next
+        hits = self.q_hits[bi * 2 + self.sl[a].write]
         is_col = True
-        if self.s_write[a]:
+        if self.sl[a].write:
             cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
         else:
             cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
@@ -353,14 +353,14 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
                 # requests that left their queue at activate go first, in either mode (Ramulator's
                 # active buffer; a pending refresh waits for them)
                 for b in range(nb):
-                    if self.bank_active[base + b] >= 0 and self.s_seq[self.bank_active[base + b]] < oldest:
-                        oldest = self.s_seq[self.bank_active[base + b]]
+                    if self.bank_active[base + b] >= 0 and self.sl[self.bank_active[base + b]].seq < oldest:
+                        oldest = self.sl[self.bank_active[base + b]].seq
                         oldest_bank = b
             if oldest_bank < 0:
                 for b in range(nb):
                     qi = (base + b) * 2 + lst
-                    if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
-                        oldest = self.s_seq[self.q_head[qi]]
+                    if self.q_count[qi] > 0 and self.sl[self.q_head[qi]].seq < oldest:
+                        oldest = self.sl[self.q_head[qi]].seq
                         oldest_bank = b
             if oldest_bank >= 0:
                 rmask[oldest_bank >> 6] = (<uint64_t>1) << (oldest_bank & 63)
@@ -383,7 +383,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
                 if used & (1 << self.cmd_bus[cmd]):
                     continue
                 s = self.cand_slot[base + b]
-                seq = self.s_seq[s]
+                seq = self.sl[s].seq
                 if not PLAIN and self.leave_at_activate and self.bank_active[base + b] == s:
                     seq -= (<int64_t>1) << 62   # Ramulator serves its active buffer first
                 if self.cand_col[base + b]:
