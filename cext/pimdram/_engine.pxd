@@ -28,6 +28,22 @@ cdef struct SlotRec:
     int32_t pad[4]
 
 
+# A bank's queues, open row and cached candidate: what a tick, an issue and the frontend read of
+# it in one 64-byte cache line
+cdef struct BankRec:
+    int64_t cand_ready          # lower bound on the cycle the bank's next command is legal
+    int32_t cand_cmd            # cached candidate: command (-1: recompute), slot, the slot's list
+    int32_t cand_slot           # predecessor, whether it is a column command
+    int32_t cand_prev
+    int32_t cand_col
+    int32_t open_row            # -1: closed
+    int32_t served              # column commands since the row opened
+    int32_t q_head[2]           # the bank's lists of slots: [list] (reads, writes; list 0 only with
+    int32_t q_tail[2]           # bank queues)
+    int32_t q_count[2]
+    int32_t q_hits[2]           # requests of the list that hit the open row
+
+
 cdef class Engine
 
 # one channel's tick, compiled for an organisation and scheduler (chosen once per engine)
@@ -95,13 +111,8 @@ cdef class Engine:
     # --- request slots and queues (per channel) -------------------------------------------------
     cdef int n_slots
     cdef SlotRec* sl               # [slot] (ch * n_slots + i), 64-byte aligned
+    cdef BankRec* bk               # [ch * n_banks + b], 64-byte aligned
     cdef int32_t* free_head        # [ch]
-    cdef int32_t* q_head           # [(ch * n_banks + b) * 2 + list]
-    cdef int32_t* q_tail
-    cdef int32_t* q_count
-    cdef int32_t* q_hits
-    cdef int32_t* open_row         # [ch * n_banks + b]
-    cdef int32_t* served           # column commands since the row opened
     cdef uint64_t* busy_mask       # [ch * mask_words + w]: banks with a non-empty list (either list)
     cdef int mask_words
     cdef uint64_t* pend            # [ch * mask_words + w]: banks to look at on the channel's next tick
@@ -112,13 +123,8 @@ cdef class Engine:
                                     # banks it leaves behind itself (_settle) instead of ticking again next cycle
     cdef uint64_t* fresh           # [ch * mask_words + w] (eager): banks evaluated at the end of the channel's
                                     # last tick: their cached cycle is exact until the channel issues again
-    cdef int32_t* cand_cmd         # [ch * n_banks + b] cached candidate: command (-1: recompute), slot, prev, is-column
-    cdef int32_t* cand_slot
-    cdef int32_t* cand_prev
-    cdef int32_t* cand_col
     cdef int32_t* bank_abs         # [(ch * n_banks + b) * n_levels + l]: offset of the bank's level-l ancestor in the earliest table
     cdef int32_t* bank_pw          # [b] the bank's power node (index within its level)
-    cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
     cdef int32_t* rr_next          # [ch] round-robin scheduler: bank to look at first
     cdef int32_t* rq_count         # [ch] reads waiting in the channel's read queue
     cdef int32_t* wq_count

@@ -293,19 +293,15 @@ cdef class Engine:
             for i in range(self.n_slots):
                 self.sl[ch * self.n_slots + i].next = ch * self.n_slots + i + 1 if i + 1 < self.n_slots else -1
             self.free_head[ch] = ch * self.n_slots
-        nq = self.n_channels * self.n_banks * 2
-        self.q_head = <int32_t*> cnp.PyArray_DATA(self._i32(nq, -1))
-        self.q_tail = <int32_t*> cnp.PyArray_DATA(self._i32(nq, -1))
-        self.q_count = <int32_t*> cnp.PyArray_DATA(self._i32(nq))
-        self.q_hits = <int32_t*> cnp.PyArray_DATA(self._i32(nq))
-        self.open_row = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
-        self.served = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks))
-        self.cand_ready = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_banks, CYCLE_NEVER))
         nbt = self.n_channels * self.n_banks
-        self.cand_cmd = <int32_t*> cnp.PyArray_DATA(self._i32(nbt, -1))
-        self.cand_slot = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
-        self.cand_prev = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
-        self.cand_col = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
+        self.bk = <BankRec*> self._aligned(nbt * sizeof(BankRec))
+        for i in range(nbt):
+            self.bk[i].cand_ready = CYCLE_NEVER
+            self.bk[i].cand_cmd = -1
+            self.bk[i].open_row = -1
+            for l in range(2):
+                self.bk[i].q_head[l] = -1
+                self.bk[i].q_tail[l] = -1
         if <int64_t>self.n_channels * self.n_nodes * self.n_class >= 2**31:
             raise ValueError("the timing tables of this organisation are too large")
         self.bank_abs = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks * self.n_levels))
@@ -1057,5 +1053,5 @@ cdef class Engine:
                 _set_open(self, ch, b, -1, t)
         elif kind == KIND_PRECHARGE:
             for b in range(self.node_first_bank[node], self.node_first_bank[node] + self.node_n_banks[node]):
-                if self.open_row[ch * self.n_banks + b] >= 0:
+                if self.bk[ch * self.n_banks + b].open_row >= 0:
                     _set_open(self, ch, b, -1, t)

@@ -7,7 +7,7 @@ cdef bint _active_waiting(Engine self, int ch, int first, int nb) noexcept nogil
     cdef int b, bi
     for b in range(first, first + nb):
         bi = ch * self.n_banks + b
-        if self.bank_active[bi] >= 0 and self.open_row[bi] == self.sl[self.bank_active[bi]].row:
+        if self.bank_active[bi] >= 0 and self.bk[bi].open_row == self.sl[self.bank_active[bi]].row:
             return True
     return False
 
@@ -40,7 +40,7 @@ cdef int _refresh_step(Engine self, int ch, int64_t t, int64_t* wake) noexcept n
             continue        # Ramulator closes no row an active request waits for: it is served first
         bank = -1
         for b in range(first, first + nb):
-            if self.open_row[ch * self.n_banks + b] >= 0:
+            if self.bk[ch * self.n_banks + b].open_row >= 0:
                 bank = b
                 break
         if bank >= 0:

@@ -6,8 +6,8 @@
 cdef inline void _invalidate(Engine self, int ch, int b) noexcept nogil:
     """The bank's state or queue changed: its candidate must be chosen again (next tick)."""
     cdef int bi = ch * self.n_banks + b
-    self.cand_ready[bi] = 0
-    self.cand_cmd[bi] = -1
+    self.bk[bi].cand_ready = 0
+    self.bk[bi].cand_cmd = -1
     self.pend[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
 
 
@@ -33,7 +33,7 @@ cdef inline int64_t _wheel_next(Engine self, int ch, int64_t t) noexcept nogil:
 
 cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nogil:
     cdef int bi = ch * self.n_banks + b
-    cdef int old = self.open_row[bi]
+    cdef int old = self.bk[bi].open_row
     cdef int pn = ch * self.n_pw_nodes + self.bank_pw[b]
     if old < 0 and row >= 0:
         if self.pw_open[pn] == 0:
@@ -43,8 +43,8 @@ cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nog
         self.pw_open[pn] -= 1
         if self.pw_open[pn] == 0:
             self.active_cycles[ch] += t - self.pw_since[pn]
-    self.open_row[bi] = row
-    self.served[bi] = 0
+    self.bk[bi].open_row = row
+    self.bk[bi].served = 0
     _invalidate(self, ch, b)
     _count_hits(self, ch, b)
 
@@ -52,41 +52,40 @@ cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nog
 cdef void _count_hits(Engine self, int ch, int b) noexcept nogil:
     cdef int lst, s, n
     cdef int bi = ch * self.n_banks + b
-    cdef int row = self.open_row[bi]
+    cdef int row = self.bk[bi].open_row
     for lst in range(2):
         n = 0
         if row >= 0:
-            s = self.q_head[bi * 2 + lst]
+            s = self.bk[bi].q_head[lst]
             while s >= 0:
                 if self.sl[s].row == row:
                     n += 1
                 s = self.sl[s].next
-        self.q_hits[bi * 2 + lst] = n
+        self.bk[bi].q_hits[lst] = n
 
 
 cdef bint _bank_push(Engine self, int ch, int b, int lst, int s) noexcept nogil:
     """Append slot `s` to the bank's list `lst`. The bank's cached candidate stands unless the
     new request can change it: returns whether it was dropped (the bank needs a look)."""
     cdef int bi = ch * self.n_banks + b
-    cdef int qi = bi * 2 + lst
-    cdef bint hit = self.sl[s].row == self.open_row[bi]
+    cdef bint hit = self.sl[s].row == self.bk[bi].open_row
     self.sl[s].next = -1
-    if self.q_tail[qi] >= 0:
-        self.sl[self.q_tail[qi]].next = s
+    if self.bk[bi].q_tail[lst] >= 0:
+        self.sl[self.bk[bi].q_tail[lst]].next = s
     else:
-        self.q_head[qi] = s
-    self.q_tail[qi] = s
-    self.q_count[qi] += 1
+        self.bk[bi].q_head[lst] = s
+    self.bk[bi].q_tail[lst] = s
+    self.bk[bi].q_count[lst] += 1
     self.busy_mask[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
     if hit:
-        self.q_hits[qi] += 1
+        self.bk[bi].q_hits[lst] += 1
     if lst != (0 if self.bank_queue > 0 else self.drain[ch]):
         return False        # the other mode's list: looked at when the mode changes
     # appended at the tail, a request changes neither the head (ACT) nor the first row hit
     # (column command); it can turn a precharge into a row hit, and it changes the counts
     # behind the closed-page and row-hit-cap choices
-    if (self.cand_cmd[bi] < 0 or self.closed_page or self.row_hit_cap > 0
-            or (hit and not self.cand_col[bi])):
+    if (self.bk[bi].cand_cmd < 0 or self.closed_page or self.row_hit_cap > 0
+            or (hit and not self.bk[bi].cand_col)):
         _invalidate(self, ch, b)
         return True
     return False
@@ -95,7 +94,7 @@ cdef bint _bank_push(Engine self, int ch, int b, int lst, int s) noexcept nogil:
 cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil:
     """Issue `cmd` at `node` (bank `b`, on behalf of slot `s` whose list predecessor is `prev`)."""
     cdef int kind = self.cmd_kind[cmd]
-    cdef int bi, qi, i, nb, first, lst, row = -1, col = -1, k
+    cdef int bi, i, nb, first, lst, row = -1, col = -1, k
     _update_timing(self, ch, cmd, node, t)
     self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
     self.cmd_count[ch * self.n_cmd + cmd] += 1
@@ -121,31 +120,30 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             first = self.node_first_bank[node]
             nb = self.node_n_banks[node]
             for i in range(first, first + nb):
-                if self.open_row[ch * self.n_banks + i] >= 0:
+                if self.bk[ch * self.n_banks + i].open_row >= 0:
                     _set_open(self, ch, i, -1, t)
     elif kind == KIND_REFRESH:
         pass
     else:
         bi = ch * self.n_banks + b
         lst = 0 if self.bank_queue > 0 else <int>self.sl[s].write
-        qi = bi * 2 + lst
         row = self.sl[s].row
         col = self.sl[s].col
         # unlink s from its bank list
         if prev >= 0:
             self.sl[prev].next = self.sl[s].next
         else:
-            self.q_head[qi] = self.sl[s].next
-        if self.q_tail[qi] == s:
-            self.q_tail[qi] = prev
-        self.q_count[qi] -= 1
-        self.q_hits[qi] -= 1
-        self.served[bi] += 1
+            self.bk[bi].q_head[lst] = self.sl[s].next
+        if self.bk[bi].q_tail[lst] == s:
+            self.bk[bi].q_tail[lst] = prev
+        self.bk[bi].q_count[lst] -= 1
+        self.bk[bi].q_hits[lst] -= 1
+        self.bk[bi].served += 1
         _invalidate(self, ch, b)
-        if self.q_count[bi * 2] == 0 and self.q_count[bi * 2 + 1] == 0:
+        if self.bk[bi].q_count[0] == 0 and self.bk[bi].q_count[1] == 0:
             self.busy_mask[ch * self.mask_words + (b >> 6)] &= ~((<uint64_t>1) << (b & 63))
-            self.cand_ready[bi] = CYCLE_NEVER
-            self.cand_cmd[bi] = -1
+            self.bk[bi].cand_ready = CYCLE_NEVER
+            self.bk[bi].cand_cmd = -1
         k = <int>self.sl[s].write
         _count_completion(self, ch, k, self.sl[s].cls, self.sl[s].arrive, t)
         if self.track:
@@ -201,7 +199,7 @@ cdef bint _move_one(Engine self, int ch) noexcept nogil:
     for i in range(self.stage_scan[ch * 2 + writes], n):
         s = self.stage[off + i]
         b = self.sl[s].bank
-        if self.q_count[(ch * self.n_banks + b) * 2] < self.bank_queue:
+        if self.bk[ch * self.n_banks + b].q_count[0] < self.bank_queue:
             memmove(&self.stage[off + i], &self.stage[off + i + 1], (n - i - 1) * sizeof(int32_t))
             self.stage_scan[ch * 2 + writes] = i
             _bank_push(self, ch, b, 0, s)
