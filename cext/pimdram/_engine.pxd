@@ -28,6 +28,19 @@ cdef struct SlotRec:
     int32_t pad[4]
 
 
+# An entry of an update list (_engine_timing.pxi): an issue raises a channel's earliest-table entry
+# `off` to its cycle + lat
+cdef struct UpdEntry:
+    int32_t off                 # node * n_class + class
+    int32_t lat
+
+
+# Where the update lists of a (command, node) start: plain entries, window-row entries
+cdef struct UpdStart:
+    int32_t upd
+    int32_t wupd
+
+
 # A bank's queues, open row and cached candidate: what a tick, an issue and the frontend read of
 # it in one 64-byte cache line
 cdef struct BankRec:
@@ -81,10 +94,8 @@ cdef class Engine:
     cdef int64_t* row_hist_off     # [row] offset into hist for window rows
     cdef int64_t* hist             # window ring buffers: [row_hist_off + (ch * n_nodes + node) * window + k]
     cdef int64_t* hist_pos         # [row_pos_off + ch * n_nodes + node]: issues recorded so far
-    cdef int32_t* upd_start        # [cmd * n_nodes + node]: first entry of the command's update list at node
-    cdef int32_t* upd_off          # entry: offset (node * n_class + class) in a channel's earliest table
-    cdef int64_t* upd_lat          # entry: latency
-    cdef int32_t* wupd_start       # [cmd * n_nodes + node]: first window-row entry
+    cdef UpdStart* upd_start       # [cmd * n_nodes + node]: first entry of the command's update lists at node
+    cdef UpdEntry* upd             # entries of the plain update lists
     cdef int32_t* wupd_row         # window entry: the row, applied through the ring buffers
     cdef int32_t* wupd_node        # window entry: the node
     cdef int64_t* earliest         # [(ch * n_nodes + node) * n_class + class]
