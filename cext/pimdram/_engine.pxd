@@ -109,6 +109,8 @@ cdef class Engine:
     cdef int64_t ref_interval
     cdef int64_t* ref_due          # [ch * n_ref_nodes + i]
     cdef uint8_t* ref_pending
+    cdef int32_t* ref_scan         # [ch * n_ref_nodes + i] (eager engines): the pending refresh's banks before
+                                    # this one are closed (blocked, they cannot open again until it is done)
     cdef int64_t* ref_quiet_until  # [ch]: no refresh of the channel is pending or due before this cycle
     cdef uint8_t* bank_blocked     # [ch * n_banks + b] refresh pending on the bank's node
 

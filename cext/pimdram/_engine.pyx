@@ -237,6 +237,7 @@ cdef class Engine:
                     self.ref_interval + (i * self.ref_interval // self.n_ref_nodes if stagger else 0)
                     if self.ref_cmd >= 0 else CYCLE_NEVER)
         self.ref_pending = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_ref_nodes))
+        self.ref_scan = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_ref_nodes))
         self.ref_quiet_until = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
         self.bank_blocked = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_banks))
 
