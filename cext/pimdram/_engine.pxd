@@ -192,6 +192,7 @@ cdef class Engine:
 
     # --- frontend -----------------------------------------------------------------------------
     cdef object _feed_arrays
+    cdef object _dec_tables         # decode(): byte tables of the address mapping (_decode_tables; False: none)
     cdef int64_t f_n, f_pos, f_base
     cdef int32_t* f_ch
     cdef int32_t* f_bank
