@@ -340,6 +340,27 @@ def test_error_on_a_last_line_without_newline(tmp_path):
         read(path, block_size=4)
 
 
+def test_dramsim3_lines_in_the_common_form_at_their_limits(tmp_path):
+    # the parser takes `0x<hex> READ|WRITE <decimal>` lines whole (up to 16 hex and 18 decimal
+    # digits) and everything else through its general checks: both give the reference's requests
+    rng = np.random.default_rng(3)
+    lines, cycle = [], 0
+    for i in range(3000):
+        digits = int(rng.integers(1, 17)) if i % 7 else 16
+        address = "".join(rng.choice(list("0123456789abcdefABCDEF"), digits))
+        cycle += int(rng.integers(0, 3))
+        op = ("READ", "WRITE", "read", "WR")[int(rng.integers(0, 4))] if i % 5 == 0 else ("READ", "WRITE")[i % 2]
+        lines.append(f"0x{address} {op} {cycle}")
+    lines.append(f"0xffffffffffffffff READ {10**17 + 7}")                  # 18 digits
+    lines.append(f"0x{'0' * 17}1 WRITE {10**17 + 7}")                     # 18 hex digits
+    lines.append("0x10 READ 1152921504606846976")                           # 2**60: 19 digits
+    text = "\n".join(lines) + "\n"
+    path = write_text(tmp_path, "c.dramsim3", text)
+    arrival, address, is_write = reference_parse(text, "dramsim3")
+    assert_requests(RequestChunk.concatenate(list(open_request_trace(path, chunk_size=1000))),
+                    arrival, address, is_write)
+
+
 def test_error_after_full_chunks_keeps_its_line_number(tmp_path):
     path = write_text(tmp_path, "t.dramsim3", good_lines(100) + "0x40 READ 1\n")
     trace = open_request_trace(path, chunk_size=7, block_size=64)
