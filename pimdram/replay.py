@@ -80,6 +80,9 @@ def engine_params(spec: MemorySpec, command_log=False):
 # Requests per chunk handed to the engine: small enough that reading the next chunk overlaps
 # simulating this one from the start, large enough that the per-chunk overhead stays negligible.
 REPLAY_CHUNK_SIZE = 1 << 16
+#: Requests in the first chunk: the engine waits for it alone (read, parsed and decoded before
+#: anything else runs), so it is small; the reader thread gets ahead of the engine meanwhile.
+REPLAY_FIRST_CHUNK = 1 << 13
 
 
 def decode_chunk(engine, chunk, spec):
@@ -240,7 +243,7 @@ def replay_requests(trace, memory, output, *, trace_format="auto", overrides=Non
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
     spec = memory if isinstance(memory, MemorySpec) else load_memory(memory, overrides)
-    reader = open_request_trace(trace, trace_format, chunk_size)
+    reader = open_request_trace(trace, trace_format, chunk_size, first_chunk_size=REPLAY_FIRST_CHUNK)
     engine = Engine(engine_params(spec, command_log))
     # the configuration as YAML (milliseconds of Python) is made on the reader thread once the
     # trace is read, while the engine simulates; it is set before the file is committed

@@ -233,6 +233,47 @@ def test_text_blocks_growing_from_a_small_first_block_read_the_same_requests(
     assert opened.sha256() == hashlib.sha256(text.encode()).hexdigest()
 
 
+def doubling_sizes(n, first, most):
+    """Chunk sizes of n requests read with first_chunk_size=first and chunk_size=most."""
+    sizes, size = [], min(first, most)
+    while n > 0:
+        sizes.append(min(size, n))
+        n -= size
+        size = min(2 * size, most)
+    return sizes
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trace=text_traces(), chunk_size=st.integers(1, 25), first_chunk=st.integers(1, 30),
+       block_size=st.integers(1, 80))
+def test_text_chunks_doubling_from_a_small_first_chunk_read_the_same_requests(
+        tmp_path, trace, chunk_size, first_chunk, block_size):
+    # a replay's first chunk is small (the engine waits for it alone), the next ones double
+    format, text = trace
+    path = write_text(tmp_path, "f.trace", text)
+    opened = open_request_trace(path, chunk_size=chunk_size, block_size=block_size, first_chunk_size=first_chunk)
+    chunks = list(opened)
+    arrival, address, is_write = reference_parse(text, format)
+    assert [c.n_requests for c in chunks] == doubling_sizes(len(address), first_chunk, chunk_size)
+    assert_requests(RequestChunk.concatenate(chunks), arrival, address, is_write)
+    assert opened.sha256() == hashlib.sha256(text.encode()).hexdigest()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 200), chunk_size=st.integers(1, 64), first_chunk=st.integers(1, 80),
+       seed=st.integers(0, 2**32 - 1))
+def test_binary_chunks_doubling_from_a_small_first_chunk(tmp_path, n, chunk_size, first_chunk, seed):
+    rng = np.random.default_rng(seed)
+    arrival = np.cumsum(rng.integers(0, 3, n))
+    address = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    is_write = rng.integers(0, 2, n)
+    path = tmp_path / "f.bin"
+    write_binary_trace(path, arrival, address, is_write)
+    chunks = list(open_request_trace(path, chunk_size=chunk_size, first_chunk_size=first_chunk))
+    assert [c.n_requests for c in chunks] == doubling_sizes(n, first_chunk, chunk_size)
+    assert_requests(RequestChunk.concatenate(chunks), arrival, address, is_write)
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 200), chunk_size=st.integers(1, 64), seed=st.integers(0, 2**32 - 1))
 def test_binary_chunks_of_any_size_concatenate_to_the_written_arrays(tmp_path, n, chunk_size, seed):
@@ -297,6 +338,27 @@ def test_error_on_a_last_line_without_newline(tmp_path):
     path = write_text(tmp_path, "t.ramulator", "LD 0x10\nLD 0x20\nLD 0x3g")
     with pytest.raises(TraceError, match=r"t.ramulator:3: address '0x3g' is not a number"):
         read(path, block_size=4)
+
+
+def test_dramsim3_lines_in_the_common_form_at_their_limits(tmp_path):
+    # the parser takes `0x<hex> READ|WRITE <decimal>` lines whole (up to 16 hex and 18 decimal
+    # digits) and everything else through its general checks: both give the reference's requests
+    rng = np.random.default_rng(3)
+    lines, cycle = [], 0
+    for i in range(3000):
+        digits = int(rng.integers(1, 17)) if i % 7 else 16
+        address = "".join(rng.choice(list("0123456789abcdefABCDEF"), digits))
+        cycle += int(rng.integers(0, 3))
+        op = ("READ", "WRITE", "read", "WR")[int(rng.integers(0, 4))] if i % 5 == 0 else ("READ", "WRITE")[i % 2]
+        lines.append(f"0x{address} {op} {cycle}")
+    lines.append(f"0xffffffffffffffff READ {10**17 + 7}")                  # 18 digits
+    lines.append(f"0x{'0' * 17}1 WRITE {10**17 + 7}")                     # 18 hex digits
+    lines.append("0x10 READ 1152921504606846976")                           # 2**60: 19 digits
+    text = "\n".join(lines) + "\n"
+    path = write_text(tmp_path, "c.dramsim3", text)
+    arrival, address, is_write = reference_parse(text, "dramsim3")
+    assert_requests(RequestChunk.concatenate(list(open_request_trace(path, chunk_size=1000))),
+                    arrival, address, is_write)
 
 
 def test_error_after_full_chunks_keeps_its_line_number(tmp_path):

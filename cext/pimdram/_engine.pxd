@@ -13,6 +13,50 @@ cdef struct CompletionRing:
     int64_t head, count, cap
 
 
+# One queued access (a request slot): what the frontend, the scheduler and the issue read of it
+# lies in one 64-byte cache line (separate arrays per field cost a cache miss per field once the
+# slots of 16 channels' queues outgrow the first-level cache)
+cdef struct SlotRec:
+    int64_t seq                 # the access's position in the frontend's order (its age)
+    int64_t arrive              # cycle it was accepted
+    int32_t row, col, bank
+    int32_t write               # int32, not uint8: a byte store would alias every field in the hot loop
+    int32_t cls                 # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
+    int32_t next                # next slot of its bank list or of the free list (-1: none)
+    int32_t req                 # the access's request record (track only)
+    int32_t released            # the request has left its queue (leave_at_activate)
+    int32_t pad[4]
+
+
+# An entry of an update list (_engine_timing.pxi): an issue raises a channel's earliest-table entry
+# `off` to its cycle + lat
+cdef struct UpdEntry:
+    int32_t off                 # node * n_class + class
+    int32_t lat
+
+
+# Where the update lists of a (command, node) start: plain entries, window-row entries
+cdef struct UpdStart:
+    int32_t upd
+    int32_t wupd
+
+
+# A bank's queues, open row and cached candidate: what a tick, an issue and the frontend read of
+# it in one 64-byte cache line
+cdef struct BankRec:
+    int64_t cand_ready          # lower bound on the cycle the bank's next command is legal
+    int32_t cand_cmd            # cached candidate: command (-1: recompute), slot, the slot's list
+    int32_t cand_slot           # predecessor, whether it is a column command
+    int32_t cand_prev
+    int32_t cand_col
+    int32_t open_row            # -1: closed
+    int32_t served              # column commands since the row opened
+    int32_t q_head[2]           # the bank's lists of slots: [list] (reads, writes; list 0 only with
+    int32_t q_tail[2]           # bank queues)
+    int32_t q_count[2]
+    int32_t q_hits[2]           # requests of the list that hit the open row
+
+
 cdef class Engine
 
 # one channel's tick, compiled for an organisation and scheduler (chosen once per engine)
@@ -50,10 +94,8 @@ cdef class Engine:
     cdef int64_t* row_hist_off     # [row] offset into hist for window rows
     cdef int64_t* hist             # window ring buffers: [row_hist_off + (ch * n_nodes + node) * window + k]
     cdef int64_t* hist_pos         # [row_pos_off + ch * n_nodes + node]: issues recorded so far
-    cdef int32_t* upd_start        # [cmd * n_nodes + node]: first entry of the command's update list at node
-    cdef int32_t* upd_off          # entry: offset (node * n_class + class) in a channel's earliest table
-    cdef int64_t* upd_lat          # entry: latency
-    cdef int32_t* wupd_start       # [cmd * n_nodes + node]: first window-row entry
+    cdef UpdStart* upd_start       # [cmd * n_nodes + node]: first entry of the command's update lists at node
+    cdef UpdEntry* upd             # entries of the plain update lists
     cdef int32_t* wupd_row         # window entry: the row, applied through the ring buffers
     cdef int32_t* wupd_node        # window entry: the node
     cdef int64_t* earliest         # [(ch * n_nodes + node) * n_class + class]
@@ -67,6 +109,8 @@ cdef class Engine:
     cdef int64_t ref_interval
     cdef int64_t* ref_due          # [ch * n_ref_nodes + i]
     cdef uint8_t* ref_pending
+    cdef int32_t* ref_scan         # [ch * n_ref_nodes + i] (eager engines): the pending refresh's banks before
+                                    # this one are closed (blocked, they cannot open again until it is done)
     cdef int64_t* ref_quiet_until  # [ch]: no refresh of the channel is pending or due before this cycle
     cdef uint8_t* bank_blocked     # [ch * n_banks + b] refresh pending on the bank's node
 
@@ -74,27 +118,14 @@ cdef class Engine:
     cdef int read_queue, write_queue, bank_queue, scheduler, row_hit_cap, closed_page
     cdef int wq_high, wq_low
     cdef bint leave_at_activate     # a request leaves its queue when its row opens (Ramulator's active buffer)
-    cdef uint8_t* s_released        # [slot] the request has left its queue (leave_at_activate)
     cdef int32_t* bank_active       # [ch * n_banks + b] slot of the request that left its queue at activate and
                                     # waits for its column command (-1: none); the bank serves it first
 
     # --- request slots and queues (per channel) -------------------------------------------------
     cdef int n_slots
-    cdef int32_t* s_row
-    cdef int32_t* s_col
-    cdef int32_t* s_bank
-    cdef int32_t* s_write          # int32, not uint8: a byte store would alias every field in the hot loop
-    cdef int32_t* s_class          # 0 none yet, 1 miss (needed ACT), 2 conflict (needed PRE)
-    cdef int64_t* s_seq
-    cdef int64_t* s_arrive
-    cdef int32_t* s_next
+    cdef SlotRec* sl               # [slot] (ch * n_slots + i), 64-byte aligned
+    cdef BankRec* bk               # [ch * n_banks + b], 64-byte aligned
     cdef int32_t* free_head        # [ch]
-    cdef int32_t* q_head           # [(ch * n_banks + b) * 2 + list]
-    cdef int32_t* q_tail
-    cdef int32_t* q_count
-    cdef int32_t* q_hits
-    cdef int32_t* open_row         # [ch * n_banks + b]
-    cdef int32_t* served           # column commands since the row opened
     cdef uint64_t* busy_mask       # [ch * mask_words + w]: banks with a non-empty list (either list)
     cdef int mask_words
     cdef uint64_t* pend            # [ch * mask_words + w]: banks to look at on the channel's next tick
@@ -105,13 +136,8 @@ cdef class Engine:
                                     # banks it leaves behind itself (_settle) instead of ticking again next cycle
     cdef uint64_t* fresh           # [ch * mask_words + w] (eager): banks evaluated at the end of the channel's
                                     # last tick: their cached cycle is exact until the channel issues again
-    cdef int32_t* cand_cmd         # [ch * n_banks + b] cached candidate: command (-1: recompute), slot, prev, is-column
-    cdef int32_t* cand_slot
-    cdef int32_t* cand_prev
-    cdef int32_t* cand_col
     cdef int32_t* bank_abs         # [(ch * n_banks + b) * n_levels + l]: offset of the bank's level-l ancestor in the earliest table
     cdef int32_t* bank_pw          # [b] the bank's power node (index within its level)
-    cdef int64_t* cand_ready       # [ch * n_banks + b] lower bound on the cycle the bank's next command is legal
     cdef int32_t* rr_next          # [ch] round-robin scheduler: bank to look at first
     cdef int32_t* rq_count         # [ch] reads waiting in the channel's read queue
     cdef int32_t* wq_count
@@ -166,6 +192,7 @@ cdef class Engine:
 
     # --- frontend -----------------------------------------------------------------------------
     cdef object _feed_arrays
+    cdef object _dec_tables         # decode(): byte tables of the address mapping (_decode_tables; False: none)
     cdef int64_t f_n, f_pos, f_base
     cdef int32_t* f_ch
     cdef int32_t* f_bank
@@ -185,7 +212,6 @@ cdef class Engine:
 
     # --- host-simulator API (pimdram.MemorySystem; _engine_api.pxi) ------------------------------
     cdef bint track                 # keep a record per request and report completions
-    cdef int32_t* s_req             # [slot] the access's request record (track only)
     cdef int32_t* f_req             # [frontend entry] request record (track only)
     cdef int64_t f_waiting          # requests in the frontend none of whose accesses is accepted (track only)
     cdef object _batch_arrays       # offer_batch()'s frontend arrays, filled up to f_n (track only)
@@ -246,6 +272,7 @@ cdef class Engine:
     cdef object _lat_sum, _lat_max, _lat_hist, _bw_read, _bw_write
 
     cdef object _keep_arr(self, a)
+    cdef void* _aligned(self, size_t nbytes)
     cdef object _i32(self, n, fill=*)
     cdef object _i64(self, n, fill=*)
     cdef object _u8(self, n, fill=*)

@@ -88,6 +88,57 @@ include "_engine_pim.pxi"
 include "_engine_api.pxi"
 
 
+#: decode()'s byte tables by address mapping (_decode_tables)
+_DECODE_TABLES = {}
+
+
+def _decode_tables(Engine self):
+    """decode()'s tables for this engine's address mapping, or False when they do not apply.
+
+    Every output of decode() is linear in the address bits above the offset: a field's bit i
+    adds 2**(i + its place in its component) to the component, and the bank is the components
+    of the levels below the channel times their strides. So each output is the sum, over the
+    bytes of those bits, of a value looked up by the byte: table[p, v] holds, for byte p of
+    value v, channel + bank * 2**32 and row + column * 2**32 (modulo 2**64, as the int32 outputs
+    are). Exact while channel and row stay below 2**32 (no carry into the upper half) and the
+    fields end within 64 bits; else the field-by-field loop."""
+    cdef int NL = self.n_levels
+    cdef int f, l
+    key = (self.offset_bits, NL, tuple(self.level_count[l] for l in range(NL)),
+           tuple((self.field_id[f], self.field_bits[f]) for f in range(self.n_fields)))
+    tables = _DECODE_TABLES.get(key)
+    if tables is not None:
+        return tables
+    nbits = sum(self.field_bits[f] for f in range(self.n_fields))
+    stride = [1] * NL
+    for l in range(NL - 2, 0, -1):
+        stride[l] = stride[l + 1] * self.level_count[l + 1]
+    # per address bit (from the offset up): (output 0..3, weight), fields from the lowest bits
+    weights = []
+    filled = [0] * (NL + 2)
+    for f in range(self.n_fields - 1, -1, -1):
+        l = self.field_id[f]
+        out = 0 if l == 0 else (2 if l == NL else (3 if l == NL + 1 else 1))
+        for i in range(self.field_bits[f]):
+            weights.append((out, (stride[l] if out == 1 else 1) << (filled[l] + i)))
+        filled[l] += self.field_bits[f]
+    low_max = [sum(wt for o, wt in weights if o == out) for out in (0, 2)]
+    if self.offset_bits + nbits > 64 or max(low_max, default=0) >= 2**32:
+        tables = False
+    else:
+        npos = (nbits + 7) // 8
+        w = np.zeros((npos * 8, 2), dtype=np.uint64)
+        for k, (out, wt) in enumerate(weights):
+            w[k, out // 2] = np.uint64((wt << (32 if out in (1, 3) else 0)) % 2**64)
+        bits = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.uint64)
+        tables = np.ascontiguousarray(np.stack([bits @ w[p * 8:(p + 1) * 8] for p in range(npos)])
+                                      if npos else np.zeros((0, 256, 2), dtype=np.uint64), dtype=np.uint64)
+    if len(_DECODE_TABLES) >= 64:
+        _DECODE_TABLES.clear()
+    _DECODE_TABLES[key] = tables
+    return tables
+
+
 @cython.final
 cdef class Engine:
     """One memory system: every channel's controller, a shared in-order frontend, statistics."""
@@ -95,6 +146,7 @@ cdef class Engine:
     def __init__(self, dict p):
         cdef int l, m, i, r, n, ch, b, lvl
         self._keep = []
+        self._dec_tables = None
         counts = np.asarray(p["counts"], dtype=np.int32)
         self.n_levels = len(counts)
         if self.n_levels > MAXL or self.n_levels < 2:
@@ -237,6 +289,7 @@ cdef class Engine:
                     self.ref_interval + (i * self.ref_interval // self.n_ref_nodes if stagger else 0)
                     if self.ref_cmd >= 0 else CYCLE_NEVER)
         self.ref_pending = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_ref_nodes))
+        self.ref_scan = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_ref_nodes))
         self.ref_quiet_until = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels))
         self.bank_blocked = <uint8_t*> cnp.PyArray_DATA(self._u8(self.n_channels * self.n_banks))
 
@@ -284,34 +337,24 @@ cdef class Engine:
         self.n_slots = (self.read_queue + self.write_queue + self.n_banks * self.bank_queue
                         + (self.n_banks if self.leave_at_activate else 0))
         ns = self.n_channels * self.n_slots
-        self.s_released = <uint8_t*> cnp.PyArray_DATA(self._u8(ns))
         self.bank_active = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
-        self.s_row = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_col = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_bank = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_write = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_class = <int32_t*> cnp.PyArray_DATA(self._i32(ns))
-        self.s_seq = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
-        self.s_arrive = <int64_t*> cnp.PyArray_DATA(self._i64(ns))
-        self.s_next = <int32_t*> cnp.PyArray_DATA(self._i32(ns, -1))
+        self.sl = <SlotRec*> self._aligned(ns * sizeof(SlotRec))
+        for i in range(ns):
+            self.sl[i].req = -1
         self.free_head = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels))
         for ch in range(self.n_channels):
             for i in range(self.n_slots):
-                self.s_next[ch * self.n_slots + i] = ch * self.n_slots + i + 1 if i + 1 < self.n_slots else -1
+                self.sl[ch * self.n_slots + i].next = ch * self.n_slots + i + 1 if i + 1 < self.n_slots else -1
             self.free_head[ch] = ch * self.n_slots
-        nq = self.n_channels * self.n_banks * 2
-        self.q_head = <int32_t*> cnp.PyArray_DATA(self._i32(nq, -1))
-        self.q_tail = <int32_t*> cnp.PyArray_DATA(self._i32(nq, -1))
-        self.q_count = <int32_t*> cnp.PyArray_DATA(self._i32(nq))
-        self.q_hits = <int32_t*> cnp.PyArray_DATA(self._i32(nq))
-        self.open_row = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks, -1))
-        self.served = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks))
-        self.cand_ready = <int64_t*> cnp.PyArray_DATA(self._i64(self.n_channels * self.n_banks, CYCLE_NEVER))
         nbt = self.n_channels * self.n_banks
-        self.cand_cmd = <int32_t*> cnp.PyArray_DATA(self._i32(nbt, -1))
-        self.cand_slot = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
-        self.cand_prev = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
-        self.cand_col = <int32_t*> cnp.PyArray_DATA(self._i32(nbt))
+        self.bk = <BankRec*> self._aligned(nbt * sizeof(BankRec))
+        for i in range(nbt):
+            self.bk[i].cand_ready = CYCLE_NEVER
+            self.bk[i].cand_cmd = -1
+            self.bk[i].open_row = -1
+            for l in range(2):
+                self.bk[i].q_head[l] = -1
+                self.bk[i].q_tail[l] = -1
         if <int64_t>self.n_channels * self.n_nodes * self.n_class >= 2**31:
             raise ValueError("the timing tables of this organisation are too large")
         self.bank_abs = <int32_t*> cnp.PyArray_DATA(self._i32(self.n_channels * self.n_banks * self.n_levels))
@@ -428,7 +471,6 @@ cdef class Engine:
 
         # host-simulator API: request records and completions (pimdram.MemorySystem)
         self.track = bool(p.get("track", False))
-        self.s_req = <int32_t*> cnp.PyArray_DATA(self._i32(ns if self.track else 1, -1))
         self.r_cap = 0
         self.r_free = -1
         self.r_live = 0
@@ -468,6 +510,11 @@ cdef class Engine:
     cdef object _keep_arr(self, a):
         self._keep.append(a)
         return a
+
+    cdef void* _aligned(self, size_t nbytes):
+        """nbytes of zeros at a 64-byte boundary (a cache line), owned by the engine."""
+        a = self._keep_arr(np.zeros(nbytes + 64, dtype=np.uint8))
+        return <void*> ((<size_t> cnp.PyArray_DATA(a) + 63) & ~(<size_t> 63))
 
     cdef object _i32(self, n, fill=0):
         return self._keep_arr(np.full(int(n), fill, dtype=np.int32))
@@ -543,6 +590,9 @@ cdef class Engine:
         cdef uint64_t x
         cdef int64_t comp[10]
         cdef int64_t bank
+        cdef int p, npos, at0 = self.offset_bits
+        cdef const uint64_t* tp
+        cdef uint64_t lane0, lane1
         for l in range(NL + 2):
             sh[l] = 0
         for f in range(nf - 1, -1, -1):
@@ -552,6 +602,35 @@ cdef class Engine:
             fmask[f] = ((<uint64_t>1) << self.field_bits[f]) - 1
             sh[fid[f]] += self.field_bits[f]
             at += self.field_bits[f]
+        if self._dec_tables is None:
+            self._dec_tables = _decode_tables(self)
+        if self._dec_tables is not False:
+            tab = self._dec_tables
+            tp = <const uint64_t*> cnp.PyArray_DATA(tab)
+            npos = tab.shape[0]
+            with nogil:
+                for i in range(n):
+                    k = k0
+                    if sized and sz[i] > 0:
+                        k = (sz[i] + acc - 1) // acc
+                    for j in range(k):
+                        x = (a[i] + <uint64_t>(j * acc)) >> at0
+                        lane0 = 0
+                        lane1 = 0
+                        for p in range(npos):
+                            lane0 += tp[(p * 256 + (x & 255)) * 2]
+                            lane1 += tp[(p * 256 + (x & 255)) * 2 + 1]
+                            x >>= 8
+                        och[m] = <int32_t>lane0
+                        obank[m] = <int32_t>(lane0 >> 32)
+                        orow[m] = <int32_t>lane1
+                        ocol[m] = <int32_t>(lane1 >> 32)
+                        owr[m] = w[i]
+                        oarr[m] = arr[i]
+                        if want_first:
+                            ofirst[m] = j == 0
+                        m += 1
+            return (ch_a, bank_a, row_a, col_a, wr_a, arr_a, first_a if want_first else None), total
         with nogil:
             for i in range(n):
                 k = k0
@@ -1059,5 +1138,5 @@ cdef class Engine:
                 _set_open(self, ch, b, -1, t)
         elif kind == KIND_PRECHARGE:
             for b in range(self.node_first_bank[node], self.node_first_bank[node] + self.node_n_banks[node]):
-                if self.open_row[ch * self.n_banks + b] >= 0:
+                if self.bk[ch * self.n_banks + b].open_row >= 0:
                     _set_open(self, ch, b, -1, t)

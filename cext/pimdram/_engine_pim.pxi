@@ -59,7 +59,7 @@ cdef int _pim_step(Engine self, int ch, int64_t t, int used, int64_t* wake) noex
                 if rb:
                     open_now = self.pim_row[bi]
                 elif self.bank_blocked[bi] & BLOCK_PIM_ROW:
-                    open_now = self.open_row[bi]
+                    open_now = self.bk[bi].open_row
                 else:
                     open_now = -1
                 if open_now != self.p_row[i]:
@@ -76,7 +76,7 @@ cdef int _pim_step(Engine self, int ch, int64_t t, int used, int64_t* wake) noex
                 self.bank_blocked[ch * self.n_banks + b0 + j * step] |= BLOCK_PIM_WAIT
             for j in range(n_cov):
                 b = b0 + j * step
-                if self.open_row[ch * self.n_banks + b] < 0:
+                if self.bk[ch * self.n_banks + b].open_row < 0:
                     continue
                 pre_bus = self.cmd_bus[self.cmd_pre]
                 r = _bank_ready(self, ch, self.cmd_pre, b)
@@ -141,7 +141,7 @@ cdef void _pim_issue(Engine self, int ch, int64_t i, int64_t t) noexcept nogil:
                 if self.bank_blocked[bi] & BLOCK_PIM_ROW:
                     self.pim_open[ch] -= 1
                     self.bank_blocked[bi] &= ~BLOCK_PIM_ROW
-                if self.open_row[bi] >= 0:
+                if self.bk[bi].open_row >= 0:
                     _set_open(self, ch, b, -1, t)
                 else:
                     _invalidate(self, ch, b)

@@ -7,7 +7,7 @@ cdef bint _active_waiting(Engine self, int ch, int first, int nb) noexcept nogil
     cdef int b, bi
     for b in range(first, first + nb):
         bi = ch * self.n_banks + b
-        if self.bank_active[bi] >= 0 and self.open_row[bi] == self.s_row[self.bank_active[bi]]:
+        if self.bank_active[bi] >= 0 and self.bk[bi].open_row == self.sl[self.bank_active[bi]].row:
             return True
     return False
 
@@ -26,6 +26,7 @@ cdef int _refresh_step(Engine self, int ch, int64_t t, int64_t* wake) noexcept n
         if not self.ref_pending[ri]:
             if t >= self.ref_due[ri]:
                 self.ref_pending[ri] = 1
+                self.ref_scan[ri] = first
                 for b in range(first, first + nb):
                     self.bank_blocked[ch * self.n_banks + b] |= BLOCK_REFRESH
             else:
@@ -38,11 +39,16 @@ cdef int _refresh_step(Engine self, int ch, int64_t t, int64_t* wake) noexcept n
             continue        # the PIM precharge that releases the rows wakes the channel
         if self.leave_at_activate and _active_waiting(self, ch, first, nb):
             continue        # Ramulator closes no row an active request waits for: it is served first
+        # the first open bank. An eager engine's blocked banks only close (no PIM program, no
+        # active buffer), so the scan resumes where the last one stopped: it touched every bank's
+        # record (a cache line each) on every tick of the channel while the refresh waited
         bank = -1
-        for b in range(first, first + nb):
-            if self.open_row[ch * self.n_banks + b] >= 0:
+        for b in range(self.ref_scan[ri] if self.eager else first, first + nb):
+            if self.bk[ch * self.n_banks + b].open_row >= 0:
                 bank = b
                 break
+        if self.eager:
+            self.ref_scan[ri] = bank if bank >= 0 else first + nb
         if bank >= 0:
             if self.cmd_pre_refresh >= 0:
                 cmd = self.cmd_pre_refresh

@@ -6,8 +6,8 @@
 cdef inline void _invalidate(Engine self, int ch, int b) noexcept nogil:
     """The bank's state or queue changed: its candidate must be chosen again (next tick)."""
     cdef int bi = ch * self.n_banks + b
-    self.cand_ready[bi] = 0
-    self.cand_cmd[bi] = -1
+    self.bk[bi].cand_ready = 0
+    self.bk[bi].cand_cmd = -1
     self.pend[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
 
 
@@ -33,7 +33,7 @@ cdef inline int64_t _wheel_next(Engine self, int ch, int64_t t) noexcept nogil:
 
 cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nogil:
     cdef int bi = ch * self.n_banks + b
-    cdef int old = self.open_row[bi]
+    cdef int old = self.bk[bi].open_row
     cdef int pn = ch * self.n_pw_nodes + self.bank_pw[b]
     if old < 0 and row >= 0:
         if self.pw_open[pn] == 0:
@@ -43,8 +43,8 @@ cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nog
         self.pw_open[pn] -= 1
         if self.pw_open[pn] == 0:
             self.active_cycles[ch] += t - self.pw_since[pn]
-    self.open_row[bi] = row
-    self.served[bi] = 0
+    self.bk[bi].open_row = row
+    self.bk[bi].served = 0
     _invalidate(self, ch, b)
     _count_hits(self, ch, b)
 
@@ -52,41 +52,40 @@ cdef void _set_open(Engine self, int ch, int b, int row, int64_t t) noexcept nog
 cdef void _count_hits(Engine self, int ch, int b) noexcept nogil:
     cdef int lst, s, n
     cdef int bi = ch * self.n_banks + b
-    cdef int row = self.open_row[bi]
+    cdef int row = self.bk[bi].open_row
     for lst in range(2):
         n = 0
         if row >= 0:
-            s = self.q_head[bi * 2 + lst]
+            s = self.bk[bi].q_head[lst]
             while s >= 0:
-                if self.s_row[s] == row:
+                if self.sl[s].row == row:
                     n += 1
-                s = self.s_next[s]
-        self.q_hits[bi * 2 + lst] = n
+                s = self.sl[s].next
+        self.bk[bi].q_hits[lst] = n
 
 
 cdef bint _bank_push(Engine self, int ch, int b, int lst, int s) noexcept nogil:
     """Append slot `s` to the bank's list `lst`. The bank's cached candidate stands unless the
     new request can change it: returns whether it was dropped (the bank needs a look)."""
     cdef int bi = ch * self.n_banks + b
-    cdef int qi = bi * 2 + lst
-    cdef bint hit = self.s_row[s] == self.open_row[bi]
-    self.s_next[s] = -1
-    if self.q_tail[qi] >= 0:
-        self.s_next[self.q_tail[qi]] = s
+    cdef bint hit = self.sl[s].row == self.bk[bi].open_row
+    self.sl[s].next = -1
+    if self.bk[bi].q_tail[lst] >= 0:
+        self.sl[self.bk[bi].q_tail[lst]].next = s
     else:
-        self.q_head[qi] = s
-    self.q_tail[qi] = s
-    self.q_count[qi] += 1
+        self.bk[bi].q_head[lst] = s
+    self.bk[bi].q_tail[lst] = s
+    self.bk[bi].q_count[lst] += 1
     self.busy_mask[ch * self.mask_words + (b >> 6)] |= (<uint64_t>1) << (b & 63)
     if hit:
-        self.q_hits[qi] += 1
+        self.bk[bi].q_hits[lst] += 1
     if lst != (0 if self.bank_queue > 0 else self.drain[ch]):
         return False        # the other mode's list: looked at when the mode changes
     # appended at the tail, a request changes neither the head (ACT) nor the first row hit
     # (column command); it can turn a precharge into a row hit, and it changes the counts
     # behind the closed-page and row-hit-cap choices
-    if (self.cand_cmd[bi] < 0 or self.closed_page or self.row_hit_cap > 0
-            or (hit and not self.cand_col[bi])):
+    if (self.bk[bi].cand_cmd < 0 or self.closed_page or self.row_hit_cap > 0
+            or (hit and not self.bk[bi].cand_col)):
         _invalidate(self, ch, b)
         return True
     return False
@@ -95,67 +94,66 @@ cdef bint _bank_push(Engine self, int ch, int b, int lst, int s) noexcept nogil:
 cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, int64_t t) noexcept nogil:
     """Issue `cmd` at `node` (bank `b`, on behalf of slot `s` whose list predecessor is `prev`)."""
     cdef int kind = self.cmd_kind[cmd]
-    cdef int bi, qi, i, nb, first, lst, row = -1, col = -1, k
+    cdef int bi, i, nb, first, lst, row = -1, col = -1, k
     _update_timing(self, ch, cmd, node, t)
     self.bus_free[ch * 2 + self.cmd_bus[cmd]] = t + self.cmd_bus_cycles[cmd]
     self.cmd_count[ch * self.n_cmd + cmd] += 1
     if kind == KIND_ACTIVATE:
-        row = self.s_row[s]
-        if self.s_class[s] == 0:
-            self.s_class[s] = 1
+        row = self.sl[s].row
+        if self.sl[s].cls == 0:
+            self.sl[s].cls = 1
         if self.leave_at_activate and self.bank_active[ch * self.n_banks + b] < 0:
             # Ramulator: the request whose row opens leaves its queue for the bank's active slot
             self.bank_active[ch * self.n_banks + b] = s
-            self.s_released[s] = 1
-            if self.s_write[s]:
+            self.sl[s].released = 1
+            if self.sl[s].write:
                 self.wq_count[ch] -= 1
             else:
                 self.rq_count[ch] -= 1
         _set_open(self, ch, b, row, t)
     elif kind == KIND_PRECHARGE:
         if self.node_level[node] == self.bank_level:
-            if s >= 0 and self.s_class[s] == 0:
-                self.s_class[s] = 2
+            if s >= 0 and self.sl[s].cls == 0:
+                self.sl[s].cls = 2
             _set_open(self, ch, b, -1, t)
         else:
             first = self.node_first_bank[node]
             nb = self.node_n_banks[node]
             for i in range(first, first + nb):
-                if self.open_row[ch * self.n_banks + i] >= 0:
+                if self.bk[ch * self.n_banks + i].open_row >= 0:
                     _set_open(self, ch, i, -1, t)
     elif kind == KIND_REFRESH:
         pass
     else:
         bi = ch * self.n_banks + b
-        lst = 0 if self.bank_queue > 0 else <int>self.s_write[s]
-        qi = bi * 2 + lst
-        row = self.s_row[s]
-        col = self.s_col[s]
+        lst = 0 if self.bank_queue > 0 else <int>self.sl[s].write
+        row = self.sl[s].row
+        col = self.sl[s].col
         # unlink s from its bank list
         if prev >= 0:
-            self.s_next[prev] = self.s_next[s]
+            self.sl[prev].next = self.sl[s].next
         else:
-            self.q_head[qi] = self.s_next[s]
-        if self.q_tail[qi] == s:
-            self.q_tail[qi] = prev
-        self.q_count[qi] -= 1
-        self.q_hits[qi] -= 1
-        self.served[bi] += 1
+            self.bk[bi].q_head[lst] = self.sl[s].next
+        if self.bk[bi].q_tail[lst] == s:
+            self.bk[bi].q_tail[lst] = prev
+        self.bk[bi].q_count[lst] -= 1
+        self.bk[bi].q_hits[lst] -= 1
+        self.bk[bi].served += 1
         _invalidate(self, ch, b)
-        if self.q_count[bi * 2] == 0 and self.q_count[bi * 2 + 1] == 0:
+        if self.bk[bi].q_count[0] == 0 and self.bk[bi].q_count[1] == 0:
             self.busy_mask[ch * self.mask_words + (b >> 6)] &= ~((<uint64_t>1) << (b & 63))
-            self.cand_ready[bi] = CYCLE_NEVER
-            self.cand_cmd[bi] = -1
-        k = <int>self.s_write[s]
-        _count_completion(self, ch, k, self.s_class[s], self.s_arrive[s], t)
+            self.bk[bi].cand_ready = CYCLE_NEVER
+            self.bk[bi].cand_cmd = -1
+        k = <int>self.sl[s].write
+        _count_completion(self, ch, k, self.sl[s].cls, self.sl[s].arrive, t)
         if self.track:
-            _track_issue(self, self.s_req[s], t + (self.write_latency if k else self.read_latency), k)
+            _track_issue(self, self.sl[s].req, t + (self.write_latency if k else self.read_latency), k)
         if self.bank_queue > 0:
             self.bankq_total[ch] -= 1
             self.stage_scan[ch * 2] = 0       # a bank queue has room again: staged entries may move
             self.stage_scan[ch * 2 + 1] = 0
-        elif self.s_released[s]:
-            self.s_released[s] = 0          # it left its queue when its row opened
+        elif self.sl[s].released:
+            self.sl[s].released = 0          # it left its queue when its row opened
             self.bank_active[bi] = -1
         elif k:
             self.wq_count[ch] -= 1
@@ -163,7 +161,7 @@ cdef int _issue(Engine self, int ch, int cmd, int node, int b, int s, int prev, 
             self.rq_count[ch] -= 1
         self.outstanding[ch] -= 1
         self.last_progress = t
-        self.s_next[s] = self.free_head[ch]
+        self.sl[s].next = self.free_head[ch]
         self.free_head[ch] = s
         if kind == KIND_READ_PRECHARGE or kind == KIND_WRITE_PRECHARGE:
             _set_open(self, ch, b, -1, t)
@@ -200,8 +198,8 @@ cdef bint _move_one(Engine self, int ch) noexcept nogil:
     # the entries before stage_scan found their bank queues full, and none has been served since
     for i in range(self.stage_scan[ch * 2 + writes], n):
         s = self.stage[off + i]
-        b = self.s_bank[s]
-        if self.q_count[(ch * self.n_banks + b) * 2] < self.bank_queue:
+        b = self.sl[s].bank
+        if self.bk[ch * self.n_banks + b].q_count[0] < self.bank_queue:
             memmove(&self.stage[off + i], &self.stage[off + i + 1], (n - i - 1) * sizeof(int32_t))
             self.stage_scan[ch * 2 + writes] = i
             _bank_push(self, ch, b, 0, s)
@@ -240,15 +238,15 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
         elif self.rq_count[ch] >= self.read_queue:
             return 1
         s = self.free_head[ch]
-        self.free_head[ch] = self.s_next[s]
+        self.free_head[ch] = self.sl[s].next
         b = self.f_bank[self.f_pos]
-        self.s_row[s] = self.f_row[self.f_pos]
-        self.s_col[s] = self.f_col[self.f_pos]
-        self.s_bank[s] = b
-        self.s_write[s] = wr
-        self.s_class[s] = 0
-        self.s_seq[s] = self.f_base + self.f_pos
-        self.s_arrive[s] = t
+        self.sl[s].row = self.f_row[self.f_pos]
+        self.sl[s].col = self.f_col[self.f_pos]
+        self.sl[s].bank = b
+        self.sl[s].write = wr
+        self.sl[s].cls = 0
+        self.sl[s].seq = self.f_base + self.f_pos
+        self.sl[s].arrive = t
         look = True
         if self.bank_queue > 0:
             off = ch * (self.read_queue + self.write_queue)
@@ -269,7 +267,7 @@ cdef int _frontend(Engine self, int64_t t) noexcept nogil:
             self.offer_count += 1
         if self.track:
             rec = self.f_req[self.f_pos]
-            self.s_req[s] = rec
+            self.sl[s].req = rec
             if self.r_accept[rec] < 0:
                 self.r_accept[rec] = t
                 self.f_waiting -= 1

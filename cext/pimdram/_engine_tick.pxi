@@ -11,46 +11,45 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     command issued on the channel since it was computed). PLAIN (a constant): the engine is
     eager (FR-FCFS, no active buffer)."""
     cdef int bi = ch * self.n_banks + b
-    cdef int qi = bi * 2 + lst
     cdef int s, prev, cmd, orow, hits
     cdef bint is_col = False
     cdef int64_t r
     if not PLAIN and self.leave_at_activate and self.bank_active[bi] >= 0 and (
             not self.bank_blocked[bi] or (self.bank_blocked[bi] == BLOCK_REFRESH
-                                          and self.open_row[bi] == self.s_row[self.bank_active[bi]])):
+                                          and self.bk[bi].open_row == self.sl[self.bank_active[bi]].row)):
         # an active request is served in either mode, and before a refresh closes its row
         return _active_candidate(self, ch, b, t, NL)
-    if self.q_count[qi] == 0 or self.bank_blocked[bi]:
-        self.cand_ready[bi] = CYCLE_NEVER
+    if self.bk[bi].q_count[lst] == 0 or self.bank_blocked[bi]:
+        self.bk[bi].cand_ready = CYCLE_NEVER
         return CYCLE_NEVER
-    if self.cand_ready[bi] > t:
+    if self.bk[bi].cand_ready > t:
         # ready times only grow while the bank's candidate is unchanged: still not legal
-        return self.cand_ready[bi]
-    cmd = self.cand_cmd[bi]
+        return self.bk[bi].cand_ready
+    cmd = self.bk[bi].cand_cmd
     if cmd >= 0 and fresh:
-        return self.cand_ready[bi]
+        return self.bk[bi].cand_ready
     self.n_evals += 1
     if cmd >= 0:
         # same candidate as last time: only its ready cycle needs a fresh look
         r = _bank_ready_n(self, ch, cmd, b, NL)
-        self.cand_ready[bi] = r
+        self.bk[bi].cand_ready = r
         return r
-    orow = self.open_row[bi]
-    s = self.q_head[qi]
+    orow = self.bk[bi].open_row
+    s = self.bk[bi].q_head[lst]
     prev = -1
     if orow >= 0:
-        hits = self.q_hits[qi]
+        hits = self.bk[bi].q_hits[lst]
         if not PLAIN and (self.scheduler == SCHED_FCFS or (self.scheduler == SCHED_ROUND_ROBIN
-                                                           and self.s_row[s] == orow)):
-            is_col = self.s_row[s] == orow
-        elif hits > 0 and not (self.row_hit_cap > 0 and self.served[bi] >= self.row_hit_cap
-                               and self.q_count[qi] > hits):
-            while self.s_row[s] != orow:
+                                                           and self.sl[s].row == orow)):
+            is_col = self.sl[s].row == orow
+        elif hits > 0 and not (self.row_hit_cap > 0 and self.bk[bi].served >= self.row_hit_cap
+                               and self.bk[bi].q_count[lst] > hits):
+            while self.sl[s].row != orow:
                 prev = s
-                s = self.s_next[s]
+                s = self.sl[s].next
             is_col = True
         if is_col:
-            if self.s_write[s]:
+            if self.sl[s].write:
                 cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
             else:
                 cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
@@ -59,11 +58,11 @@ cdef inline int64_t _candidate(Engine self, int ch, int b, int lst, int64_t t, i
     else:
         cmd = self.cmd_act
     r = _bank_ready_n(self, ch, cmd, b, NL)
-    self.cand_ready[bi] = r
-    self.cand_cmd[bi] = cmd
-    self.cand_slot[bi] = s
-    self.cand_prev[bi] = prev
-    self.cand_col[bi] = is_col
+    self.bk[bi].cand_ready = r
+    self.bk[bi].cand_cmd = cmd
+    self.bk[bi].cand_slot = s
+    self.bk[bi].cand_prev = prev
+    self.bk[bi].cand_col = is_col
     return r
 
 
@@ -76,23 +75,23 @@ cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) no
     cdef int s, prev = -1, cmd, orow, hits
     cdef bint is_col = False
     cdef int64_t r
-    if self.cand_ready[bi] > t:
-        return self.cand_ready[bi]
+    if self.bk[bi].cand_ready > t:
+        return self.bk[bi].cand_ready
     self.n_evals += 1
-    cmd = self.cand_cmd[bi]
+    cmd = self.bk[bi].cand_cmd
     if cmd >= 0:
         r = _bank_ready_n(self, ch, cmd, b, NL)
-        self.cand_ready[bi] = r
+        self.bk[bi].cand_ready = r
         return r
-    orow = self.open_row[bi]
-    if orow == self.s_row[a]:
-        s = self.q_head[bi * 2 + self.s_write[a]]
+    orow = self.bk[bi].open_row
+    if orow == self.sl[a].row:
+        s = self.bk[bi].q_head[self.sl[a].write]
         while s != a:
             prev = s
-            s = self.s_next[s]
-        hits = self.q_hits[bi * 2 + self.s_write[a]]
+            s = self.sl[s].next
+        hits = self.bk[bi].q_hits[self.sl[a].write]
         is_col = True
-        if self.s_write[a]:
+        if self.sl[a].write:
             cmd = self.cmd_wra if (self.closed_page and hits <= 1) else self.cmd_wr
         else:
             cmd = self.cmd_rda if (self.closed_page and hits <= 1) else self.cmd_rd
@@ -101,11 +100,11 @@ cdef int64_t _active_candidate(Engine self, int ch, int b, int64_t t, int NL) no
     else:
         cmd = self.cmd_act
     r = _bank_ready_n(self, ch, cmd, b, NL)
-    self.cand_ready[bi] = r
-    self.cand_cmd[bi] = cmd
-    self.cand_slot[bi] = a
-    self.cand_prev[bi] = prev
-    self.cand_col[bi] = is_col
+    self.bk[bi].cand_ready = r
+    self.bk[bi].cand_cmd = cmd
+    self.bk[bi].cand_slot = a
+    self.bk[bi].cand_prev = prev
+    self.bk[bi].cand_col = is_col
     return r
 
 
@@ -228,7 +227,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
     cdef int64_t r, seq
     cdef int nb = self.n_banks
     cdef int used = 0
-    cdef int lst, b, k, qi, bus, start, slot, lo, cmd, s
+    cdef int lst, b, k, bus, start, slot, lo, cmd, s
     cdef bint stop
     cdef int best_col = -1, best_col_s = -1, best_col_prev = -1, best_col_cmd = -1
     cdef int best_row = -1, best_row_s = -1, best_row_cmd = -1
@@ -285,7 +284,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
             while bits:
                 b = mw * 64 + __builtin_ctzll(bits)
                 bits &= bits - 1
-                r = self.cand_ready[base + b]
+                r = self.bk[base + b].cand_ready
                 if r <= t:
                     rmask[mw] |= (<uint64_t>1) << (b & 63)
                 elif r < CYCLE_NEVER:
@@ -324,7 +323,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
                         if r < CYCLE_NEVER:
                             _wheel_put(self, ch, b, r, t, MW)
                         continue
-                    cmd = self.cand_cmd[base + b]
+                    cmd = self.bk[base + b].cand_cmd
                     bus = self.cmd_bus[cmd]
                     if used & (1 << bus):
                         if found:
@@ -332,7 +331,7 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
                             stop = True     # the second ready command was for the same bus: not issued
                             break
                         continue
-                    _issue(self, ch, cmd, self.bank_node[b], b, self.cand_slot[base + b], self.cand_prev[base + b], t)
+                    _issue(self, ch, cmd, self.bank_node[b], b, self.bk[base + b].cand_slot, self.bk[base + b].cand_prev, t)
                     used |= 1 << bus
                     found += 1
                     self.rr_next[ch] = b + 1 if b + 1 < nb else 0
@@ -353,14 +352,13 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
                 # requests that left their queue at activate go first, in either mode (Ramulator's
                 # active buffer; a pending refresh waits for them)
                 for b in range(nb):
-                    if self.bank_active[base + b] >= 0 and self.s_seq[self.bank_active[base + b]] < oldest:
-                        oldest = self.s_seq[self.bank_active[base + b]]
+                    if self.bank_active[base + b] >= 0 and self.sl[self.bank_active[base + b]].seq < oldest:
+                        oldest = self.sl[self.bank_active[base + b]].seq
                         oldest_bank = b
             if oldest_bank < 0:
                 for b in range(nb):
-                    qi = (base + b) * 2 + lst
-                    if self.q_count[qi] > 0 and self.s_seq[self.q_head[qi]] < oldest:
-                        oldest = self.s_seq[self.q_head[qi]]
+                    if self.bk[base + b].q_count[lst] > 0 and self.sl[self.bk[base + b].q_head[lst]].seq < oldest:
+                        oldest = self.sl[self.bk[base + b].q_head[lst]].seq
                         oldest_bank = b
             if oldest_bank >= 0:
                 rmask[oldest_bank >> 6] = (<uint64_t>1) << (oldest_bank & 63)
@@ -379,17 +377,17 @@ cdef inline void _tick_in(Engine self, int ch, int64_t t, int MW, int NL, bint P
                     if r < CYCLE_NEVER:
                         _wheel_put(self, ch, b, r, t, MW)
                     continue
-                cmd = self.cand_cmd[base + b]
+                cmd = self.bk[base + b].cand_cmd
                 if used & (1 << self.cmd_bus[cmd]):
                     continue
-                s = self.cand_slot[base + b]
-                seq = self.s_seq[s]
+                s = self.bk[base + b].cand_slot
+                seq = self.sl[s].seq
                 if not PLAIN and self.leave_at_activate and self.bank_active[base + b] == s:
                     seq -= (<int64_t>1) << 62   # Ramulator serves its active buffer first
-                if self.cand_col[base + b]:
+                if self.bk[base + b].cand_col:
                     if best_col < 0 or seq < best_col_seq:
                         best_col, best_col_s, best_col_prev, best_col_cmd, best_col_seq = (
-                            b, s, self.cand_prev[base + b], cmd, seq)
+                            b, s, self.bk[base + b].cand_prev, cmd, seq)
                 elif best_row < 0 or seq < best_row_seq:
                     best_row, best_row_s, best_row_cmd, best_row_seq = b, s, cmd, seq
         if (self.scheduler == SCHED_FIRST_READY and best_col >= 0 and best_row >= 0 and best_row_seq < best_col_seq
@@ -460,8 +458,8 @@ cdef inline uint64_t _settle(Engine self, int ch, int64_t t, int lst, uint64_t* 
             bits &= bits - 1
             if (lost >> (b & 63)) & 1:
                 self.n_evals += 1
-                r = _bank_ready_n(self, ch, self.cand_cmd[base + b], b, NL)
-                self.cand_ready[base + b] = r
+                r = _bank_ready_n(self, ch, self.bk[base + b].cand_cmd, b, NL)
+                self.bk[base + b].cand_ready = r
             else:
                 r = _candidate(self, ch, b, lst, t, NL, False, True)
             if r <= t + 1:

@@ -190,6 +190,56 @@ cdef inline int parse_arrival(const unsigned char* buf, Py_ssize_t* p, Py_ssize_
     return PARSE_OK
 
 
+cdef inline Py_ssize_t fast_dramsim3_line(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
+                                          ParseState* state, uint64_t* addr, uint8_t* write,
+                                          int64_t* cycle) noexcept nogil:
+    """The line at pos if it has the form every generator writes, `0x<1-16 hex digits> READ|WRITE
+    <1-18 decimal digits>` with single spaces and a newline, its arrival within range and not
+    before the previous one: the start of the next line, with the fields. Else -1, and the line
+    goes through the general checks (other spellings, separators, comments, errors)."""
+    cdef Py_ssize_t q = pos + 2
+    cdef Py_ssize_t first
+    cdef uint64_t v = 0
+    cdef uint64_t c = 0
+    cdef uint64_t d
+    cdef signed char h
+    if pos + 1 >= end or buf[pos] != c'0' or buf[pos + 1] != c'x':
+        return -1
+    first = q
+    while q < end:
+        h = HEX_DIGIT[buf[q]]
+        if h < 0:
+            break
+        v = (v << 4) | <uint64_t>h
+        q += 1
+    if q == first or q - first > 16 or q >= end or buf[q] != c' ':
+        return -1
+    q += 1
+    if (q + 5 <= end and buf[q] == c'R' and buf[q + 1] == c'E' and buf[q + 2] == c'A'
+            and buf[q + 3] == c'D' and buf[q + 4] == c' '):
+        write[0] = 0
+        q += 5
+    elif (q + 6 <= end and buf[q] == c'W' and buf[q + 1] == c'R' and buf[q + 2] == c'I'
+            and buf[q + 3] == c'T' and buf[q + 4] == c'E' and buf[q + 5] == c' '):
+        write[0] = 1
+        q += 6
+    else:
+        return -1
+    first = q
+    while q < end:
+        d = <uint64_t>buf[q] - c'0'
+        if d > 9:
+            break
+        c = c * 10 + d
+        q += 1
+    if (q == first or q - first > 18 or q >= end or buf[q] != NEWLINE or c > <uint64_t>MAX_CYCLE
+            or <int64_t>c < state.last_arrival):
+        return -1
+    addr[0] = v
+    cycle[0] = <int64_t>c
+    return q + 1
+
+
 cdef Py_ssize_t parse_dramsim3_lines(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
                                      int64_t* arrival, uint64_t* address, uint8_t* is_write,
                                      Py_ssize_t capacity, Py_ssize_t* n_out,
@@ -204,6 +254,20 @@ cdef Py_ssize_t parse_dramsim3_lines(const unsigned char* buf, Py_ssize_t pos, P
     cdef bint ok
     while pos < end and n < capacity:
         line_start = pos
+        p = fast_dramsim3_line(buf, pos, end, state, &addr, &write, &cycle)
+        if p >= 0:
+            # the common form, taken whole: what the checks below would find for it
+            arrival[n] = cycle
+            address[n] = addr
+            is_write[n] = write
+            n += 1
+            state.last_arrival = cycle
+            if state.arrival_given < 0:
+                state.arrival_given = 1
+                state.arrival_decided_on = state.line
+            state.line += 1
+            pos = p
+            continue
         p = skip_separators(buf, pos, end)
         next_line = skip_blank_or_comment(buf, p, end, state)
         if next_line >= 0:

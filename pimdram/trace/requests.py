@@ -35,10 +35,10 @@ FORMATS = ("dramsim3", "ramulator", "binary")
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_BLOCK_SIZE = 8 << 20
-#: the first block read of a text trace: the first chunk (65,536 requests in a replay, about
-#: 1.5 MB of text) is ready after reading this much, not a whole block; the later blocks have
-#: the block size
-_FIRST_BLOCK = 2 << 20
+#: the first block read of a text trace: a replay's first chunk (8,192 requests, about 200 KB of
+#: text) is ready after reading this much, not a whole block (and its pages are touched
+#: first: several milliseconds for 2 MiB); the later blocks have the block size
+_FIRST_BLOCK = 256 << 10
 _HASH_BLOCK = 8 << 20
 #: the longest text line (a request line is a few dozen bytes; /dev/zero or a binary file
 #: given as text would otherwise grow the read block without limit)
@@ -107,11 +107,12 @@ class RequestTrace:
     file's sha256 on the way. A trace from standard input, a pipe or a device (a stream) can be
     iterated once; its `size_bytes` is None."""
 
-    def __init__(self, source, format, chunk_size, block_size, binary_header=None):
+    def __init__(self, source, format, chunk_size, block_size, binary_header=None, first_chunk_size=None):
         self.source = trace_source(source)
         self.path = self.source.path if self.source.path is not None else Path(self.source.name)
         self.format = format
         self.chunk_size = chunk_size
+        self.first_chunk_size = min(first_chunk_size or chunk_size, chunk_size)
         self.size_bytes = self.source.size
         self.bytes_read = 0
         self._block_size = max(block_size, 2)
@@ -151,7 +152,8 @@ class RequestTrace:
         block = bytearray(min(self._block_size, _FIRST_BLOCK))
         filled = 0          # bytes of block holding file data
         n_requests = 0
-        columns = _empty_columns(self.chunk_size)
+        limit = self.first_chunk_size
+        columns = _empty_columns(limit)
         n = 0               # requests in columns
         self.bytes_read = 0
         # The sha256 of each block runs on a second thread while the block is parsed (both
@@ -179,10 +181,11 @@ class RequestTrace:
                     if parser.error:
                         hashed.result()
                         raise self._text_error(parser, block, filled)
-                    if n == self.chunk_size:
+                    if n == limit:
                         yield RequestChunk(*columns)
                         n_requests += n
-                        columns = _empty_columns(self.chunk_size)
+                        limit = min(2 * limit, self.chunk_size)
+                        columns = _empty_columns(limit)
                         n = 0
                 hashed.result()
                 carry = filled - end
@@ -192,8 +195,9 @@ class RequestTrace:
                 block[:carry] = block[end:filled]
                 filled = carry
                 if len(block) < self._block_size:
-                    # after the small first block, the full one (its carried head copied over)
-                    grown = bytearray(self._block_size)
+                    # after the small first block, larger ones up to the block size (its carried
+                    # head copied over), so that the first chunks wait for no large one
+                    grown = bytearray(min(4 * len(block), self._block_size))
                     grown[:carry] = block[:carry]
                     block = grown
         if n:
@@ -233,8 +237,10 @@ class RequestTrace:
             self.bytes_read += len(head)
             buffer = bytearray(min(self.chunk_size, header.record_count) * header.record_size)
             first = 0
+            limit = self.first_chunk_size      # doubling up to chunk_size
             while first < header.record_count:
-                count = min(self.chunk_size, header.record_count - first)
+                count = min(limit, header.record_count - first)
+                limit = min(2 * limit, self.chunk_size)
                 n_bytes = count * header.record_size
                 with memoryview(buffer) as view:
                     got = _read_fully(f, view[:n_bytes])
@@ -273,12 +279,14 @@ class RequestTrace:
 
 
 def open_request_trace(path, format="auto", chunk_size=DEFAULT_CHUNK_SIZE, *,
-                       block_size=DEFAULT_BLOCK_SIZE):
+                       block_size=DEFAULT_BLOCK_SIZE, first_chunk_size=None):
     """Open a request trace for streaming: a RequestTrace to iterate for RequestChunks.
 
     format is "auto" (binary by its magic bytes, else sniffed from the first request line),
-    "dramsim3", "ramulator" or "binary". chunk_size is the most requests per chunk; block_size
-    the bytes of text read and parsed at a time (a longer line grows the block).
+    "dramsim3", "ramulator" or "binary". chunk_size is the most requests per chunk;
+    first_chunk_size, if given, the most in the first one, doubling from chunk to chunk up to
+    chunk_size (a consumer that works while the next chunks are read starts sooner); block_size the bytes of text read and parsed at a time (a
+    longer line grows the block).
     The binary header is checked here; text lines are checked as they are read.
     """
     if format != "auto" and format not in FORMATS:
@@ -288,6 +296,8 @@ def open_request_trace(path, format="auto", chunk_size=DEFAULT_CHUNK_SIZE, *,
         raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")
     if int(block_size) != block_size or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, not {block_size!r}")
+    if first_chunk_size is not None and (int(first_chunk_size) != first_chunk_size or first_chunk_size < 1):
+        raise ValueError(f"first_chunk_size must be a positive integer, not {first_chunk_size!r}")
     source = trace_source(path)
     magic = _read_magic(source)
     if format == "auto":
@@ -298,7 +308,8 @@ def open_request_trace(path, format="auto", chunk_size=DEFAULT_CHUNK_SIZE, *,
     elif magic == BINARY_MAGIC:
         raise FileFormatError(f"{source}: is a pimdram binary request trace, not {format} text; "
                               f"expected format 'binary' or 'auto'")
-    return RequestTrace(source, format, int(chunk_size), int(block_size), header)
+    return RequestTrace(source, format, int(chunk_size), int(block_size), header,
+                        None if first_chunk_size is None else int(first_chunk_size))
 
 
 def detect_format(path):
