@@ -182,3 +182,19 @@ def test_two_stages_free_blocks_only_when_the_leaving_step_ends():
 def test_two_stages_refuse_swap():
     with pytest.raises(WorkloadError, match="recompute only"):
         SchedulerOptions(stages="two", preemption="swap")
+
+
+def test_a_stream_runs_with_fewer_garbage_collections_and_restores_the_thresholds():
+    import gc
+    from pimdram.serve import scheduler
+    seen = []
+
+    def step_time(phase, groups):
+        seen.append(gc.get_threshold())
+        return 0.01, 1.0
+
+    before = gc.get_threshold()
+    reqs = [R(i, 0.0, 8, 3) for i in range(2)]
+    scheduler.serve(reqs, SchedulerOptions(), step_time)
+    assert seen and all(t[0] == max(scheduler.YOUNG_COLLECTION, before[0]) for t in seen)
+    assert gc.get_threshold() == before
