@@ -259,16 +259,21 @@ def test_text_chunks_doubling_from_a_small_first_chunk_read_the_same_requests(
     assert opened.sha256() == hashlib.sha256(text.encode()).hexdigest()
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(1, 200), chunk_size=st.integers(1, 64), first_chunk=st.integers(1, 80),
-       seed=st.integers(0, 2**32 - 1))
-def test_binary_chunks_doubling_from_a_small_first_chunk(tmp_path, n, chunk_size, first_chunk, seed):
+def _random_binary_trace(path, n, seed):
+    """A compact binary trace of n random requests (arrivals not decreasing): (path, columns)."""
     rng = np.random.default_rng(seed)
     arrival = np.cumsum(rng.integers(0, 3, n))
     address = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
     is_write = rng.integers(0, 2, n)
-    path = tmp_path / "f.bin"
     write_binary_trace(path, arrival, address, is_write)
+    return path, arrival, address, is_write
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 200), chunk_size=st.integers(1, 64), first_chunk=st.integers(1, 80),
+       seed=st.integers(0, 2**32 - 1))
+def test_binary_chunks_doubling_from_a_small_first_chunk(tmp_path, n, chunk_size, first_chunk, seed):
+    path, arrival, address, is_write = _random_binary_trace(tmp_path / "f.bin", n, seed)
     chunks = list(open_request_trace(path, chunk_size=chunk_size, first_chunk_size=first_chunk))
     assert [c.n_requests for c in chunks] == doubling_sizes(n, first_chunk, chunk_size)
     assert_requests(RequestChunk.concatenate(chunks), arrival, address, is_write)
@@ -277,12 +282,7 @@ def test_binary_chunks_doubling_from_a_small_first_chunk(tmp_path, n, chunk_size
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n=st.integers(1, 200), chunk_size=st.integers(1, 64), seed=st.integers(0, 2**32 - 1))
 def test_binary_chunks_of_any_size_concatenate_to_the_written_arrays(tmp_path, n, chunk_size, seed):
-    rng = np.random.default_rng(seed)
-    arrival = np.cumsum(rng.integers(0, 3, n))
-    address = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
-    is_write = rng.integers(0, 2, n)
-    path = tmp_path / "h.bin"
-    write_binary_trace(path, arrival, address, is_write)
+    path, arrival, address, is_write = _random_binary_trace(tmp_path / "h.bin", n, seed)
     chunks = list(open_request_trace(path, chunk_size=chunk_size))
     assert [c.n_requests for c in chunks] == [min(chunk_size, n - i) for i in range(0, n, chunk_size)]
     assert_requests(RequestChunk.concatenate(chunks), arrival, address, is_write)

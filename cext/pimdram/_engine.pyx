@@ -70,6 +70,11 @@ cdef inline int64_t imax(int64_t a, int64_t b) noexcept nogil:
     return a if a > b else b
 
 
+cdef inline int64_t _accesses_of(int64_t size, int64_t k0, int64_t acc) noexcept nogil:
+    """Accesses of a request of `size` bytes (0: the trace's default, k0 accesses)."""
+    return (size + acc - 1) // acc if size > 0 else k0
+
+
 cdef inline int64_t imin(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
@@ -557,7 +562,7 @@ cdef class Engine:
                 raise ValueError("size must have the length of address")
             with nogil:
                 for i in range(n):
-                    total += (sz[i] + acc - 1) // acc if sz[i] > 0 else k0
+                    total += _accesses_of(sz[i], k0, acc)
         else:
             sz = np.zeros(0, dtype=np.int64)
             total = n * k0
@@ -610,10 +615,7 @@ cdef class Engine:
             npos = tab.shape[0]
             with nogil:
                 for i in range(n):
-                    k = k0
-                    if sized and sz[i] > 0:
-                        k = (sz[i] + acc - 1) // acc
-                    for j in range(k):
+                    for j in range(_accesses_of(sz[i] if sized else 0, k0, acc)):
                         x = (a[i] + <uint64_t>(j * acc)) >> at0
                         lane0 = 0
                         lane1 = 0
@@ -633,10 +635,7 @@ cdef class Engine:
             return (ch_a, bank_a, row_a, col_a, wr_a, arr_a, first_a if want_first else None), total
         with nogil:
             for i in range(n):
-                k = k0
-                if sized and sz[i] > 0:
-                    k = (sz[i] + acc - 1) // acc
-                for j in range(k):
+                for j in range(_accesses_of(sz[i] if sized else 0, k0, acc)):
                     x = a[i] + <uint64_t>(j * acc)
                     for l in range(NL + 2):
                         comp[l] = 0

@@ -240,6 +240,18 @@ cdef inline Py_ssize_t fast_dramsim3_line(const unsigned char* buf, Py_ssize_t p
     return q + 1
 
 
+cdef inline void _store_timed(int64_t* arrival, uint64_t* address, uint8_t* is_write, Py_ssize_t n,
+                              int64_t cycle, uint64_t addr, uint8_t write, ParseState* state) noexcept nogil:
+    """Request n of a DRAMsim3 line with its arrival cycle (the trace now gives arrivals)."""
+    arrival[n] = cycle
+    address[n] = addr
+    is_write[n] = write
+    state.last_arrival = cycle
+    if state.arrival_given < 0:
+        state.arrival_given = 1
+        state.arrival_decided_on = state.line
+
+
 cdef Py_ssize_t parse_dramsim3_lines(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
                                      int64_t* arrival, uint64_t* address, uint8_t* is_write,
                                      Py_ssize_t capacity, Py_ssize_t* n_out,
@@ -257,14 +269,8 @@ cdef Py_ssize_t parse_dramsim3_lines(const unsigned char* buf, Py_ssize_t pos, P
         p = fast_dramsim3_line(buf, pos, end, state, &addr, &write, &cycle)
         if p >= 0:
             # the common form, taken whole: what the checks below would find for it
-            arrival[n] = cycle
-            address[n] = addr
-            is_write[n] = write
+            _store_timed(arrival, address, is_write, n, cycle, addr, write, state)
             n += 1
-            state.last_arrival = cycle
-            if state.arrival_given < 0:
-                state.arrival_given = 1
-                state.arrival_decided_on = state.line
             state.line += 1
             pos = p
             continue
@@ -316,14 +322,8 @@ cdef Py_ssize_t parse_dramsim3_lines(const unsigned char* buf, Py_ssize_t pos, P
             n_out[0] = n
             return fail(state, TRAILING_TEXT, p, line_start)
 
-        arrival[n] = cycle
-        address[n] = addr
-        is_write[n] = write
+        _store_timed(arrival, address, is_write, n, cycle, addr, write, state)
         n += 1
-        state.last_arrival = cycle
-        if state.arrival_given < 0:
-            state.arrival_given = 1
-            state.arrival_decided_on = state.line
         if p < end:
             state.line += 1
             p += 1
