@@ -79,31 +79,18 @@ def serve_requests(requests, output, *, model, system, options=SchedulerOptions(
     checks = list(getattr(step_timer, "checks", ()))
     replays = int(getattr(step_timer, "replays", 0))
 
-    req_cols = {
-        "id": [r.id for r in results],
-        "arrival_s": [r.arrival_s for r in results],
-        "first_token_s": [r.first_token_s for r in results],
-        "finish_s": [r.finish_s for r in results],
-        "prompt_tokens": [r.prompt_tokens for r in results],
-        "output_tokens": [r.output_tokens for r in results],
-        "preemptions": [r.preemptions for r in results],
-    }
+    req_cols = _fields(results, "id", "arrival_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens",
+                       "preemptions")
     req_cols["ttft_s"], req_cols["tpot_s"] = request_times(req_cols["arrival_s"], req_cols["first_token_s"],
                                                            req_cols["finish_s"], req_cols["output_tokens"])
     kv_blocks = np.array([s.kv_blocks for s in steps], dtype=np.int64)
     step_cols = {
         "step": np.arange(len(steps), dtype=np.int64),
-        "start_s": [s.start_s for s in steps],
-        "seconds": [s.seconds for s in steps],
+        **_fields(steps, "start_s", "seconds"),
         "phase": np.array([s.phase for s in steps], dtype=str) if steps else np.zeros(0, dtype="U1"),
-        "batch": [s.batch for s in steps],
-        "waiting": [s.waiting for s in steps],
-        "tokens": [s.tokens for s in steps],
-        "output_tokens": [s.output_tokens for s in steps],
-        "preempted": [s.preempted for s in steps],
-        "swap_s": [s.swap_s for s in steps],
+        **_fields(steps, "batch", "waiting", "tokens", "output_tokens", "preempted", "swap_s"),
         "kv_blocks": kv_blocks,
-        "energy_j": [s.energy_j for s in steps],
+        **_fields(steps, "energy_j"),
     }
     kv_names = [m.memory for m in plan.memories]
     for m in plan.memories:
@@ -179,3 +166,8 @@ def _static_power_w(system):
     from ..system.tables import static_powers
 
     return math.fsum(w for _, w in static_powers(system).values() if math.isfinite(w))
+
+
+def _fields(items, *names):
+    """{name: [item.name for each item]} for the columns of a stats table, in the order given."""
+    return {name: [getattr(x, name) for x in items] for name in names}
