@@ -192,8 +192,7 @@ class StepBuilder:
         self.head_groups = [(i * model.kv_heads // n, (i + 1) * model.kv_heads // n) for i in range(n)]
         # ffn_split(M, K, N) -> output columns of an FFN product to give a second device (0: none)
         self.ffn_split = ffn_split
-        self._rows_for, self._rows_memo = None, {}      # _part_rows, kept for one step's groups
-        self._sets_for, self._sets = None, None          # _attention_sets of one step's groups
+        self._memo_for, self._memo = None, {}           # _step_memo: kept for one step's groups
 
     # --- operand helpers -------------------------------------------------------------------
     def _operand(self, role, dtype, name, access, shape, tensor, mode="write", on_chip=False):
@@ -330,17 +329,18 @@ class StepBuilder:
         ctx = L + "context" + gs
         ctx_parts = {}
         all_parts = self.attention_parts(layer)
-        if self._sets_for is not groups:         # every layer and head group of a step: the same sets
-            self._sets_for, self._sets = groups, _attention_sets(groups)
-        for n, members in self._sets:
+        memo = self._step_memo(groups)
+        if "sets" not in memo:
+            memo["sets"] = _attention_sets(groups)
+        for n, members in memo["sets"]:
             for part in parts:
                 i = all_parts.index(part)
                 plo, phi = max(part.kv_heads[0], hlo), min(part.kv_heads[1], hhi)
                 kvh = phi - plo
                 if kvh <= 0:
                     continue
-                rows, requests, lengths, contexts, stored = self._part_rows(groups, n, members, part.tokens)
-                if not rows:
+                requests, lengths, contexts, stored = self._part_rows(groups, n, members, part.tokens)
+                if not requests:
                     continue
                 tlo = max(part.tokens[0], 0)
                 thi = tlo + max(lengths)
@@ -410,20 +410,25 @@ class StepBuilder:
         proj.accumulated = heads[1] < m.kv_heads
         out.append(proj)
 
+    def _step_memo(self, groups):
+        """What every layer and head group of one step shares (its attention sets and part rows),
+        kept for the step's `groups`."""
+        if self._memo_for is not groups:
+            self._memo_for, self._memo = groups, {}
+        return self._memo
+
     def _part_rows(self, groups, n, members, tokens):
         """For the attention set of `n` new tokens (`members`: (context, requests) pairs) and a
-        KV-cache part's token range `tokens`: per group of requests (requests, cached + new
-        tokens in the part, new tokens it stores), the requests sorted, the requests of each
-        length, those as sorted (tokens, requests) pairs, and (requests, new tokens) of the
-        groups that store tokens in the part. Every layer and head group of a
-        step asks the same: kept for `groups` (the kernels then share one contexts tuple)."""
-        if self._rows_for is not groups:
-            self._rows_for, self._rows_memo = groups, {}
+        KV-cache part's token range `tokens`: the requests with tokens in the part (sorted), the
+        requests of each length of theirs there, those as sorted (tokens, requests) pairs, and
+        (requests, new tokens) of the groups that store tokens in the part. Kept for the step
+        (_step_memo): its kernels then share one contexts tuple."""
+        memo = self._step_memo(groups)
         key = (n, tokens)
-        hit = self._rows_memo.get(key)
+        hit = memo.get(key)
         if hit is not None:
             return hit
-        rows = []
+        rows = []       # per group of requests: (requests, cached + new tokens in the part, new tokens it stores)
         for c, reqs in members:
             tlo, thi = max(tokens[0], 0), min(tokens[1], c + n)
             if thi > tlo:
@@ -433,7 +438,7 @@ class StepBuilder:
         for reqs, t, _ in rows:
             lengths[t] = lengths.get(t, 0) + len(reqs)
         stored = [(len(reqs), new) for reqs, _, new in rows if new > 0]
-        hit = self._rows_memo[key] = rows, requests, lengths, tuple(sorted(lengths.items())), stored
+        hit = memo[key] = requests, lengths, tuple(sorted(lengths.items())), stored
         return hit
 
     def _ffn(self, out, layer, L, W, x, y, M, ffn, expert, common):

@@ -23,11 +23,11 @@ from .._engine import Engine
 from ..energy import column_or_row_energy, command_energies
 from ..errors import ConfigError
 from ..lower.attacc import _Builder, attention_instances, attention_key, attention_piece, fc_piece
-from ..lower.uniform import UniformAttention
-from ..trace.contexts import as_tuple
 from ..lower.generic import GemvBuilder, gemv_key
 from ..lower.program import FP16_BYTES, assemble
+from ..lower.uniform import UniformAttention
 from ..replay import CommandLogExpander, engine_params
+from ..trace.contexts import as_tuple
 from .timing import ENERGY_KINDS, KernelTiming, energy, joules
 
 #: kernel names lowered to PIM command programs on AttAcc-style designs
@@ -62,8 +62,9 @@ class PimMemory:
         # how run_lengths times a ragged kernel: "exact" or "instances" (SimulationState)
         self.composition = "exact"
         # one instance's share of a uniform channel (time, energy by kind, commands), a row per
-        # (kind, n, program key); share_index finds the row from the kernel's numbers directly
-        self.shares, self.share_index, self.share_list, self._arrays = {}, {}, [], None
+        # (kind, n, program key) of the arrays _arrays (_add_share_row); share_index finds the
+        # row from the kernel's numbers directly
+        self.shares, self.share_index, self._arrays = {}, {}, None
         self._uniform = collections.OrderedDict()   # attention programs by instance count (_uniform_attention)
         self._recent = {}       # composed ragged kernels by their loads' key (run_lengths)
 
@@ -102,8 +103,6 @@ class PimMemory:
         if not ragged:
             return KernelTiming(0.0, "model", channels_total=C)
         if self.composition == "instances":
-            if ragged.key is None:
-                return self._composed(kind, ragged, d, reuse, C)
             key = (kind, ragged.key, d, reuse, C)
             timing = self._recent.get(key)
             if timing is None:
@@ -137,7 +136,7 @@ class PimMemory:
         keys, inverse = np.unique(n * span + L, return_inverse=True)      # one key per (n, L)
         inverse = inverse.ravel()
         rows = self._share_rows(kind, keys.tolist(), span, d, reuse)
-        times, energies, commands = self._share_arrays()
+        times, energies, commands = self._arrays        # rows past the table's are zeros
         slowest = float(np.bincount(ch, weights=times[rows][inverse] * g).max())
         instances = (np.bincount(inverse, minlength=len(rows)) * g).astype(float)   # instances of each (n, L)
         energy_sum = dict(zip(ENERGY_KINDS, (instances @ energies[rows]).tolist()))
@@ -146,7 +145,7 @@ class PimMemory:
                             self.name)
 
     def _share_rows(self, kind, keys, span, d, reuse):
-        """Rows of the share table (_share_arrays) of the (n, L) `keys` (n * span + L): one
+        """Rows of the share table (_arrays) of the (n, L) `keys` (n * span + L): one
         instance's share of a simulated channel of n instances all of context L; a share not
         yet known is simulated (run, reused across kernels: equal program keys, equal programs)."""
         rows = []
@@ -158,19 +157,16 @@ class PimMemory:
                 row = self.shares.get(pkey)
                 if row is None:
                     u = self.run(kind, [(nj, 1)], (Lj, d, reuse), True, 1)
-                    row = self.shares[pkey] = len(self.share_list)
-                    share = (u.duration_ns / nj, [u.energy[k] / nj for k in ENERGY_KINDS],
-                             np.asarray(u.per_command, dtype=float) / nj)
-                    self.share_list.append(share)
-                    self._add_share_row(row, share)
+                    row = self.shares[pkey] = len(self.shares)
+                    self._add_share_row(row, u.duration_ns / nj, [u.energy[k] / nj for k in ENERGY_KINDS],
+                                        np.asarray(u.per_command, dtype=float) / nj)
                 self.share_index[(kind, key, span, d, reuse)] = row
             rows.append(row)
         return np.asarray(rows, dtype=np.int64)
 
-    def _add_share_row(self, row, share):
-        """Row `row` of the share table's arrays (their capacity doubled when full: a stream adds
-        thousands of rows one at a time)."""
-        t, e, c = share
+    def _add_share_row(self, row, t, e, c):
+        """Row `row` of the share table's arrays: time (ns), energy (J by kind) and commands (their
+        capacity doubled when full: a stream adds thousands of rows one at a time)."""
         if self._arrays is None or row >= len(self._arrays[0]):
             size = max(64, 2 * row)
             grown = (np.zeros(size), np.zeros((size, len(ENERGY_KINDS))), np.zeros((size, len(c))))
@@ -180,11 +176,6 @@ class PimMemory:
             self._arrays = grown
         times, energies, commands = self._arrays
         times[row], energies[row], commands[row] = t, e, c
-
-    def _share_arrays(self):
-        """The share table as arrays: time (ns), energy (J by kind) and commands of each row
-        (rows past the table's are zeros)."""
-        return self._arrays
 
     def _simulate(self, key, kind, reps, C, reuse, programs_of):
         """Simulate the representative channels `reps` ((load, simulated channels, multiplicity)
@@ -348,27 +339,26 @@ def pim_energy(spec, totals, reuse=1):
 
 
 class Ragged:
-    """The loads of a ragged attention kernel: its requests' contexts `lengths` in order, each as
-    `split` units of `group` instances, the units round robin over `channels` channels (as a
+    """The loads of a ragged attention kernel: its requests' contexts (`contexts` as the kernel
+    has them, `lengths` one per request, in order), each as `split` units of `group` instances, the units round robin over `channels` channels (as a
     uniform kernel's, PimMemory.loads). `lists()`: per channel, the contexts of its instances."""
 
-    def __init__(self, lengths, split, group, channels, key=None, count=None):
-        # `lengths` may be a function giving them (made when needed: a kernel composed before
-        # by `key` needs none), then `count` says how many
-        self._lengths = lengths if callable(lengths) else np.asarray(lengths, dtype=np.int64)
-        n = count if callable(lengths) else len(self._lengths)
+    def __init__(self, contexts, split, group, channels):
+        self.contexts = contexts                       # ((tokens, requests), ...) as the kernel's
+        self.count = sum(n for _, n in contexts)
         self.split, self.group = int(split), int(group)
-        self.channels = min(int(channels), n * self.split)
-        self.count = n
-        self._lists = None
-        # what the loads follow from, when the caller has it at hand (equal keys, equal loads):
-        # PimMemory composes a kernel once for its head groups, which differ only in their heads
-        self.key = None if key is None else (key, self.split, self.group, self.channels)
+        self.channels = min(int(channels), self.count * self.split)
+        self._lengths = self._lists = None
+        # what the loads follow from (equal keys, equal loads): PimMemory composes a kernel once
+        # for its head groups, which differ only in their heads
+        self.key = (as_tuple(contexts), self.split, self.group, self.channels)
 
     @property
     def lengths(self):
-        if callable(self._lengths):
-            self._lengths = np.asarray(self._lengths(), dtype=np.int64)
+        """Each request's context, in order (made when needed: a kernel composed before by
+        `key` needs none)."""
+        if self._lengths is None:
+            self._lengths = np.asarray([t for t, n in self.contexts for _ in range(n)], dtype=np.int64)
         return self._lengths
 
     def __bool__(self):
@@ -400,8 +390,7 @@ def channel_lengths(pm, k, heads, channels=None):
         group = -(-heads // split)
     else:
         split, group = heads, 1
-    return Ragged(lambda: [t for t, n in contexts for _ in range(n)], split, group, C, as_tuple(contexts),
-                  sum(n for _, n in contexts))
+    return Ragged(contexts, split, group, C)
 
 
 def pim_work(pm, k, channels=None):
