@@ -609,13 +609,20 @@ cdef class Engine:
             at += self.field_bits[f]
         if self._dec_tables is None:
             self._dec_tables = _decode_tables(self)
-        if self._dec_tables is not False:
+        # every output summed from per-byte tables of the mapping where they apply, else the
+        # fields taken one by one (_decode_tables)
+        cdef bint tables = self._dec_tables is not False
+        npos = 0
+        tp = NULL
+        if tables:
             tab = self._dec_tables
             tp = <const uint64_t*> cnp.PyArray_DATA(tab)
             npos = tab.shape[0]
-            with nogil:
-                for i in range(n):
-                    for j in range(_accesses_of(sz[i] if sized else 0, k0, acc)):
+        cdef int32_t c_ch, c_bank, c_row, c_col
+        with nogil:
+            for i in range(n):
+                for j in range(_accesses_of(sz[i] if sized else 0, k0, acc)):
+                    if tables:
                         x = (a[i] + <uint64_t>(j * acc)) >> at0
                         lane0 = 0
                         lane1 = 0
@@ -623,31 +630,23 @@ cdef class Engine:
                             lane0 += tp[(p * 256 + (x & 255)) * 2]
                             lane1 += tp[(p * 256 + (x & 255)) * 2 + 1]
                             x >>= 8
-                        och[m] = <int32_t>lane0
-                        obank[m] = <int32_t>(lane0 >> 32)
-                        orow[m] = <int32_t>lane1
-                        ocol[m] = <int32_t>(lane1 >> 32)
-                        owr[m] = w[i]
-                        oarr[m] = arr[i]
-                        if want_first:
-                            ofirst[m] = j == 0
-                        m += 1
-            return (ch_a, bank_a, row_a, col_a, wr_a, arr_a, first_a if want_first else None), total
-        with nogil:
-            for i in range(n):
-                for j in range(_accesses_of(sz[i] if sized else 0, k0, acc)):
-                    x = a[i] + <uint64_t>(j * acc)
-                    for l in range(NL + 2):
-                        comp[l] = 0
-                    for f in range(nf):
-                        comp[fid[f]] |= <int64_t>((x >> src[f]) & fmask[f]) << dst[f]
-                    bank = 0
-                    for l in range(1, NL):
-                        bank = bank * self.level_count[l] + comp[l]
-                    och[m] = <int32_t>comp[0]
-                    obank[m] = <int32_t>bank
-                    orow[m] = <int32_t>comp[NL]
-                    ocol[m] = <int32_t>comp[NL + 1]
+                        c_ch, c_bank = <int32_t>lane0, <int32_t>(lane0 >> 32)
+                        c_row, c_col = <int32_t>lane1, <int32_t>(lane1 >> 32)
+                    else:
+                        x = a[i] + <uint64_t>(j * acc)
+                        for l in range(NL + 2):
+                            comp[l] = 0
+                        for f in range(nf):
+                            comp[fid[f]] |= <int64_t>((x >> src[f]) & fmask[f]) << dst[f]
+                        bank = 0
+                        for l in range(1, NL):
+                            bank = bank * self.level_count[l] + comp[l]
+                        c_ch, c_bank = <int32_t>comp[0], <int32_t>bank
+                        c_row, c_col = <int32_t>comp[NL], <int32_t>comp[NL + 1]
+                    och[m] = c_ch
+                    obank[m] = c_bank
+                    orow[m] = c_row
+                    ocol[m] = c_col
                     owr[m] = w[i]
                     oarr[m] = arr[i]
                     if want_first:
